@@ -1,0 +1,51 @@
+// The closed set of operators. The op table (src/core/op_table.cpp) has one row per entry,
+// in this order; a static_assert there keeps the two in step.
+#pragma once
+
+#include <cstdint>
+
+namespace minnow {
+
+enum class OpKind : uint16_t {
+  // Convolution and pooling (src/ops/conv.cpp, src/ops/pool.cpp)
+  kConv2d,
+  kMaxPool,
+  kAvgPool,
+  kGlobalAvgPool,
+  // Dense (src/ops/linear.cpp)
+  kLinear,  // y = x W^T + b, W is [out, in] (PyTorch layout); ONNX Gemm maps here
+  kMatMul,
+  // Normalization (src/ops/norm.cpp)
+  kBatchNorm,
+  // Activations (src/ops/activation.cpp)
+  kRelu,
+  kRelu6,
+  kLeakyRelu,
+  kSigmoid,
+  kTanh,
+  kGelu,
+  kHardSwish,
+  kHardSigmoid,
+  // Elementwise binary with broadcasting (src/ops/binary.cpp)
+  kAdd,
+  kSub,
+  kMul,
+  // Tensor layout (src/ops/layout.cpp)
+  kConcat,
+  kSplit,
+  kReshape,
+  kFlatten,
+  kTranspose,
+  // Softmax family (src/ops/softmax.cpp)
+  kSoftmax,
+  kLogSoftmax,
+  // Regularization (src/ops/dropout.cpp)
+  kDropout,
+  // Losses (src/ops/loss.cpp): output is a scalar mean over the batch
+  kSoftmaxCrossEntropy,
+  kMseLoss,
+  kBceWithLogits,
+  kCount
+};
+
+}  // namespace minnow

@@ -1,0 +1,259 @@
+#include "io/mnw_tensors.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "io/byte_order.h"
+#include "io/json_check.h"
+#include "minnow/error.h"
+
+namespace minnow::io {
+namespace {
+
+using detail::JsonField;
+using nlohmann::json;
+
+constexpr size_t kMaxRank = 32;
+
+uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+json quant_to_json(const QuantParams& q) {
+  json scale = json::array();
+  for (float s : q.scale) scale.push_back(static_cast<double>(s));
+  return {{"scale", std::move(scale)}, {"zero_point", q.zero_point}, {"axis", q.axis}};
+}
+
+QuantParams quant_from_json(const JsonField& f) {
+  f.require_object({"scale", "zero_point", "axis"});
+  QuantParams q;
+  JsonField scale = f.at("scale");
+  for (size_t i = 0; i < scale.array_size(); ++i) {
+    double s = scale.at(i).number();
+    if (!(std::fabs(s) <= FLT_MAX)) scale.at(i).fail("not a finite float");
+    q.scale.push_back(static_cast<float>(s));
+  }
+  JsonField zp = f.at("zero_point");
+  for (size_t i = 0; i < zp.array_size(); ++i) {
+    int64_t z = zp.at(i).int64();
+    if (z < std::numeric_limits<int32_t>::min() || z > std::numeric_limits<int32_t>::max()) {
+      zp.at(i).fail("out of the int32 range");
+    }
+    q.zero_point.push_back(static_cast<int32_t>(z));
+  }
+  JsonField axis = f.at("axis");
+  int64_t a = axis.int64();
+  if (a < -1 || a >= static_cast<int64_t>(kMaxRank)) axis.fail("out of range");
+  q.axis = static_cast<int>(a);
+  return q;
+}
+
+// Bytes of a tensor of this shape, or nullopt-like false when it exceeds `limit` (which keeps
+// the arithmetic far from overflow).
+bool shape_bytes(const Shape& shape, size_t elem_size, uint64_t limit, uint64_t* bytes) {
+  for (int64_t d : shape) {
+    if (d == 0) {
+      *bytes = 0;
+      return true;
+    }
+  }
+  uint64_t n = elem_size;
+  for (int64_t d : shape) {
+    if (n > limit / static_cast<uint64_t>(d)) return false;
+    n *= static_cast<uint64_t>(d);
+  }
+  *bytes = n;
+  return true;
+}
+
+struct IndexEntry {
+  TensorRecord record;  // value not yet allocated
+  DType dtype = DType::kF32;
+  Shape shape;
+  QuantParams quant;
+  uint64_t offset = 0;
+  uint64_t nbytes = 0;
+};
+
+IndexEntry entry_from_json(const JsonField& f, uint64_t data_len) {
+  f.require_object(
+      {"name", "dtype", "shape", "trainable", "offset", "nbytes", "encoding", "quant"});
+  IndexEntry e;
+  e.record.name = f.at("name").str();
+  if (e.record.name.empty()) f.at("name").fail("empty tensor name");
+  JsonField dtype = f.at("dtype");
+  try {
+    e.dtype = dtype_from_name(dtype.str());
+  } catch (const Error& err) {
+    dtype.fail(err.what());
+  }
+  JsonField shape = f.at("shape");
+  if (shape.array_size() > kMaxRank) shape.fail("more than 32 dimensions");
+  e.shape = shape.ints();
+  for (size_t i = 0; i < e.shape.size(); ++i) {
+    if (e.shape[i] < 0) shape.at(i).fail("negative dimension " + std::to_string(e.shape[i]));
+  }
+  e.record.trainable = f.at("trainable").boolean();
+  JsonField encoding = f.at("encoding");
+  if (encoding.str() != "raw") {
+    encoding.fail("unsupported encoding '" + encoding.str() + "' (this minnow reads 'raw')");
+  }
+  JsonField offset = f.at("offset");
+  e.offset = offset.uint64();
+  if (e.offset % 64 != 0)
+    offset.fail("offset " + std::to_string(e.offset) + " is not 64-byte aligned");
+  JsonField nbytes = f.at("nbytes");
+  e.nbytes = nbytes.uint64();
+  uint64_t expected = 0;
+  if (!shape_bytes(e.shape, dtype_size(e.dtype), data_len, &expected)) {
+    shape.fail("shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
+               " needs more than the section's " + std::to_string(data_len) + " data bytes");
+  }
+  if (e.nbytes != expected) {
+    nbytes.fail("nbytes " + std::to_string(e.nbytes) + " does not match shape " +
+                shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) + " (" +
+                std::to_string(expected) + " bytes)");
+  }
+  if (e.offset > data_len || e.nbytes > data_len - e.offset) {
+    offset.fail("data at offset " + std::to_string(e.offset) + " (" + std::to_string(e.nbytes) +
+                " bytes) lies outside the section's " + std::to_string(data_len) + " data bytes");
+  }
+  if (auto q = f.find("quant")) {
+    e.quant = quant_from_json(*q);
+    std::string problem = quant_params_problem(e.quant, e.dtype, e.shape);
+    if (!problem.empty()) q->fail(problem);
+  }
+  return e;
+}
+
+}  // namespace
+
+std::string quant_params_problem(const QuantParams& q, DType dtype, const Shape& shape) {
+  if (q.scale.empty() && q.zero_point.empty()) return "";
+  if (q.scale.size() != q.zero_point.size()) {
+    return "quantization has " + std::to_string(q.scale.size()) + " scales but " +
+           std::to_string(q.zero_point.size()) + " zero points";
+  }
+  for (size_t i = 0; i < q.scale.size(); ++i) {
+    if (!std::isfinite(q.scale[i]) || q.scale[i] < 0) {
+      return "quantization scale[" + std::to_string(i) + "] = " + std::to_string(q.scale[i]) +
+             " is not a finite non-negative number";
+    }
+  }
+  if (q.axis == -1) {
+    if (q.scale.size() != 1) {
+      return "per-tensor quantization (axis -1) needs 1 scale, got " +
+             std::to_string(q.scale.size());
+    }
+  } else if (q.axis < 0 || q.axis >= static_cast<int>(shape.size())) {
+    return "quantization axis " + std::to_string(q.axis) + " is out of range for shape " +
+           shape_str(shape);
+  } else if (static_cast<int64_t>(q.scale.size()) != shape[q.axis]) {
+    return "per-channel quantization along axis " + std::to_string(q.axis) + " needs " +
+           std::to_string(shape[q.axis]) + " scales, got " + std::to_string(q.scale.size());
+  }
+  int64_t lo = std::numeric_limits<int32_t>::min(), hi = std::numeric_limits<int32_t>::max();
+  if (dtype == DType::kI8) lo = -128, hi = 127;
+  if (dtype == DType::kU8) lo = 0, hi = 255;
+  for (size_t i = 0; i < q.zero_point.size(); ++i) {
+    if (q.zero_point[i] < lo || q.zero_point[i] > hi) {
+      return "quantization zero_point[" + std::to_string(i) +
+             "] = " + std::to_string(q.zero_point[i]) + " is out of range for " +
+             std::string(dtype_name(dtype));
+    }
+  }
+  return "";
+}
+
+std::string encode_tensor_section(const std::vector<TensorRecord>& records,
+                                  const std::string& what) {
+  json index = json::array();
+  uint64_t data_len = 0;
+  std::vector<uint64_t> offsets;
+  for (const TensorRecord& r : records) {
+    if (r.name.empty()) throw Error(what + ": a tensor has an empty name");
+    if (!r.value.defined()) throw Error(what + ": tensor '" + r.name + "' has no data");
+    std::string problem = quant_params_problem(r.value.quant, r.value.dtype(), r.value.shape());
+    if (!problem.empty()) throw Error(what + ": tensor '" + r.name + "': " + problem);
+    json entry = {{"name", r.name},           {"dtype", std::string(dtype_name(r.value.dtype()))},
+                  {"shape", r.value.shape()}, {"trainable", r.trainable},
+                  {"offset", data_len},       {"nbytes", static_cast<uint64_t>(r.value.nbytes())},
+                  {"encoding", "raw"}};
+    if (!r.value.quant.empty()) entry["quant"] = quant_to_json(r.value.quant);
+    index.push_back(std::move(entry));
+    offsets.push_back(data_len);
+    data_len += align64(r.value.nbytes());
+  }
+  std::string index_text = detail::dump_json(index, what);
+  std::string out;
+  append_le<uint64_t>(out, index_text.size());
+  out += index_text;
+  size_t data_start = align64(out.size());
+  out.resize(data_start + data_len, '\0');
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Tensor& t = records[i].value;
+    copy_le_elements(out.data() + data_start + offsets[i], t.raw(), static_cast<size_t>(t.numel()),
+                     dtype_size(t.dtype()));
+  }
+  return out;
+}
+
+std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_t size,
+                                                const std::string& where) {
+  if (size < 8) throw Error(where + ": section is " + std::to_string(size) + " bytes, too short");
+  uint64_t index_len = load_le<uint64_t>(data);
+  if (index_len > size - 8) {
+    throw Error(where + ": index length " + std::to_string(index_len) + " exceeds the section (" +
+                std::to_string(size) + " bytes)");
+  }
+  uint64_t data_start = align64(8 + index_len);
+  if (data_start > size) {
+    throw Error(where + ": section ends inside the padding after its index");
+  }
+  uint64_t data_len = size - data_start;
+  json index = detail::parse_json(reinterpret_cast<const char*>(data) + 8, index_len, where);
+  JsonField root(index, where);
+  std::vector<IndexEntry> entries;
+  std::set<std::string> names;
+  for (size_t i = 0; i < root.array_size(); ++i) {
+    JsonField f = root.at(i);
+    entries.push_back(entry_from_json(f, data_len));
+    if (!names.insert(entries.back().record.name).second) {
+      f.fail("duplicate tensor name '" + entries.back().record.name + "'");
+    }
+  }
+  std::vector<std::pair<uint64_t, size_t>> by_offset;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].nbytes) by_offset.emplace_back(entries[i].offset, i);
+  }
+  std::sort(by_offset.begin(), by_offset.end());
+  for (size_t k = 1; k < by_offset.size(); ++k) {
+    const IndexEntry& prev = entries[by_offset[k - 1].second];
+    const IndexEntry& cur = entries[by_offset[k].second];
+    if (prev.offset + prev.nbytes > cur.offset) {
+      throw Error(where + ": data of tensors '" + prev.record.name + "' and '" + cur.record.name +
+                  "' overlap");
+    }
+  }
+  // Everything is checked and every size bounded by the section: now allocate.
+  std::vector<TensorRecord> out;
+  out.reserve(entries.size());
+  for (IndexEntry& e : entries) {
+    try {
+      e.record.value = Tensor(e.dtype, e.shape);
+    } catch (const Error& err) {
+      throw Error(where + ": tensor '" + e.record.name + "': " + err.what());
+    }
+    copy_le_elements(e.record.value.raw(), data + data_start + e.offset,
+                     static_cast<size_t>(e.record.value.numel()), dtype_size(e.dtype));
+    e.record.value.quant = std::move(e.quant);
+    out.push_back(std::move(e.record));
+  }
+  return out;
+}
+
+}  // namespace minnow::io

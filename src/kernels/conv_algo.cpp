@@ -1,0 +1,74 @@
+#include "kernels/conv_algo.h"
+
+#include <array>
+
+#include "kernels/conv_dnnl.h"
+#include "kernels/conv_gemm.h"
+
+namespace minnow::kernels {
+namespace {
+
+// Each pass runs on the strategy measured fastest for it; strategies are built once and shared
+// between the passes that use them.
+class ConvPlan : public ConvAlgo {
+ public:
+  ConvPlan(const ConvGeometry& g, ConvStrategy fwd, ConvStrategy bwd_data,
+           ConvStrategy bwd_weights) {
+    fwd_ = get(g, fwd);
+    bwd_data_ = get(g, bwd_data);
+    bwd_weights_ = get(g, bwd_weights);
+  }
+
+  void forward(const float* x, const float* w, const float* b, float* y, bool training) override {
+    // Only the strategy that also computes the weight gradient profits from keeping state.
+    fwd_->forward(x, w, b, y, training && fwd_ == bwd_weights_);
+  }
+  void backward_data(const float* dy, const float* w, float* dx) override {
+    bwd_data_->backward_data(dy, w, dx);
+  }
+  void backward_weights(const float* x, const float* dy, float* dw, float* db) override {
+    bwd_weights_->backward_weights(x, dy, dw, db);
+  }
+  std::string name() const override {
+    return fwd_->name() + " | " + bwd_data_->name() + " | " + bwd_weights_->name();
+  }
+
+ private:
+  ConvAlgo* get(const ConvGeometry& g, ConvStrategy s) {
+    auto& slot = owned_[static_cast<int>(s)];
+    if (!slot) slot = make_conv_strategy(g, s);
+    return slot.get();
+  }
+
+  std::array<std::unique_ptr<ConvAlgo>, 3> owned_;
+  ConvAlgo* fwd_;
+  ConvAlgo* bwd_data_;
+  ConvAlgo* bwd_weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConvAlgo> make_conv_strategy(const ConvGeometry& g, ConvStrategy s) {
+  switch (s) {
+    case ConvStrategy::kGemm:
+      return std::make_unique<ConvGemm>(g);
+    case ConvStrategy::kDnnlPlain:
+      return std::make_unique<ConvDnnl>(g, ConvDnnl::Layout::kPlain);
+    case ConvStrategy::kDnnlAny:
+      break;
+  }
+  return std::make_unique<ConvDnnl>(g, ConvDnnl::Layout::kAny);
+}
+
+std::unique_ptr<ConvAlgo> make_conv_plan(const ConvGeometry& g, ConvStrategy fwd,
+                                         ConvStrategy bwd_data, ConvStrategy bwd_weights) {
+  return std::make_unique<ConvPlan>(g, fwd, bwd_data, bwd_weights);
+}
+
+std::unique_ptr<ConvAlgo> choose_conv_algo(const ConvGeometry& g) {
+  using S = ConvStrategy;
+  if (g.cg() == 1 && g.group > 1) return make_conv_plan(g, S::kDnnlAny, S::kDnnlAny, S::kDnnlAny);
+  return make_conv_plan(g, S::kGemm, S::kGemm, S::kGemm);
+}
+
+}  // namespace minnow::kernels

@@ -1,0 +1,165 @@
+#include "kernels/conv_gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <dnnl.hpp>
+#include <string>
+
+#include "kernels/conv_im2col.h"
+#include "kernels/conv_vec.h"
+#include "minnow/error.h"
+
+namespace minnow::kernels {
+namespace {
+
+// Largest batch of column matrices kept between forward and backward (floats; 128 MB).
+constexpr int64_t kMaxSavedFloats = int64_t{32} << 20;
+
+}  // namespace
+
+void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (st != dnnl_success) {
+    throw Error("dnnl_sgemm failed (status " + std::to_string(static_cast<int>(st)) + ") for " +
+                std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k));
+  }
+}
+
+ConvGemm::ConvGemm(const ConvGeometry& g) : g_(g) {
+  reserve_scratch(std::max(1, omp_get_max_threads()));
+  // Pointwise convolutions read x directly as the column matrix: nothing to save.
+  can_save_ = !g_.is_pointwise() && g_.n * g_.group * col_size() <= kMaxSavedFloats;
+}
+
+void ConvGemm::reserve_scratch(int threads) {
+  if (static_cast<int>(scratch_.size()) >= threads) return;
+  scratch_.resize(threads);
+  for (Scratch& s : scratch_) {
+    s.col.get(col_size());
+    s.dw.get(g_.o * g_.col_rows());
+    s.db.get(g_.o);
+    s.pad.get(std::max<int64_t>(1, im2col_scratch_size(g_)));
+  }
+}
+
+template <class F>
+int ConvGemm::run_chunks(F&& fn) {
+  const int threads = std::max(1, omp_get_max_threads());
+  if (threads > 1 && g_.n >= threads) {
+    reserve_scratch(threads);
+    int used = threads;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      const int nt = omp_get_num_threads();
+      if (t == 0) used = nt;
+      fn(scratch_[t], g_.n * t / nt, g_.n * (t + 1) / nt);
+    }
+    return used;
+  }
+  fn(scratch_[0], 0, g_.n);
+  return 1;
+}
+
+void ConvGemm::forward(const float* x, const float* w, const float* b, float* y, bool training) {
+  const int64_t ohw = g_.ohw(), hw = g_.h * g_.w, og = g_.og(), cg = g_.cg();
+  const int64_t k = g_.col_rows();
+  const bool save = training && can_save_;
+  if (save) saved_cols_.get(g_.n * g_.group * col_size());
+  saved_for_ = nullptr;
+  run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t gi = 0; gi < g_.group; ++gi) {
+        const float* xs = x + (n * g_.c + gi * cg) * hw;
+        float* ys = y + (n * g_.o + gi * og) * ohw;
+        const float* wg = w + gi * og * k;
+        if (g_.is_pointwise()) {
+          sgemm('N', 'N', og, ohw, cg, 1.0f, wg, cg, xs, hw, 0.0f, ys, ohw);
+        } else {
+          float* col = save ? saved_cols_.data() + (n * g_.group + gi) * col_size() : s.col.data();
+          im2col(g_, xs, col, ohw, s.pad.data());
+          sgemm('N', 'N', og, ohw, k, 1.0f, wg, k, col, ohw, 0.0f, ys, ohw);
+        }
+        if (b) {
+          for (int64_t oc = 0; oc < og; ++oc) {
+            add_scalar(ys + oc * ohw, ys + oc * ohw, b[gi * og + oc], ohw);
+          }
+        }
+      }
+    }
+  });
+  if (save) saved_for_ = x;
+}
+
+void ConvGemm::backward_data(const float* dy, const float* w, float* dx) {
+  const int64_t ohw = g_.ohw(), hw = g_.h * g_.w, og = g_.og(), cg = g_.cg();
+  const int64_t k = g_.col_rows();
+  run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t gi = 0; gi < g_.group; ++gi) {
+        const float* wg = w + gi * og * k;
+        const float* dys = dy + (n * g_.o + gi * og) * ohw;
+        float* dxs = dx + (n * g_.c + gi * cg) * hw;
+        if (g_.is_pointwise()) {
+          sgemm('T', 'N', cg, ohw, og, 1.0f, wg, cg, dys, ohw, 0.0f, dxs, hw);
+        } else {
+          float* col = s.col.data();
+          sgemm('T', 'N', k, ohw, og, 1.0f, wg, k, dys, ohw, 0.0f, col, ohw);
+          col2im(g_, col, ohw, dxs, s.pad.data());
+        }
+      }
+    }
+  });
+}
+
+void ConvGemm::backward_weights(const float* x, const float* dy, float* dw, float* db) {
+  const int64_t ohw = g_.ohw(), hw = g_.h * g_.w, og = g_.og(), cg = g_.cg();
+  const int64_t k = g_.col_rows(), wsize = g_.o * k;
+  const bool saved = saved_for_ == x && x != nullptr;
+  int used = run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
+    float* dwp = s.dw.data();
+    float* dbp = s.db.data();
+    std::memset(dwp, 0, sizeof(float) * wsize);
+    std::memset(dbp, 0, sizeof(float) * g_.o);
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t gi = 0; gi < g_.group; ++gi) {
+        float* dwg = dwp + gi * og * k;
+        const float* dys = dy + (n * g_.o + gi * og) * ohw;
+        const float* xs = x + (n * g_.c + gi * cg) * hw;
+        if (g_.is_pointwise()) {
+          sgemm('N', 'T', og, cg, ohw, 1.0f, dys, ohw, xs, hw, 1.0f, dwg, k);
+          continue;
+        }
+        const float* col;
+        if (saved) {
+          col = saved_cols_.data() + (n * g_.group + gi) * col_size();
+        } else {
+          im2col(g_, xs, s.col.data(), ohw, s.pad.data());
+          col = s.col.data();
+        }
+        sgemm('N', 'T', og, k, ohw, 1.0f, dys, ohw, col, ohw, 1.0f, dwg, k);
+      }
+      if (db) {
+        const float* d = dy + n * g_.o * ohw;
+        for (int64_t oc = 0; oc < g_.o; ++oc) dbp[oc] += sum_floats(d + oc * ohw, ohw);
+      }
+    }
+  });
+  std::memcpy(dw, scratch_[0].dw.data(), sizeof(float) * wsize);
+  for (int t = 1; t < used; ++t) {
+    const float* p = scratch_[t].dw.data();
+    for (int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
+  }
+  if (db) {
+    std::memcpy(db, scratch_[0].db.data(), sizeof(float) * g_.o);
+    for (int t = 1; t < used; ++t) {
+      const float* p = scratch_[t].db.data();
+      for (int64_t i = 0; i < g_.o; ++i) db[i] += p[i];
+    }
+  }
+}
+
+}  // namespace minnow::kernels

@@ -1,0 +1,52 @@
+// Convolution as im2col + oneDNN's sgemm (one GEMM per sample and group), parallel over the
+// batch with OpenMP.
+//
+// Why not only oneDNN's convolution primitives: with plain NCHW tensors and few channels (LeNet,
+// the first layer of most nets) the primitives fall back to their own gemm path with more
+// overhead, or need blocked layouts and reorders around every call; see bench/bench_kernels.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_algo.h"
+#include "kernels/conv_buffer.h"
+#include "kernels/conv_geometry.h"
+
+namespace minnow::kernels {
+
+// Thin checked wrapper of dnnl_sgemm (row-major): C = alpha * op(A) op(B) + beta * C.
+void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+class ConvGemm : public ConvAlgo {
+ public:
+  explicit ConvGemm(const ConvGeometry& g);
+
+  // In training, the column matrices of the whole batch are kept (when they fit a budget) so
+  // that backward_weights does not build them again.
+  void forward(const float* x, const float* w, const float* b, float* y, bool training) override;
+  void backward_data(const float* dy, const float* w, float* dx) override;
+  void backward_weights(const float* x, const float* dy, float* dw, float* db) override;
+  std::string name() const override { return "im2col+sgemm"; }
+
+ private:
+  struct Scratch {
+    FloatBuffer col, dw, db, pad;
+  };
+  // Calls fn(scratch, first_sample, end_sample) on each thread; one thread (with a threaded
+  // sgemm) when the batch is too small to split. Returns the number of threads used.
+  template <class F>
+  int run_chunks(F&& fn);
+  void reserve_scratch(int threads);
+  int64_t col_size() const { return g_.col_rows() * g_.ohw(); }
+
+  ConvGeometry g_;
+  std::vector<Scratch> scratch_;
+  FloatBuffer saved_cols_;            // [n][group][col_rows][ohw] from the last training forward
+  const float* saved_for_ = nullptr;  // the x those columns belong to (nullptr: none)
+  bool can_save_ = false;
+};
+
+}  // namespace minnow::kernels

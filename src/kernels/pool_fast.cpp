@@ -1,0 +1,175 @@
+#include "kernels/pool_fast.h"
+
+#include <cstring>
+
+#include "kernels/conv_vec.h"
+#include "kernels/pool_reference.h"
+
+namespace minnow::kernels {
+namespace {
+
+// Below this many input elements a parallel region costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 15;
+
+// 2x2 stride-2 max over one plane; ties go to the first element in row-major order.
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void max_2x2_plane(
+    const float* __restrict x, float* __restrict y, int32_t* __restrict arg, int64_t h, int64_t w) {
+  const int64_t ow = w / 2;
+  for (int64_t oy = 0; oy < h / 2; ++oy) {
+    const float* r0 = x + 2 * oy * w;
+    const float* r1 = r0 + w;
+    float* yr = y + oy * ow;
+    int32_t* ar = arg ? arg + oy * ow : nullptr;
+    const int32_t base = static_cast<int32_t>(2 * oy * w);
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      float m = r0[2 * ox];
+      int32_t a = base + 2 * ox;
+      if (r0[2 * ox + 1] > m) m = r0[2 * ox + 1], a = base + 2 * ox + 1;
+      if (r1[2 * ox] > m) m = r1[2 * ox], a = base + w + 2 * ox;
+      if (r1[2 * ox + 1] > m) m = r1[2 * ox + 1], a = base + w + 2 * ox + 1;
+      yr[ox] = m;
+      if (ar) ar[ox] = a;
+    }
+  }
+}
+
+}  // namespace
+
+MaxPoolFast::MaxPoolFast(const PoolGeometry& g) : g_(g), argmax_(g.planes() * g.oh() * g.ow()) {}
+
+void MaxPoolFast::forward(const float* x, float* y, bool training) {
+  const int64_t oh = g_.oh(), ow = g_.ow(), hw = g_.h * g_.w, planes = g_.planes();
+  const bool big = planes * hw >= kParallelMin;
+  if (g_.is_2x2_tiling()) {
+#pragma omp parallel for if (big)
+    for (int64_t p = 0; p < planes; ++p) {
+      max_2x2_plane(x + p * hw, y + p * oh * ow, training ? argmax_.data() + p * oh * ow : nullptr,
+                    g_.h, g_.w);
+    }
+  } else {
+    // Argmax first, then gather: the general window loop is the reference's.
+#pragma omp parallel for if (big)
+    for (int64_t p = 0; p < planes; ++p) {
+      int32_t* arg = argmax_.data() + p * oh * ow;
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int32_t a = static_cast<int32_t>(window_argmax(g_, x + p * hw, oy, ox));
+          arg[oy * ow + ox] = a;
+          y[(p * oh + oy) * ow + ox] = x[p * hw + a];
+        }
+      }
+    }
+  }
+  argmax_of_ = training || !g_.is_2x2_tiling() ? x : nullptr;
+}
+
+void MaxPoolFast::compute_argmax(const float* x) {
+  const int64_t oh = g_.oh(), ow = g_.ow(), hw = g_.h * g_.w, planes = g_.planes();
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        argmax_[(p * oh + oy) * ow + ox] =
+            static_cast<int32_t>(window_argmax(g_, x + p * hw, oy, ox));
+      }
+    }
+  }
+  argmax_of_ = x;
+}
+
+void MaxPoolFast::backward(const float* x, const float* dy, float* dx) {
+  if (argmax_of_ != x) compute_argmax(x);
+  const int64_t oh = g_.oh(), ow = g_.ow(), hw = g_.h * g_.w, planes = g_.planes();
+  const int64_t ohw = oh * ow;
+  const int32_t* arg = argmax_.data();
+  if (g_.is_2x2_tiling()) {
+    // Every input element belongs to exactly one window: write all of dx, no zero fill.
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+    for (int64_t p = 0; p < planes; ++p) {
+      float* d = dx + p * hw;
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t o = p * ohw + oy * ow + ox;
+          const int64_t i0 = 2 * oy * g_.w + 2 * ox;
+          d[i0] = d[i0 + 1] = d[i0 + g_.w] = d[i0 + g_.w + 1] = 0.0f;
+          d[arg[o]] = dy[o];
+        }
+      }
+    }
+    return;
+  }
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    float* d = dx + p * hw;
+    std::memset(d, 0, sizeof(float) * hw);
+    for (int64_t o = 0; o < ohw; ++o) d[arg[p * ohw + o]] += dy[p * ohw + o];
+  }
+}
+
+AvgPoolFast::AvgPoolFast(const PoolGeometry& g) : g_(g), inv_divisor_(g.oh() * g.ow()) {
+  for (int64_t oy = 0; oy < g.oh(); ++oy) {
+    for (int64_t ox = 0; ox < g.ow(); ++ox) {
+      inv_divisor_[oy * g.ow() + ox] = 1.0f / static_cast<float>(avg_divisor(g, oy, ox));
+    }
+  }
+}
+
+void AvgPoolFast::forward(const float* x, float* y) {
+  const int64_t oh = g_.oh(), ow = g_.ow(), hw = g_.h * g_.w, planes = g_.planes();
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xp = x + p * hw;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      int64_t y0, y1;
+      g_.window_y(oy, &y0, &y1);
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        int64_t x0, x1;
+        g_.window_x(ox, &x0, &x1);
+        float sum = 0.0f;
+        for (int64_t yy = y0; yy < y1; ++yy) {
+          for (int64_t xx = x0; xx < x1; ++xx) sum += xp[yy * g_.w + xx];
+        }
+        y[(p * oh + oy) * ow + ox] = sum * inv_divisor_[oy * ow + ox];
+      }
+    }
+  }
+}
+
+void AvgPoolFast::backward(const float* dy, float* dx) {
+  const int64_t oh = g_.oh(), ow = g_.ow(), hw = g_.h * g_.w, planes = g_.planes();
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    float* d = dx + p * hw;
+    std::memset(d, 0, sizeof(float) * hw);
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      int64_t y0, y1;
+      g_.window_y(oy, &y0, &y1);
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        int64_t x0, x1;
+        g_.window_x(ox, &x0, &x1);
+        const float v = dy[(p * oh + oy) * ow + ox] * inv_divisor_[oy * ow + ox];
+        for (int64_t yy = y0; yy < y1; ++yy) {
+          for (int64_t xx = x0; xx < x1; ++xx) d[yy * g_.w + xx] += v;
+        }
+      }
+    }
+  }
+}
+
+void global_avg_pool_forward(const float* x, float* y, int64_t planes, int64_t hw) {
+  const float inv = 1.0f / static_cast<float>(hw);
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) y[p] = sum_floats(x + p * hw, hw) * inv;
+}
+
+void global_avg_pool_backward(const float* dy, float* dx, int64_t planes, int64_t hw) {
+  const float inv = 1.0f / static_cast<float>(hw);
+#pragma omp parallel for if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float v = dy[p] * inv;
+    float* d = dx + p * hw;
+    for (int64_t i = 0; i < hw; ++i) d[i] = v;
+  }
+}
+
+}  // namespace minnow::kernels

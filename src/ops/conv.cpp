@@ -1,0 +1,209 @@
+// Conv2d: x [N,C,H,W], w [O,C/group,kh,kw], optional bias [O] -> [N,O,OH,OW].
+// Attributes: strides [sh,sw], pads [top,left,bottom,right], dilations [dh,dw], group.
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "kernels/conv_algo.h"
+#include "kernels/conv_buffer.h"
+#include "kernels/conv_geometry.h"
+#include "kernels/conv_reference.h"
+#include "ops/op_defs.h"
+#include "ops/op_util.h"
+
+namespace minnow::ops {
+namespace {
+
+using kernels::ConvGeometry;
+
+std::vector<int64_t> ints_attr(const Node& n, const char* key, std::vector<int64_t> fallback,
+                               size_t size, int64_t min_value) {
+  std::vector<int64_t> v = n.attrs.get_ints(key, std::move(fallback));
+  if (v.size() != size) {
+    fail(n, std::string("attribute '") + key + "' has " + std::to_string(v.size()) +
+                " values, expected " + std::to_string(size));
+  }
+  for (int64_t x : v) {
+    if (x < min_value) {
+      fail(n, std::string("attribute '") + key + "' has value " + std::to_string(x) +
+                  ", expected >= " + std::to_string(min_value));
+    }
+  }
+  return v;
+}
+
+// Validates inputs and attributes; the batch may be kDynamic (only infer sees that).
+ConvGeometry geometry(const Node& n, const InputInfos& in) {
+  const ValueInfo& x = input(n, in, 0);
+  const ValueInfo& w = input(n, in, 1);
+  const ValueInfo* b = in.size() > 2 ? in[2] : nullptr;
+  require_rank(n, x, 4);
+  require_rank(n, w, 4);
+  require_float(n, x);
+  require_float(n, w);
+  if (w.dtype != x.dtype)
+    fail(n, "weight '" + w.name + "' dtype differs from input '" + x.name + "'");
+  for (int d = 1; d < 4; ++d) {
+    if (x.shape[d] <= 0) {
+      fail(n, "input '" + x.name + "' has shape " + shape_str(x.shape) +
+                  ": channel and spatial dims must be concrete and positive");
+    }
+  }
+  if (x.shape[0] != kDynamic && x.shape[0] < 0) fail(n, "input '" + x.name + "' has a bad batch");
+  for (int64_t d : w.shape) {
+    if (d <= 0) fail(n, "weight '" + w.name + "' has shape " + shape_str(w.shape));
+  }
+  std::vector<int64_t> s = ints_attr(n, "strides", {1, 1}, 2, 1);
+  std::vector<int64_t> p = ints_attr(n, "pads", {0, 0, 0, 0}, 4, 0);
+  std::vector<int64_t> d = ints_attr(n, "dilations", {1, 1}, 2, 1);
+  int64_t group = n.attrs.get_int("group", 1);
+  ConvGeometry g;
+  g.n = x.shape[0];
+  g.c = x.shape[1];
+  g.h = x.shape[2];
+  g.w = x.shape[3];
+  g.o = w.shape[0];
+  g.kh = w.shape[2];
+  g.kw = w.shape[3];
+  g.sh = s[0];
+  g.sw = s[1];
+  g.pt = p[0];
+  g.pl = p[1];
+  g.pb = p[2];
+  g.pr = p[3];
+  g.dh = d[0];
+  g.dw = d[1];
+  g.group = group;
+  if (group < 1 || g.c % group != 0 || g.o % group != 0) {
+    fail(n, "group " + std::to_string(group) + " must divide input channels (" +
+                std::to_string(g.c) + ") and output channels (" + std::to_string(g.o) + ")");
+  }
+  if (w.shape[1] != g.cg()) {
+    fail(n, "weight '" + w.name + "' has shape " + shape_str(w.shape) + " but input '" + x.name +
+                "' has " + std::to_string(g.c) + " channels and group " + std::to_string(group) +
+                ": expected dim 1 = " + std::to_string(g.cg()));
+  }
+  if (b) {
+    require_float(n, *b);
+    if (b->dtype != x.dtype) fail(n, "bias '" + b->name + "' dtype differs from the input's");
+    if (b->shape != Shape{g.o}) {
+      fail(n, "bias '" + b->name + "' has shape " + shape_str(b->shape) + ", expected [" +
+                  std::to_string(g.o) + "]");
+    }
+    g.has_bias = true;
+  }
+  if (g.oh() < 1 || g.ow() < 1) {
+    fail(n, "kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " (dilation " +
+                std::to_string(g.dh) + "x" + std::to_string(g.dw) +
+                ") is larger than the padded "
+                "input " +
+                std::to_string(g.h + g.pt + g.pb) + "x" + std::to_string(g.w + g.pl + g.pr));
+  }
+  return g;
+}
+
+void infer_conv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
+  ConvGeometry g = geometry(n, in);
+  out[0].dtype = in[0]->dtype;
+  out[0].shape = {in[0]->shape[0], g.o, g.oh(), g.ow()};
+}
+
+int64_t conv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
+  return geometry(n, in).macs_per_sample();
+}
+
+// Kernels are built for one concrete shape; a session builds a new one for a new batch size.
+void check_batch(const ConvGeometry& g, const Tensor& x) {
+  if (x.rank() != 4 || x.dim(0) != g.n || x.dim(1) != g.c || x.dim(2) != g.h || x.dim(3) != g.w) {
+    throw Error("Conv2d kernel built for input [" + std::to_string(g.n) + "," +
+                std::to_string(g.c) + "," + std::to_string(g.h) + "," + std::to_string(g.w) +
+                "] got " + shape_str(x.shape()));
+  }
+}
+
+void zero_grads(Tensors grad_in) {
+  for (Tensor* t : grad_in) {
+    if (t) t->fill_zero();
+  }
+}
+
+class ConvReference : public Kernel {
+ public:
+  explicit ConvReference(const ConvGeometry& g) : g_(g) {}
+
+  void forward(Tensors in, Tensors out, RunContext&) override {
+    check_batch(g_, *in[0]);
+    dispatch_float(in[0]->dtype(), [&]<class T>() {
+      const T* b = g_.has_bias ? in[2]->data<T>() : nullptr;
+      kernels::conv_forward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(), b,
+                                         out[0]->data<T>());
+    });
+  }
+
+  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    if (!grad_out[0]) return zero_grads(grad_in);
+    dispatch_float(in[0]->dtype(), [&]<class T>() {
+      auto ptr = [&](size_t i) {
+        return i < grad_in.size() && grad_in[i] ? grad_in[i]->data<T>() : nullptr;
+      };
+      kernels::conv_backward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(),
+                                          grad_out[0]->data<T>(), ptr(0), ptr(1),
+                                          g_.has_bias ? ptr(2) : nullptr);
+    });
+  }
+
+ private:
+  ConvGeometry g_;
+};
+
+class ConvFast : public Kernel {
+ public:
+  explicit ConvFast(const ConvGeometry& g) : g_(g), algo_(kernels::choose_conv_algo(g)) {}
+
+  void forward(Tensors in, Tensors out, RunContext& ctx) override {
+    check_batch(g_, *in[0]);
+    algo_->forward(in[0]->f32(), in[1]->f32(), g_.has_bias ? in[2]->f32() : nullptr, out[0]->f32(),
+                   ctx.training);
+  }
+
+  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    if (!grad_out[0]) return zero_grads(grad_in);
+    const float* dy = grad_out[0]->f32();
+    // The first layer's input needs no gradient: skipping backward-data there saves about a
+    // third of its backward time.
+    if (grad_in[0]) algo_->backward_data(dy, in[1]->f32(), grad_in[0]->f32());
+    Tensor* dw = grad_in.size() > 1 ? grad_in[1] : nullptr;
+    Tensor* db = g_.has_bias && grad_in.size() > 2 ? grad_in[2] : nullptr;
+    if (!dw && !db) return;
+    float* dw_ptr = dw ? dw->f32() : unused_dw_.get(g_.o * g_.col_rows());
+    algo_->backward_weights(in[0]->f32(), dy, dw_ptr, db ? db->f32() : nullptr);
+  }
+
+ private:
+  ConvGeometry g_;
+  std::unique_ptr<kernels::ConvAlgo> algo_;
+  kernels::FloatBuffer unused_dw_;  // weight-gradient target when only db is wanted
+};
+
+ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
+  ConvGeometry g = geometry(n, in);
+  if (g.n == kDynamic) fail(n, "kernel needs a concrete batch size");
+  return g;
+}
+
+std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
+                                       const std::vector<ValueInfo>&) {
+  return std::make_unique<ConvReference>(concrete_geometry(n, in));
+}
+
+std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
+                                  const std::vector<ValueInfo>&) {
+  return std::make_unique<ConvFast>(concrete_geometry(n, in));
+}
+
+}  // namespace
+
+const OpDef kConv2dDef = {OpKind::kConv2d, "Conv2d",       2,         3,    1,
+                          infer_conv,      make_reference, make_fast, true, conv_macs};
+
+}  // namespace minnow::ops

@@ -1,0 +1,429 @@
+// BatchNorm over x[N, C, ...] with per-channel scale, bias and running statistics (PyTorch
+// semantics): training normalizes with the batch statistics (biased variance) and moves the
+// running statistics toward them (unbiased variance), in place in inputs 3 and 4; eval
+// normalizes with the running statistics.
+//
+// The fast kernel is a hand loop, not oneDNN: for the plain NCHW/NC layouts minnow keeps,
+// oneDNN 2.6 only has its generic "ncsp_bnorm" implementation, which measured 5-20x slower than
+// these loops (e.g. [64,300] forward 62 us vs 7 us, [64,32,16,16] 5.6 ms vs 0.14 ms, 2 threads).
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ops/op_defs.h"
+#include "ops/op_util.h"
+
+namespace minnow::ops {
+namespace {
+
+// Tensors below this many elements stay on one thread (team wake-up costs more than the loop).
+constexpr int64_t kParallelMin = int64_t{1} << 15;
+
+struct BnParams {
+  double epsilon, momentum;
+};
+
+BnParams bn_params(const Node& n) {
+  BnParams p{n.attrs.get_float("epsilon", 1e-5), n.attrs.get_float("momentum", 0.1)};
+  if (!std::isfinite(p.epsilon) || p.epsilon < 0) {
+    fail(n, "attribute epsilon must be finite and >= 0, got " + std::to_string(p.epsilon));
+  }
+  if (!(p.momentum >= 0 && p.momentum <= 1)) {
+    fail(n, "attribute momentum must be in [0, 1], got " + std::to_string(p.momentum));
+  }
+  return p;
+}
+
+void infer_batch_norm(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
+  bn_params(n);
+  const ValueInfo& x = input(n, in, 0);
+  require_float(n, x);
+  if (x.shape.size() < 2) {
+    fail(n, "input '" + x.name + "' has shape " + shape_str(x.shape) +
+                ", expected rank >= 2 [N,C,...]");
+  }
+  const int64_t channels = x.shape[1];
+  if (channels < 0) fail(n, "input '" + x.name + "' must have a concrete channel dim");
+  static const char* const kRoles[] = {"scale", "bias", "running_mean", "running_var"};
+  for (size_t i = 1; i <= 4; ++i) {
+    const ValueInfo& p = input(n, in, i);
+    require_float(n, p);
+    if (p.dtype != x.dtype) {
+      fail(n, std::string(kRoles[i - 1]) + " '" + p.name + "' has dtype " +
+                  std::string(dtype_name(p.dtype)) + ", expected " +
+                  std::string(dtype_name(x.dtype)) + " like the input");
+    }
+    if (p.shape != Shape{channels}) {
+      fail(n, std::string(kRoles[i - 1]) + " '" + p.name + "' has shape " + shape_str(p.shape) +
+                  ", expected [" + std::to_string(channels) + "]");
+    }
+  }
+  out[0].dtype = x.dtype;
+  out[0].shape = x.shape;
+}
+
+// x viewed as [N, C, S]: S is the product of the spatial dims (1 for rank 2).
+struct BnDims {
+  int64_t n, c, s;
+  int64_t count() const { return n * s; }
+};
+
+BnDims bn_dims(const InputInfos& in) {
+  const Shape& x = in[0]->shape;
+  int64_t s = 1;
+  for (size_t i = 2; i < x.size(); ++i) s *= x[i];
+  return {x[0], x[1], s};
+}
+
+// State and checks shared by both kernels.
+class BnBase : public Kernel {
+ protected:
+  BnBase(const Node& node, BnDims d) : node_(node), d_(d), p_(bn_params(node)) {}
+
+  void check_trainable() const {
+    if (d_.count() < 2) {
+      fail(node_, "training mode needs more than one value per channel, got N*spatial = " +
+                      std::to_string(d_.count()));
+    }
+  }
+
+  Node node_;
+  BnDims d_;
+  BnParams p_;
+  bool batch_stats_ = false;  // what the last forward normalized with
+};
+
+// The oracle: straightforward per-channel loops, statistics accumulated in double.
+template <class T>
+class BatchNormRef final : public BnBase {
+ public:
+  BatchNormRef(const Node& node, BnDims d) : BnBase(node, d), mean_(d.c), inv_(d.c) {}
+
+  void forward(Tensors in, Tensors out, RunContext& ctx) override {
+    const T* x = in[0]->data<T>();
+    const T* g = in[1]->data<T>();
+    const T* b = in[2]->data<T>();
+    T* rm = in[3]->data<T>();
+    T* rv = in[4]->data<T>();
+    T* y = out[0]->data<T>();
+    batch_stats_ = ctx.training;
+    if (batch_stats_) check_trainable();
+    const double cnt = static_cast<double>(d_.count());
+    for (int64_t c = 0; c < d_.c; ++c) {
+      double mean, var;
+      if (batch_stats_) {
+        double sum = 0, sq = 0;
+        for_channel(c, [&](int64_t i) { sum += x[i]; });
+        mean = sum / cnt;
+        for_channel(c, [&](int64_t i) { sq += (x[i] - mean) * (x[i] - mean); });
+        var = sq / cnt;
+        const double m = p_.momentum;
+        rm[c] = static_cast<T>((1 - m) * rm[c] + m * mean);
+        rv[c] = static_cast<T>((1 - m) * rv[c] + m * var * cnt / (cnt - 1));
+      } else {
+        mean = rm[c];
+        var = rv[c];
+      }
+      mean_[c] = mean;
+      inv_[c] = 1 / std::sqrt(var + p_.epsilon);
+      for_channel(c,
+                  [&](int64_t i) { y[i] = static_cast<T>((x[i] - mean) * inv_[c] * g[c] + b[c]); });
+    }
+  }
+
+  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    for (Tensor* t : grad_in) {
+      if (t) t->fill_zero();
+    }
+    if (!grad_out[0]) return;
+    const T* x = in[0]->data<T>();
+    const T* g = in[1]->data<T>();
+    const T* dy = grad_out[0]->data<T>();
+    const double cnt = static_cast<double>(d_.count());
+    for (int64_t c = 0; c < d_.c; ++c) {
+      const double mean = mean_[c], inv = inv_[c];
+      double sum_dy = 0, sum_dy_xhat = 0;
+      for_channel(c, [&](int64_t i) {
+        sum_dy += dy[i];
+        sum_dy_xhat += dy[i] * (x[i] - mean) * inv;
+      });
+      if (grad_in[0]) {
+        T* dx = grad_in[0]->data<T>();
+        for_channel(c, [&](int64_t i) {
+          double v = dy[i];
+          // With batch statistics, mean and variance depend on every x of the channel.
+          if (batch_stats_) v -= sum_dy / cnt + (x[i] - mean) * inv * sum_dy_xhat / cnt;
+          dx[i] = static_cast<T>(g[c] * inv * v);
+        });
+      }
+      if (grad_in[1]) grad_in[1]->data<T>()[c] = static_cast<T>(sum_dy_xhat);
+      if (grad_in[2]) grad_in[2]->data<T>()[c] = static_cast<T>(sum_dy);
+      // Running statistics only influence the output in eval mode.
+      if (!batch_stats_ && grad_in.size() > 4) {
+        if (grad_in[3]) grad_in[3]->data<T>()[c] = static_cast<T>(-g[c] * inv * sum_dy);
+        if (grad_in[4]) {
+          grad_in[4]->data<T>()[c] = static_cast<T>(-0.5 * g[c] * inv * inv * sum_dy_xhat);
+        }
+      }
+    }
+  }
+
+ private:
+  template <class F>
+  void for_channel(int64_t c, F&& f) const {
+    for (int64_t n = 0; n < d_.n; ++n) {
+      const int64_t base = (n * d_.c + c) * d_.s;
+      for (int64_t s = 0; s < d_.s; ++s) f(base + s);
+    }
+  }
+
+  std::vector<double> mean_, inv_;
+};
+
+// f32 hand loops. Two layouts of the [N, C, S] view:
+//  - S == 1 (rank 2): rows of C channels; inner loops run across channels.
+//  - S > 1: per channel, N contiguous runs of S; inner loops run along S.
+// Channel blocks are independent, so they are what the threads share. Inner runs accumulate in
+// float (vectorized), runs are combined in double so long channels do not lose precision.
+class BatchNormFast final : public BnBase {
+ public:
+  BatchNormFast(const Node& node, BnDims d)
+      : BnBase(node, d), mean_(d.c), inv_(d.c), var_(d.c), s1_(d.c), s2_(d.c) {}
+
+  void forward(Tensors in, Tensors out, RunContext& ctx) override {
+    batch_stats_ = ctx.training;
+    if (batch_stats_) {
+      check_trainable();
+      batch_statistics(in[0]->f32());
+      const float m = static_cast<float>(p_.momentum);
+      const double unbias = static_cast<double>(d_.count()) / static_cast<double>(d_.count() - 1);
+      float* rm = in[3]->f32();
+      float* rv = in[4]->f32();
+      for (int64_t c = 0; c < d_.c; ++c) {
+        rm[c] = (1 - m) * rm[c] + m * mean_[c];
+        rv[c] = (1 - m) * rv[c] + m * static_cast<float>(var_[c] * unbias);
+      }
+      for (int64_t c = 0; c < d_.c; ++c) {
+        inv_[c] = static_cast<float>(1.0 / std::sqrt(var_[c] + p_.epsilon));
+      }
+    } else {
+      const float* rm = in[3]->f32();
+      const float* rv = in[4]->f32();
+      for (int64_t c = 0; c < d_.c; ++c) {
+        mean_[c] = rm[c];
+        inv_[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(rv[c]) + p_.epsilon));
+      }
+    }
+    // y = x * a + shift with a = scale * inv, shift = bias - mean * a.
+    const float* g = in[1]->f32();
+    const float* b = in[2]->f32();
+    std::vector<float>& a = a_;
+    std::vector<float>& shift = shift_;
+    a.resize(d_.c);
+    shift.resize(d_.c);
+    for (int64_t c = 0; c < d_.c; ++c) {
+      a[c] = g[c] * inv_[c];
+      shift[c] = b[c] - mean_[c] * a[c];
+    }
+    affine(in[0]->f32(), nullptr, out[0]->f32(), a.data(), nullptr, shift.data());
+  }
+
+  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    for (Tensor* t : grad_in) {
+      if (t) t->fill_zero();
+    }
+    if (!grad_out[0]) return;
+    const float* x = in[0]->f32();
+    const float* g = in[1]->f32();
+    const float* dy = grad_out[0]->f32();
+    // s1 = sum dy, s2 = sum dy * (x - mean), per channel.
+    reduce(dy, x, mean_.data());
+    const double cnt = static_cast<double>(d_.count());
+    std::vector<float>& k1 = a_;
+    std::vector<float>& k2 = k2_;
+    std::vector<float>& k3 = shift_;
+    k1.resize(d_.c);
+    k2.resize(d_.c);
+    k3.resize(d_.c);
+    for (int64_t c = 0; c < d_.c; ++c) {
+      const double inv = inv_[c], a = g[c] * inv;
+      const double sum_dy = s1_[c], sum_dy_xhat = s2_[c] * inv;
+      if (grad_in[1]) grad_in[1]->f32()[c] = static_cast<float>(sum_dy_xhat);
+      if (grad_in[2]) grad_in[2]->f32()[c] = static_cast<float>(sum_dy);
+      // dx = k1 dy + k2 x + k3; with batch statistics k2, k3 carry the mean/variance terms.
+      double c2 = 0, c3 = 0;
+      if (batch_stats_) {
+        c2 = -a * inv * sum_dy_xhat / cnt;
+        c3 = -a * sum_dy / cnt - c2 * mean_[c];
+      } else if (grad_in.size() > 4) {
+        if (grad_in[3]) grad_in[3]->f32()[c] = static_cast<float>(-a * sum_dy);
+        if (grad_in[4]) grad_in[4]->f32()[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
+      }
+      k1[c] = static_cast<float>(a);
+      k2[c] = static_cast<float>(c2);
+      k3[c] = static_cast<float>(c3);
+    }
+    if (grad_in[0]) {
+      affine(dy, batch_stats_ ? x : nullptr, grad_in[0]->f32(), k1.data(), k2.data(), k3.data());
+    }
+  }
+
+ private:
+  bool parallel() const { return d_.n * d_.c * d_.s >= kParallelMin; }
+
+  // Batch mean and biased variance into mean_, var_. The sums are taken around one sample of
+  // the channel (the shift), which keeps the sum-of-squares cancellation small.
+  void batch_statistics(const float* x) {
+    const int64_t N = d_.n, C = d_.c, S = d_.s;
+    const double cnt = static_cast<double>(d_.count());
+    for (int64_t c = 0; c < C; ++c) mean_[c] = x[c * S];  // the shift
+    if (S == 1) {
+      std::vector<float> f1(C, 0.0f), f2(C, 0.0f);
+      const float* k = mean_.data();
+      for (int64_t n = 0; n < N; ++n) {
+        const float* r = x + n * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = r[c] - k[c];
+          f1[c] += v;
+          f2[c] += v * v;
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        s1_[c] = f1[c];
+        s2_[c] = f2[c];
+      }
+    } else {
+#pragma omp parallel for if (parallel()) schedule(static)
+      for (int64_t c = 0; c < C; ++c) {
+        const float k = mean_[c];
+        double t1 = 0, t2 = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const float* p = x + (n * C + c) * S;
+          float f1 = 0, f2 = 0;
+#pragma omp simd reduction(+ : f1, f2)
+          for (int64_t s = 0; s < S; ++s) {
+            const float v = p[s] - k;
+            f1 += v;
+            f2 += v * v;
+          }
+          t1 += f1;
+          t2 += f2;
+        }
+        s1_[c] = t1;
+        s2_[c] = t2;
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const double m1 = s1_[c] / cnt;
+      var_[c] = std::max(0.0, s2_[c] / cnt - m1 * m1);
+      mean_[c] = static_cast<float>(mean_[c] + m1);
+    }
+  }
+
+  // s1_ = sum dy, s2_ = sum dy * (x - mean), per channel.
+  void reduce(const float* dy, const float* x, const float* mean) {
+    const int64_t N = d_.n, C = d_.c, S = d_.s;
+    if (S == 1) {
+      std::vector<float> f1(C, 0.0f), f2(C, 0.0f);
+      for (int64_t n = 0; n < N; ++n) {
+        const float* d = dy + n * C;
+        const float* r = x + n * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          f1[c] += d[c];
+          f2[c] += d[c] * (r[c] - mean[c]);
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        s1_[c] = f1[c];
+        s2_[c] = f2[c];
+      }
+      return;
+    }
+#pragma omp parallel for if (parallel()) schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      const float m = mean[c];
+      double t1 = 0, t2 = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* d = dy + (n * C + c) * S;
+        const float* p = x + (n * C + c) * S;
+        float f1 = 0, f2 = 0;
+#pragma omp simd reduction(+ : f1, f2)
+        for (int64_t s = 0; s < S; ++s) {
+          f1 += d[s];
+          f2 += d[s] * (p[s] - m);
+        }
+        t1 += f1;
+        t2 += f2;
+      }
+      s1_[c] = t1;
+      s2_[c] = t2;
+    }
+  }
+
+  // out = src * k1[c] (+ x * k2[c] when x is given) + k3[c].
+  void affine(const float* src, const float* x, float* out, const float* k1, const float* k2,
+              const float* k3) const {
+    const int64_t N = d_.n, C = d_.c, S = d_.s;
+    if (S == 1) {
+#pragma omp parallel for if (parallel()) schedule(static)
+      for (int64_t n = 0; n < N; ++n) {
+        const float* r = src + n * C;
+        float* o = out + n * C;
+        if (x) {
+          const float* q = x + n * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) o[c] = r[c] * k1[c] + q[c] * k2[c] + k3[c];
+        } else {
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) o[c] = r[c] * k1[c] + k3[c];
+        }
+      }
+      return;
+    }
+#pragma omp parallel for collapse(2) if (parallel()) schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t base = (n * C + c) * S;
+        const float* r = src + base;
+        float* o = out + base;
+        const float a = k1[c], sh = k3[c];
+        if (x) {
+          const float* q = x + base;
+          const float b2 = k2[c];
+#pragma omp simd
+          for (int64_t s = 0; s < S; ++s) o[s] = r[s] * a + q[s] * b2 + sh;
+        } else {
+#pragma omp simd
+          for (int64_t s = 0; s < S; ++s) o[s] = r[s] * a + sh;
+        }
+      }
+    }
+  }
+
+  std::vector<float> mean_, inv_;
+  std::vector<double> var_, s1_, s2_;
+  std::vector<float> a_, shift_, k2_;  // per-channel coefficients, reused every call
+};
+
+std::unique_ptr<Kernel> make_bn_ref(const Node& n, const InputInfos& in,
+                                    const std::vector<ValueInfo>&) {
+  BnDims d = bn_dims(in);
+  return dispatch_float(input(n, in, 0).dtype, [&]<class T>() -> std::unique_ptr<Kernel> {
+    return std::make_unique<BatchNormRef<T>>(n, d);
+  });
+}
+
+std::unique_ptr<Kernel> make_bn_fast(const Node& n, const InputInfos& in,
+                                     const std::vector<ValueInfo>&) {
+  return std::make_unique<BatchNormFast>(n, bn_dims(in));
+}
+
+}  // namespace
+
+const OpDef kBatchNormDef = {OpKind::kBatchNorm, "BatchNorm",  5,    5,      1, infer_batch_norm,
+                             make_bn_ref,        make_bn_fast, true, nullptr};
+
+}  // namespace minnow::ops

@@ -1,0 +1,30 @@
+// Declarations of every op table row; each is defined in its family's file.
+#pragma once
+
+#include "core/op_registry.h"
+
+namespace minnow::ops {
+
+// conv.cpp
+extern const OpDef kConv2dDef;
+// pool.cpp
+extern const OpDef kMaxPoolDef, kAvgPoolDef, kGlobalAvgPoolDef;
+// linear.cpp
+extern const OpDef kLinearDef, kMatMulDef;
+// norm.cpp
+extern const OpDef kBatchNormDef;
+// activation.cpp
+extern const OpDef kReluDef, kRelu6Def, kLeakyReluDef, kSigmoidDef, kTanhDef, kGeluDef,
+    kHardSwishDef, kHardSigmoidDef;
+// binary.cpp
+extern const OpDef kAddDef, kSubDef, kMulDef;
+// layout.cpp
+extern const OpDef kConcatDef, kSplitDef, kReshapeDef, kFlattenDef, kTransposeDef;
+// softmax.cpp
+extern const OpDef kSoftmaxDef, kLogSoftmaxDef;
+// dropout.cpp
+extern const OpDef kDropoutDef;
+// loss.cpp
+extern const OpDef kSoftmaxCrossEntropyDef, kMseLossDef, kBceWithLogitsDef;
+
+}  // namespace minnow::ops

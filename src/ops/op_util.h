@@ -1,0 +1,51 @@
+// Small helpers shared by the op families: error messages that name the node, shape checks,
+// and dtype dispatch for reference kernels (f32 and f64).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/op_registry.h"
+#include "minnow/error.h"
+
+namespace minnow::ops {
+
+[[noreturn]] inline void fail(const Node& n, const std::string& what) {
+  throw Error("node '" + n.name + "' (" + op_def(n.op).name + "): " + what);
+}
+
+inline const ValueInfo& input(const Node& n, const InputInfos& in, size_t i) {
+  if (i >= in.size() || !in[i]) fail(n, "missing input " + std::to_string(i));
+  return *in[i];
+}
+
+inline void require_rank(const Node& n, const ValueInfo& v, int rank) {
+  if (static_cast<int>(v.shape.size()) != rank) {
+    fail(n, "input '" + v.name + "' has shape " + shape_str(v.shape) + ", expected rank " +
+                std::to_string(rank));
+  }
+}
+
+inline void require_float(const Node& n, const ValueInfo& v) {
+  if (!dtype_is_float(v.dtype)) {
+    fail(n, "input '" + v.name + "' has dtype " + std::string(dtype_name(v.dtype)) +
+                ", expected f32 or f64");
+  }
+}
+
+// Product of dims, with the batch dimension counted as 1 when symbolic (per-sample MACs).
+inline int64_t numel_per_sample(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= (d == kDynamic ? 1 : d);
+  return n;
+}
+
+// Calls f.template operator()<T>() with T = float or double according to `t`.
+template <class F>
+decltype(auto) dispatch_float(DType t, F&& f) {
+  if (t == DType::kF64) return f.template operator()<double>();
+  if (t == DType::kF32) return f.template operator()<float>();
+  throw Error("expected a float tensor, got " + std::string(dtype_name(t)));
+}
+
+}  // namespace minnow::ops

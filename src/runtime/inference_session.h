@@ -1,0 +1,40 @@
+// InferenceSession: runs a graph forward in eval mode for any number of inputs and outputs.
+//
+// Kernels (and their oneDNN primitives) are built once per batch size and reused. Later work
+// (issue 4) adds fusion passes and a static memory plan here; the interface stays.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/op_registry.h"
+#include "minnow/graph.h"
+
+namespace minnow {
+
+class InferenceSession {
+ public:
+  explicit InferenceSession(Graph graph, KernelChoice kernels = KernelChoice::kFast);
+  ~InferenceSession();
+
+  const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }
+  const std::vector<ValueInfo>& outputs() const { return graph_.outputs; }
+
+  // `feeds` maps every graph input name to a tensor of the declared dtype and shape (with one
+  // common batch size). Throws minnow::Error naming the input that does not fit.
+  // Returns the outputs in graph order; they are valid until the next run().
+  const std::vector<Tensor>& run(const std::map<std::string, Tensor>& feeds);
+
+ private:
+  struct Plan;
+  Plan& plan_for(int64_t batch);
+
+  Graph graph_;
+  KernelChoice kernels_;
+  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+  std::vector<Tensor> results_;
+};
+
+}  // namespace minnow

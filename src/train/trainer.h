@@ -1,0 +1,81 @@
+// The training loop: epochs of shuffled, augmented batches through a TrainingSession and an
+// optimizer, with LR schedule, gradient clipping, validation, early stopping, atomic
+// checkpoints, exact resume, and NaN/Inf detection.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "data/normalize.h"
+#include "minnow/graph.h"
+#include "train/lr_schedule.h"
+#include "train/optimizer.h"
+#include "train/training_session.h"
+
+namespace minnow {
+
+struct TrainProgress {
+  int64_t epoch = 0, epochs = 0;  // epoch is 1-based
+  int64_t step = 0, steps_per_epoch = 0;
+  double loss = 0, accuracy = 0;  // running means over the epoch so far
+  double images_per_second = 0;
+  double eta_seconds = 0;
+};
+
+struct EpochSummary {
+  int64_t epoch = 0;
+  double train_loss = 0, train_acc = 0;
+  double val_loss = -1, val_acc = -1;  // -1 without a validation split
+  double lr = 0;
+  double seconds = 0;
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t batch = 64;
+  double lr = 1e-3;
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  double clip_grad_norm = 0;  // 0: off
+  double label_smoothing = 0;
+  uint64_t seed = 0;
+  double val_split = 0;  // fraction of the training set held out for validation
+  std::string early_stop_metric = "val_acc";  // val_acc | val_loss
+  int64_t patience = 0;                       // 0: no early stopping
+  data::AugmentOptions augment;
+  std::string checkpoint_path;   // written atomically after every epoch when non-empty
+  std::string resume_path;       // continue from this checkpoint
+  int64_t stop_after_epoch = 0;  // for tests: return after this epoch as if killed (0: off)
+  std::function<void(const TrainProgress&)> on_progress;
+  std::function<void(const EpochSummary&)> on_epoch;
+};
+
+struct TrainResult {
+  int64_t epochs_run = 0;    // epochs completed in total (including resumed ones)
+  int64_t steps = 0;         // optimizer steps in total
+  int64_t images = 0;        // images through training steps in this process
+  double train_seconds = 0;  // wall time of training steps in this process, data loading included
+  double final_train_loss = 0;
+  bool stopped_early = false;
+  std::vector<EpochSummary> history;
+};
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t samples = 0;
+  double seconds = 0;
+};
+
+// Trains `graph` in place (its initializers). `norm` is applied to every batch and should be
+// stored with the model. Throws minnow::Error on bad configuration or a non-finite loss.
+TrainResult train_model(Graph& graph, const data::Dataset& train_data,
+                        const data::Normalization& norm, const TrainConfig& config);
+
+EvalResult evaluate_model(const Graph& graph, const data::Dataset& data,
+                          const data::Normalization& norm, int64_t batch = 256);
+
+}  // namespace minnow

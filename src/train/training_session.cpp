@@ -1,0 +1,274 @@
+#include "train/training_session.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/rng.h"
+#include "minnow/error.h"
+
+namespace minnow {
+
+// Values are addressed by index in the step loop; names are resolved once when planning.
+struct TrainingSession::Plan {
+  int64_t batch = 0;
+  std::vector<std::string> names;
+  std::vector<Tensor> values;
+  std::vector<Tensor> grads;    // empty tensors for values that need no gradient
+  std::vector<Tensor> scratch;  // for the second and later gradient contributions (fan-out)
+  std::vector<char> needs_grad;
+  std::vector<char> grad_written;
+  std::vector<int> param_ids;  // value id of params_[i]
+  struct Step {
+    const Node* node;
+    std::unique_ptr<Kernel> kernel;
+    std::vector<int> in, out;
+    std::vector<Tensor*> in_ptrs, out_ptrs;
+    bool backward = false;
+  };
+  std::vector<Step> steps;
+  int input_id = -1, labels_id = -1, output_id = -1, loss_id = -1;
+  bool grads_allocated = false;
+};
+
+TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
+    : graph_(graph), options_(options) {
+  if (graph.inputs.size() != 1 || graph.outputs.size() != 1) {
+    throw Error("training needs a model with one input and one output; '" + graph.name + "' has " +
+                std::to_string(graph.inputs.size()) + " and " +
+                std::to_string(graph.outputs.size()));
+  }
+  input_name_ = graph.inputs[0].name;
+  output_name_ = graph.outputs[0].name;
+  labels_name_ = "__labels";
+  loss_name_ = "__loss";
+  ValueInfo logits = graph.infer_shapes().at(output_name_);
+  Node loss;
+  loss.name = "__loss";
+  loss.inputs = {output_name_, labels_name_};
+  loss.outputs = {loss_name_};
+  ValueInfo labels{labels_name_, DType::kF32, logits.shape};
+  switch (options.loss) {
+    case LossKind::kSoftmaxCrossEntropy:
+      loss.op = OpKind::kSoftmaxCrossEntropy;
+      loss.attrs.set("label_smoothing", options.label_smoothing);
+      labels.dtype = DType::kI64;
+      labels.shape = {logits.shape.empty() ? kDynamic : logits.shape[0]};
+      break;
+    case LossKind::kMse:
+      loss.op = OpKind::kMseLoss;
+      break;
+    case LossKind::kBceWithLogits:
+      loss.op = OpKind::kBceWithLogits;
+      break;
+  }
+  graph_.inputs.push_back(labels);
+  graph_.nodes.push_back(loss);
+  graph_.outputs = {ValueInfo{loss_name_, DType::kF32, {}}};
+  graph_.validate();
+  for (auto& [name, init] : graph_.initializers) {
+    if (init.trainable)
+      params_.push_back(ParamRef{name, init.value, Tensor(init.value.dtype(), init.value.shape())});
+  }
+}
+
+TrainingSession::~TrainingSession() = default;
+
+TrainingSession::Plan& TrainingSession::plan_for(int64_t batch) {
+  auto it = plans_.find(batch);
+  if (it != plans_.end()) return *it->second;
+  auto plan = std::make_unique<Plan>();
+  plan->batch = batch;
+  auto info = graph_.infer_shapes(batch);
+  std::map<std::string, int> id;
+  auto add_value = [&](const std::string& name) {
+    auto [pos, inserted] = id.emplace(name, static_cast<int>(plan->names.size()));
+    if (inserted) {
+      plan->names.push_back(name);
+      auto init = graph_.initializers.find(name);
+      if (init != graph_.initializers.end()) {
+        plan->values.push_back(init->second.value);  // shares storage
+        plan->needs_grad.push_back(init->second.trainable);
+      } else {
+        const ValueInfo& v = info.at(name);
+        plan->values.emplace_back(v.dtype, v.shape);
+        plan->needs_grad.push_back(0);
+      }
+    }
+    return pos->second;
+  };
+  for (const ValueInfo& v : graph_.inputs) add_value(v.name);
+  for (const auto& [name, init] : graph_.initializers) add_value(name);
+  for (const Node& n : graph_.nodes) {
+    Plan::Step s;
+    s.node = &n;
+    InputInfos in;
+    std::vector<ValueInfo> out;
+    bool any_grad = false;
+    for (const std::string& name : n.inputs) {
+      if (name.empty()) {
+        s.in.push_back(-1);
+        in.push_back(nullptr);
+        continue;
+      }
+      int v = add_value(name);
+      s.in.push_back(v);
+      in.push_back(&info.at(name));
+      any_grad = any_grad || plan->needs_grad[v];
+    }
+    for (const std::string& name : n.outputs) {
+      int v = add_value(name);
+      s.out.push_back(v);
+      out.push_back(info.at(name));
+      plan->needs_grad[v] = any_grad;
+    }
+    if (any_grad && !op_def(n.op).has_gradient) {
+      throw Error("node '" + n.name + "' (" + op_def(n.op).name +
+                  ") has trainable parameters upstream but its op has no gradient");
+    }
+    s.backward = any_grad;
+    s.kernel = make_kernel(n, in, out, options_.kernels);
+    plan->steps.push_back(std::move(s));
+  }
+  // Pointers are taken after all values exist: the vector no longer reallocates.
+  for (Plan::Step& s : plan->steps) {
+    for (int v : s.in) s.in_ptrs.push_back(v >= 0 ? &plan->values[v] : nullptr);
+    for (int v : s.out) s.out_ptrs.push_back(&plan->values[v]);
+  }
+  plan->input_id = id.at(input_name_);
+  plan->labels_id = id.at(labels_name_);
+  plan->output_id = id.at(output_name_);
+  plan->loss_id = id.at(loss_name_);
+  for (const ParamRef& p : params_) plan->param_ids.push_back(id.at(p.name));
+  Plan& ref = *plan;
+  plans_[batch] = std::move(plan);
+  return ref;
+}
+
+static void check_batch_input(const std::string& what, const Tensor& t, const ValueInfo& expected,
+                              int64_t batch) {
+  Shape want = expected.shape;
+  for (int64_t& d : want) {
+    if (d == kDynamic) d = batch;
+  }
+  if (t.shape() != want || t.dtype() != expected.dtype) {
+    throw Error(what + " has shape " + shape_str(t.shape()) + " " +
+                std::string(dtype_name(t.dtype())) + ", expected " + shape_str(want) + " " +
+                std::string(dtype_name(expected.dtype)));
+  }
+}
+
+float TrainingSession::run_forward(Plan& plan, const Tensor& x, const Tensor& labels, bool training,
+                                   Rng* rng) {
+  check_batch_input("input", x, graph_.inputs[0], plan.batch);
+  check_batch_input("labels", labels, graph_.inputs[1], plan.batch);
+  plan.values[plan.input_id] = x;
+  plan.values[plan.labels_id] = labels;
+  RunContext ctx{training, rng};
+  for (Plan::Step& s : plan.steps) s.kernel->forward(s.in_ptrs, s.out_ptrs, ctx);
+  last_plan_ = &plan;
+  return plan.values[plan.loss_id].f32()[0];
+}
+
+float TrainingSession::evaluate(const Tensor& x, const Tensor& labels) {
+  if (x.rank() == 0) throw Error("input has no batch dimension");
+  return run_forward(plan_for(x.dim(0)), x, labels, false, nullptr);
+}
+
+static void add_into(Tensor& dst, const Tensor& src) {
+  float* d = dst.f32();
+  const float* s = src.f32();
+  int64_t n = dst.numel();
+#pragma omp parallel for if (n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+}
+
+float TrainingSession::train_step(const Tensor& x, const Tensor& labels, Rng& rng) {
+  if (x.rank() == 0) throw Error("input has no batch dimension");
+  Plan& plan = plan_for(x.dim(0));
+  if (!plan.grads_allocated) {
+    plan.grads.resize(plan.values.size());
+    plan.scratch.resize(plan.values.size());
+    plan.grad_written.assign(plan.values.size(), 0);
+    for (size_t v = 0; v < plan.values.size(); ++v) {
+      if (!plan.needs_grad[v]) continue;
+      plan.grads[v] = Tensor(plan.values[v].dtype(), plan.values[v].shape());
+      plan.scratch[v] = Tensor(plan.values[v].dtype(), plan.values[v].shape());
+    }
+    // Parameter gradients live in params_ so the optimizer finds them whatever the batch size.
+    for (size_t i = 0; i < params_.size(); ++i) plan.grads[plan.param_ids[i]] = params_[i].grad;
+    plan.grads_allocated = true;
+  }
+  float loss = run_forward(plan, x, labels, true, &rng);
+  if (!std::isfinite(loss)) return loss;  // the caller reports; no backward through NaN
+
+  std::fill(plan.grad_written.begin(), plan.grad_written.end(), 0);
+  plan.grads[plan.loss_id].f32()[0] = 1.0f;
+  plan.grad_written[plan.loss_id] = 1;
+  RunContext ctx{true, &rng};
+  std::vector<Tensor*> gout, gin;
+  std::vector<int> deferred;  // inputs whose gradient went to scratch and must be added
+  for (auto it = plan.steps.rbegin(); it != plan.steps.rend(); ++it) {
+    Plan::Step& s = *it;
+    if (!s.backward) continue;
+    gout.clear();
+    gin.clear();
+    deferred.clear();
+    bool any_out = false;
+    for (int v : s.out) {
+      bool has = plan.grad_written[v];
+      any_out = any_out || has;
+      gout.push_back(has ? &plan.grads[v] : nullptr);
+    }
+    if (!any_out) continue;  // output does not reach the loss
+    for (int v : s.in) {
+      if (v < 0 || !plan.needs_grad[v]) {
+        gin.push_back(nullptr);
+      } else if (!plan.grad_written[v]) {
+        gin.push_back(&plan.grads[v]);
+        plan.grad_written[v] = 1;
+      } else {
+        gin.push_back(&plan.scratch[v]);
+        deferred.push_back(v);
+      }
+    }
+    // The same value twice as input of one node (x + x) must not share one scratch buffer.
+    for (size_t i = 0; i < s.in.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (s.in[i] >= 0 && s.in[i] == s.in[j] && gin[i] && gin[i] == gin[j]) {
+          throw Error("node '" + s.node->name + "' reads value '" + plan.names[s.in[i]] +
+                      "' twice; training such a node is not supported");
+        }
+      }
+    }
+    s.kernel->backward(s.in_ptrs, s.out_ptrs, gout, gin, ctx);
+    for (int v : deferred) add_into(plan.grads[v], plan.scratch[v]);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!plan.grad_written[plan.param_ids[i]]) params_[i].grad.fill_zero();
+  }
+  return loss;
+}
+
+const Tensor& TrainingSession::logits() const {
+  if (!last_plan_) throw Error("no forward pass has run yet");
+  return last_plan_->values[last_plan_->output_id];
+}
+
+std::string TrainingSession::first_non_finite_node() const {
+  if (!last_plan_) return "";
+  for (const Plan::Step& s : last_plan_->steps) {
+    for (int v : s.out) {
+      const Tensor& t = last_plan_->values[v];
+      if (t.dtype() != DType::kF32) continue;
+      const float* p = t.f32();
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        if (!std::isfinite(p[i])) {
+          return "node '" + s.node->name + "' (" + op_def(s.node->op).name + ")";
+        }
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace minnow
