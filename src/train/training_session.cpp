@@ -164,7 +164,15 @@ float TrainingSession::run_forward(Plan& plan, const Tensor& x, const Tensor& la
   plan.values[plan.input_id] = x;
   plan.values[plan.labels_id] = labels;
   RunContext ctx{training, rng};
-  for (Plan::Step& s : plan.steps) s.kernel->forward(s.in_ptrs, s.out_ptrs, ctx);
+  for (Plan::Step& s : plan.steps) {
+    if (!profiler_.enabled()) {
+      s.kernel->forward(s.in_ptrs, s.out_ptrs, ctx);
+      continue;
+    }
+    const auto start = StepProfiler::Clock::now();
+    s.kernel->forward(s.in_ptrs, s.out_ptrs, ctx);
+    profiler_.add(s.node->name, op_def(s.node->op).name, false, start);
+  }
   last_plan_ = &plan;
   return plan.values[plan.loss_id].f32()[0];
 }
@@ -240,8 +248,10 @@ float TrainingSession::train_step(const Tensor& x, const Tensor& labels, Rng& rn
         }
       }
     }
+    const auto start = StepProfiler::Clock::now();
     s.kernel->backward(s.in_ptrs, s.out_ptrs, gout, gin, ctx);
     for (int v : deferred) add_into(plan.grads[v], plan.scratch[v]);
+    if (profiler_.enabled()) profiler_.add(s.node->name, op_def(s.node->op).name, true, start);
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!plan.grad_written[plan.param_ids[i]]) params_[i].grad.fill_zero();

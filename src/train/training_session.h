@@ -13,6 +13,7 @@
 
 #include "core/op_registry.h"
 #include "minnow/graph.h"
+#include "train/step_profiler.h"
 
 namespace minnow {
 
@@ -62,6 +63,7 @@ class TrainingSession {
   std::vector<ParamRef> params_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   Plan* last_plan_ = nullptr;
+  StepProfiler profiler_;
 };
 
 }  // namespace minnow

@@ -259,7 +259,9 @@ void expect_same_tensor(const Tensor& a, const Tensor& b, const std::string& nam
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name << ": data differs";
   EXPECT_EQ(a.quant.scale, b.quant.scale) << name;
   EXPECT_EQ(a.quant.zero_point, b.quant.zero_point) << name;
-  if (!a.quant.empty()) EXPECT_EQ(a.quant.axis, b.quant.axis) << name;
+  if (!a.quant.empty()) {
+    EXPECT_EQ(a.quant.axis, b.quant.axis) << name;
+  }
 }
 
 void expect_same_contents(const MnwContents& a, const MnwContents& b) {
