@@ -49,6 +49,25 @@ class GraphBuilder {
   std::string activation(OpKind kind, const std::string& x, std::string name = "");
   std::string relu(const std::string& x) { return activation(OpKind::kRelu, x); }
 
+  // Sequence layers, initialized like their PyTorch modules. embedding: i64 indices
+  // [N, T...] -> [N, T..., dim], weight ~ N(0, 1). layer_norm: over the last dim, scale 1,
+  // bias 0. multi_head_attention: self-attention on x [N, T, D] (nn.MultiheadAttention with
+  // batch_first=True); `lengths` names an i64 [N] value (keys t >= lengths[n] are masked) or is
+  // empty. Parameters are named as in PyTorch's state_dict ("<name>.in_proj_weight",
+  // "<name>.out_proj.weight", ...).
+  std::string embedding(const std::string& x, int64_t vocab, int64_t dim, std::string name = "");
+  std::string layer_norm(const std::string& x, double epsilon = 1e-5, std::string name = "");
+  std::string multi_head_attention(const std::string& x, int64_t num_heads,
+                                   const std::string& lengths = "", std::string name = "");
+  // Whole-sequence LSTM / GRU over x [N, T, F] (PyTorch batch_first, one layer). `lengths` is
+  // an i64 [N] value, or "" when every sequence has T steps. Returns {y [N, T, dirs*H],
+  // h_last [N, dirs*H]}. Parameters "<name>.weight_ih", ".weight_hh", ".bias_ih", ".bias_hh",
+  // all U(-1/sqrt(H), 1/sqrt(H)) like PyTorch.
+  std::vector<std::string> lstm(const std::string& x, int64_t hidden, bool bidirectional = false,
+                                const std::string& lengths = "", std::string name = "");
+  std::vector<std::string> gru(const std::string& x, int64_t hidden, bool bidirectional = false,
+                               const std::string& lengths = "", std::string name = "");
+
   // Any op with one output; inputs are value names.
   std::string op(OpKind kind, const std::vector<std::string>& inputs, Attrs attrs = {},
                  std::string name = "");

@@ -45,6 +45,13 @@ enum class OpKind : uint16_t {
   kSoftmaxCrossEntropy,
   kMseLoss,
   kBceWithLogits,
+  // Sequence models (src/ops/embedding.cpp, layer_norm.cpp, attention.cpp)
+  kEmbedding,
+  kLayerNorm,
+  kMultiHeadAttention,
+  // Recurrent (src/ops/lstm.cpp, src/ops/gru.cpp)
+  kLstm,
+  kGru,
   kCount
 };
 

@@ -13,7 +13,13 @@ struct ZooOptions {
   Shape input_shape = {1, 28, 28};  // one sample, without the batch dimension
   int64_t classes = 10;
   std::vector<int64_t> hidden = {256, 128};  // mlp only
-  double dropout = 0.0;                      // mlp only
+  // Rate of a Dropout right before the final classifier (mlp: after every hidden layer);
+  // 0 means none. The CNNs default to none so that short runs are deterministic.
+  double dropout = 0.0;
+  // Channel multiplier of the CNNs (mobilenets, squeezenet, shufflenet_v2, resnet8, ds_cnn);
+  // scaled channel counts are rounded to a multiple of 8 like torchvision's _make_divisible.
+  // The LeNets and the mlp ignore it.
+  double width = 1.0;
   uint64_t seed = 0;
 };
 
@@ -25,7 +31,8 @@ struct ZooEntry {
 const std::vector<ZooEntry>& entries();
 bool has(const std::string& name);
 // Graph with input "input" [N, ...input_shape] and output "logits" [N, classes].
-// Throws minnow::Error for unknown names (listing the known ones) or unsuitable input shapes.
+// Throws minnow::Error for unknown names (listing the known ones), unsuitable input shapes
+// (too small, wrong rank) or a non-positive width.
 Graph build(const std::string& name, const ZooOptions& opt);
 
 }  // namespace minnow::zoo

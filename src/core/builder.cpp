@@ -178,6 +178,101 @@ std::string GraphBuilder::activation(OpKind kind, const std::string& x, std::str
   return op(kind, {x}, {}, auto_name(base, std::move(name)));
 }
 
+// LSTM (4 gates) and GRU (3 gates) share everything but the gate count.
+static std::vector<std::string> recurrent_layer(GraphBuilder& b, OpKind kind, int64_t gates,
+                                                const std::string& x, int64_t hidden,
+                                                bool bidirectional, const std::string& lengths,
+                                                std::string name) {
+  const ValueInfo& xi = b.info(x);
+  const char* what = kind == OpKind::kLstm ? "lstm" : "gru";
+  if (xi.shape.size() != 3) {
+    throw Error(std::string("builder: ") + what + " input '" + x + "' is not [N, T, F]");
+  }
+  if (hidden <= 0) throw Error(std::string("builder: ") + what + " hidden size must be > 0");
+  const int64_t features = xi.shape[2];
+  const int64_t rows = (bidirectional ? 2 : 1) * gates * hidden;
+  const float bound = 1.0f / std::sqrt(static_cast<float>(hidden));
+  auto uniform = [&](Shape shape) {
+    Tensor t(DType::kF32, std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = b.rng().uniform(-bound, bound);
+    return t;
+  };
+  std::vector<std::string> inputs = {x};
+  inputs.push_back(b.parameter(name + ".weight_ih", uniform({rows, features}), true));
+  inputs.push_back(b.parameter(name + ".weight_hh", uniform({rows, hidden}), true));
+  inputs.push_back(b.parameter(name + ".bias_ih", uniform({rows}), true));
+  inputs.push_back(b.parameter(name + ".bias_hh", uniform({rows}), true));
+  if (!lengths.empty()) inputs.push_back(lengths);
+  Attrs a;
+  a.set("hidden_size", hidden);
+  a.set("bidirectional", int64_t{bidirectional ? 1 : 0});
+  return b.op_multi(kind, inputs, 2, std::move(a), name);
+}
+
+std::vector<std::string> GraphBuilder::lstm(const std::string& x, int64_t hidden,
+                                            bool bidirectional, const std::string& lengths,
+                                            std::string name) {
+  return recurrent_layer(*this, OpKind::kLstm, 4, x, hidden, bidirectional, lengths,
+                         auto_name("lstm", std::move(name)));
+}
+
+std::vector<std::string> GraphBuilder::gru(const std::string& x, int64_t hidden, bool bidirectional,
+                                           const std::string& lengths, std::string name) {
+  return recurrent_layer(*this, OpKind::kGru, 3, x, hidden, bidirectional, lengths,
+                         auto_name("gru", std::move(name)));
+}
+
+std::string GraphBuilder::embedding(const std::string& x, int64_t vocab, int64_t dim,
+                                    std::string name) {
+  if (vocab < 1 || dim < 1) {
+    throw Error("builder: embedding needs vocab and dim >= 1, got " + std::to_string(vocab) +
+                " and " + std::to_string(dim));
+  }
+  name = auto_name("embedding", std::move(name));
+  Tensor w(DType::kF32, {vocab, dim});
+  for (int64_t i = 0; i < w.numel(); ++i) w.f32()[i] = rng_->normal();  // nn.Embedding: N(0, 1)
+  return op(OpKind::kEmbedding, {x, parameter(name + ".weight", w, true)}, {}, name);
+}
+
+std::string GraphBuilder::layer_norm(const std::string& x, double epsilon, std::string name) {
+  const ValueInfo& xi = info(x);
+  if (xi.shape.empty()) throw Error("builder: layer_norm input '" + x + "' is a scalar");
+  const int64_t d = xi.shape.back();
+  name = auto_name("ln", std::move(name));
+  Tensor scale(DType::kF32, {d});
+  for (int64_t i = 0; i < d; ++i) scale.f32()[i] = 1.0f;
+  std::vector<std::string> inputs = {x, parameter(name + ".weight", scale, true),
+                                     parameter(name + ".bias", Tensor(DType::kF32, {d}), true)};
+  Attrs a;
+  a.set("epsilon", epsilon);
+  return op(OpKind::kLayerNorm, inputs, std::move(a), name);
+}
+
+std::string GraphBuilder::multi_head_attention(const std::string& x, int64_t num_heads,
+                                               const std::string& lengths, std::string name) {
+  const ValueInfo& xi = info(x);
+  if (xi.shape.size() != 3) {
+    throw Error("builder: multi_head_attention input '" + x + "' has shape " + shape_str(xi.shape) +
+                ", expected [N, T, D]");
+  }
+  const int64_t d = xi.shape[2];
+  name = auto_name("mha", std::move(name));
+  // nn.MultiheadAttention._reset_parameters: xavier_uniform_ on in_proj_weight (fan_in D,
+  // fan_out 3D), zero biases; out_proj keeps nn.Linear's kaiming-uniform weight.
+  Tensor in_w(DType::kF32, {3 * d, d});
+  const float bound = std::sqrt(6.0f / static_cast<float>(d + 3 * d));
+  for (int64_t i = 0; i < in_w.numel(); ++i) in_w.f32()[i] = rng_->uniform(-bound, bound);
+  std::vector<std::string> inputs = {
+      x, parameter(name + ".in_proj_weight", in_w, true),
+      parameter(name + ".in_proj_bias", Tensor(DType::kF32, {3 * d}), true),
+      parameter(name + ".out_proj.weight", kaiming_uniform({d, d}, d), true),
+      parameter(name + ".out_proj.bias", Tensor(DType::kF32, {d}), true)};
+  if (!lengths.empty()) inputs.push_back(lengths);
+  Attrs a;
+  a.set("num_heads", num_heads);
+  return op(OpKind::kMultiHeadAttention, inputs, std::move(a), name);
+}
+
 Graph GraphBuilder::build() {
   graph_.validate();
   graph_.infer_shapes();

@@ -40,6 +40,23 @@ void Dataset::validate(const std::string& what) const {
            " is outside [0, " + std::to_string(num_classes) + ")");
     }
   }
+  if (lengths.defined()) {
+    if (x.dtype() != DType::kI64 || x.rank() != 2) {
+      fail("token sequences must be i64 [N, L], got " + std::string(dtype_name(x.dtype())) + " " +
+           shape_str(x.shape()));
+    }
+    if (lengths.dtype() != DType::kI64 || lengths.shape() != Shape{x.dim(0)}) {
+      fail("lengths must be i64 [" + std::to_string(x.dim(0)) + "], got " +
+           std::string(dtype_name(lengths.dtype())) + " " + shape_str(lengths.shape()));
+    }
+    const int64_t* len = lengths.data<int64_t>();
+    for (int64_t i = 0; i < lengths.numel(); ++i) {
+      if (len[i] < 0 || len[i] > x.dim(1)) {
+        fail("length " + std::to_string(len[i]) + " of sample " + std::to_string(i) +
+             " is outside [0, " + std::to_string(x.dim(1)) + "]");
+      }
+    }
+  }
   if (!class_names.empty() && static_cast<int64_t>(class_names.size()) != num_classes) {
     fail(std::to_string(class_names.size()) + " class names for " + std::to_string(num_classes) +
          " classes");
@@ -70,23 +87,25 @@ Dataset Dataset::subset(const std::vector<int64_t>& indices) const {
       std::memcpy(dst + k * row, src + indices[k] * row, row);
     }
   }
-  if (y.defined()) {
-    Shape shape = y.shape();
+  // y and lengths hold one element per sample.
+  for (auto [from, to] : {std::pair{&y, &out.y}, std::pair{&lengths, &out.lengths}}) {
+    if (!from->defined()) continue;
+    Shape shape = from->shape();
     shape[0] = count;
-    out.y = Tensor(y.dtype(), shape);
-    const size_t row = n ? y.nbytes() / static_cast<size_t>(n) : 0;
-    const auto* src = static_cast<const std::byte*>(y.raw());
-    auto* dst = static_cast<std::byte*>(out.y.raw());
+    *to = Tensor(from->dtype(), shape);
+    const size_t row = n ? from->nbytes() / static_cast<size_t>(n) : 0;
+    const auto* src = static_cast<const std::byte*>(from->raw());
+    auto* dst = static_cast<std::byte*>(to->raw());
     for (int64_t k = 0; k < count; ++k) std::memcpy(dst + k * row, src + indices[k] * row, row);
   }
   return out;
 }
 
-std::pair<Dataset, Dataset> split_validation(const Dataset& d, double fraction, uint64_t seed) {
+std::pair<std::vector<int64_t>, std::vector<int64_t>> split_indices(int64_t n, double fraction,
+                                                                    uint64_t seed) {
   if (!(fraction >= 0.0 && fraction < 1.0)) {
     throw Error("validation fraction " + std::to_string(fraction) + " is outside [0, 1)");
   }
-  const int64_t n = d.size();
   auto n_val = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
   // fraction < 1 promises a training set: keep at least one sample there.
   if (n > 0 && n_val >= n) n_val = n - 1;
@@ -95,6 +114,11 @@ std::pair<Dataset, Dataset> split_validation(const Dataset& d, double fraction, 
   random_permutation(n, rng, order);
   std::vector<int64_t> train(order.begin(), order.end() - n_val);
   std::vector<int64_t> val(order.end() - n_val, order.end());
+  return {std::move(train), std::move(val)};
+}
+
+std::pair<Dataset, Dataset> split_validation(const Dataset& d, double fraction, uint64_t seed) {
+  auto [train, val] = split_indices(d.size(), fraction, seed);
   return {d.subset(train), d.subset(val)};
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/byte_source.h"
+#include "io/atomic_file.h"
 #include "minnow/error.h"
 
 namespace minnow::data {
@@ -156,6 +157,51 @@ Tensor read_idx(const std::string& path) {
   uint8_t extra;
   if (src.read(&extra, 1) != 0) throw fail("trailing garbage after " + promised);
   return t;
+}
+
+std::string encode_idx(const Tensor& t) {
+  uint8_t code = 0;
+  switch (t.dtype()) {
+    case DType::kU8:
+      code = 0x08;
+      break;
+    case DType::kI8:
+      code = 0x09;
+      break;
+    case DType::kI32:
+      code = 0x0C;
+      break;
+    case DType::kF32:
+      code = 0x0D;
+      break;
+    case DType::kF64:
+      code = 0x0E;
+      break;
+    default:
+      throw Error("encode_idx: IDX has no type code for " + std::string(dtype_name(t.dtype())) +
+                  " (expected u8, i8, i32, f32 or f64)");
+  }
+  if (t.rank() == 0 || t.rank() > 255) {
+    throw Error("encode_idx: rank " + std::to_string(t.rank()) + " is outside [1, 255]");
+  }
+  std::string out = {'\0', '\0', static_cast<char>(code), static_cast<char>(t.rank())};
+  for (int64_t d : t.shape()) {
+    if (d < 0 || d > int64_t{0xFFFFFFFF}) {
+      throw Error("encode_idx: dimension " + std::to_string(d) + " does not fit in a u32");
+    }
+    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((d >> s) & 0xFF));
+  }
+  const size_t header = out.size();
+  out.resize(header + t.nbytes());
+  auto* p = reinterpret_cast<uint8_t*>(out.data() + header);
+  std::memcpy(p, t.raw(), t.nbytes());
+  // The byte swap is its own inverse.
+  big_endian_to_host(p, static_cast<size_t>(t.numel()), dtype_size(t.dtype()));
+  return out;
+}
+
+void write_idx(const std::string& path, const Tensor& t) {
+  io::write_file_atomic(path, encode_idx(t));
 }
 
 }  // namespace minnow::data

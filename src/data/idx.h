@@ -21,4 +21,11 @@ inline constexpr int64_t kMaxIdxElements = int64_t{1} << 31;
 // the header promises), trailing bytes after the data, and corrupt gzip data.
 Tensor read_idx(const std::string& path);
 
+// The IDX encoding of `t` (uncompressed): u8 -> 0x08, i8 -> 0x09, i32 -> 0x0C, f32 -> 0x0D,
+// f64 -> 0x0E. Throws minnow::Error for another dtype, rank 0 or > 255, or a dim >= 2^32.
+std::string encode_idx(const Tensor& t);
+
+// encode_idx(t) written with io::write_file_atomic (never a half file at `path`).
+void write_idx(const std::string& path, const Tensor& t);
+
 }  // namespace minnow::data

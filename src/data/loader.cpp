@@ -22,8 +22,22 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, 
       prefetch_(prefetch) {
   auto fail = [](const std::string& msg) { throw Error("BatchLoader: " + msg); };
   if (batch_size <= 0) fail("batch size " + std::to_string(batch_size) + " must be positive");
-  if (!data.x.defined() || data.x.dtype() != DType::kF32 || data.x.rank() < 2) {
-    fail("dataset x must be an f32 tensor [N, ...] with rank >= 2, got " +
+  tokens_ = data.x.defined() && data.x.dtype() == DType::kI64;
+  if (tokens_) {
+    if (data.x.rank() != 2 || !data.lengths.defined() || data.lengths.dtype() != DType::kI64 ||
+        data.lengths.shape() != Shape{data.x.dim(0)}) {
+      fail("token-id dataset must have i64 x [N, L] and i64 lengths [N], got x " +
+           shape_str(data.x.shape()) + " and " +
+           (data.lengths.defined() ? std::string(dtype_name(data.lengths.dtype())) + " lengths " +
+                                         shape_str(data.lengths.shape())
+                                   : std::string("no lengths")));
+    }
+    if (!norm.mean.empty() || !norm.std.empty()) {
+      fail("token ids (i64 x) take no normalization; pass an empty Normalization");
+    }
+    if (aug.any()) fail("token ids (i64 x) take no augmentation (shift/hflip)");
+  } else if (!data.x.defined() || data.x.dtype() != DType::kF32 || data.x.rank() < 2) {
+    fail("dataset x must be an f32 tensor [N, ...] with rank >= 2 or i64 token ids [N, L], got " +
          (data.x.defined()
               ? std::string(dtype_name(data.x.dtype())) + " " + shape_str(data.x.shape())
               : std::string("no tensor")));
@@ -37,7 +51,7 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, 
               : std::string("no tensor")));
   }
   const Shape sample = data.sample_shape();
-  channels_ = num_channels(sample);
+  channels_ = tokens_ ? 1 : num_channels(sample);
   inner_ = channels_ ? shape_numel(sample) / channels_ : 0;
 
   if (norm.mean.empty() && norm.std.empty()) {
@@ -76,8 +90,9 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, 
     s.x_shape = data.x.shape();
     s.x_shape[0] = rows;
     s.y_shape = {rows};
-    s.x = Tensor(DType::kF32, s.x_shape);
+    s.x = Tensor(data.x.dtype(), s.x_shape);
     s.y = Tensor(DType::kI64, s.y_shape);
+    if (tokens_) s.lengths = Tensor(DType::kI64, s.y_shape);
     s.size = rows;
   }
   order_.reserve(static_cast<size_t>(n_));
@@ -145,6 +160,7 @@ bool BatchLoader::next(Batch& out) {
   }
   out.x = slot.x;
   out.y = slot.y;
+  out.lengths = slot.lengths;
   out.size = slot.size;
   cursor_ = k + 1;
   return true;
@@ -185,9 +201,23 @@ void BatchLoader::fill(Slot& slot, int64_t batch_index) {
     slot.y_shape[0] = count;
     slot.x.resize(slot.x_shape);
     slot.y.resize(slot.y_shape);
+    if (tokens_) slot.lengths.resize(slot.y_shape);
     slot.size = count;
   }
   const int64_t sample_numel = channels_ * inner_;
+  if (tokens_) {
+    const int64_t* ids = data_.x.data<int64_t>();
+    const int64_t* labels = data_.y.data<int64_t>();
+    const int64_t* lengths = data_.lengths.data<int64_t>();
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t idx = order_[begin + j];
+      slot.y.data<int64_t>()[j] = labels[idx];
+      slot.lengths.data<int64_t>()[j] = lengths[idx];
+      std::memcpy(slot.x.data<int64_t>() + j * sample_numel, ids + idx * sample_numel,
+                  static_cast<size_t>(sample_numel) * sizeof(int64_t));
+    }
+    return;
+  }
   const float* src = data_.x.f32();
   const int64_t* labels = data_.y.data<int64_t>();
   float* dst = slot.x.f32();

@@ -1,5 +1,6 @@
 // BatchLoader: shuffled, normalized, augmented mini-batches, optionally prepared one batch ahead
-// on a background thread.
+// on a background thread. Token-id datasets (i64 x [N, L] with lengths) pass through unchanged:
+// ids are not normalized or augmented.
 //
 // Determinism: the order of epoch e is a Fisher-Yates permutation drawn from
 // Rng::derive(seed, e); the augmentation of dataset sample i in epoch e is drawn from
@@ -22,16 +23,19 @@
 namespace minnow::data {
 
 struct Batch {
-  Tensor x;  // f32 [size, ...sample shape]
-  Tensor y;  // i64 [size]
+  Tensor x;        // f32 [size, ...sample shape], or i64 [size, L] token ids
+  Tensor y;        // i64 [size]
+  Tensor lengths;  // i64 [size] for token-id datasets; undefined otherwise
   int64_t size = 0;
 };
 
 class BatchLoader {
  public:
   // The loader does not copy `data`; it must outlive the loader. `norm` is per channel (see
-  // num_channels()) or empty for none. Augmentation needs image samples [C, H, W]. Throws
-  // minnow::Error for an invalid dataset, batch size, normalization or augmentation.
+  // num_channels()) or empty for none. Augmentation needs image samples [C, H, W]. An i64 x
+  // (token ids) must be [N, L] with i64 lengths [N] and takes neither normalization nor
+  // augmentation. Throws minnow::Error for an invalid dataset, batch size, normalization or
+  // augmentation.
   BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, Normalization norm,
               AugmentOptions aug, uint64_t seed, bool prefetch = true);
   ~BatchLoader();  // joins the worker thread cleanly, also mid-epoch
@@ -56,7 +60,7 @@ class BatchLoader {
   // other. Their shape vectors are kept too, so that resizing for a partial batch allocates
   // nothing.
   struct Slot {
-    Tensor x, y;
+    Tensor x, y, lengths;  // lengths only for token-id datasets
     Shape x_shape, y_shape;
     int64_t size = 0;
   };
@@ -72,6 +76,7 @@ class BatchLoader {
   const uint64_t seed_;
   const bool prefetch_;
   int64_t n_ = 0, channels_ = 0, inner_ = 0, height_ = 0, width_ = 0;
+  bool tokens_ = false;  // i64 token ids: copied verbatim with their lengths
   std::vector<float> mean_, inv_std_;
   bool identity_norm_ = false;
 

@@ -26,5 +26,9 @@ extern const OpDef kSoftmaxDef, kLogSoftmaxDef;
 extern const OpDef kDropoutDef;
 // loss.cpp
 extern const OpDef kSoftmaxCrossEntropyDef, kMseLossDef, kBceWithLogitsDef;
+// embedding.cpp, layer_norm.cpp, attention.cpp
+extern const OpDef kEmbeddingDef, kLayerNormDef, kMultiHeadAttentionDef;
+// lstm.cpp, gru.cpp
+extern const OpDef kLstmDef, kGruDef;
 
 }  // namespace minnow::ops

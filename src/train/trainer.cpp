@@ -51,7 +51,7 @@ EvalResult evaluate_model(const Graph& graph, const data::Dataset& d,
   int64_t correct = 0;
   auto t0 = Clock::now();
   while (loader.next(b)) {
-    loss_sum += session.evaluate(b.x, b.y) * static_cast<double>(b.size);
+    loss_sum += session.evaluate(b.x, b.y, b.lengths) * static_cast<double>(b.size);
     correct += count_correct(session.logits(), b.y);
     r.samples += b.size;
   }
@@ -134,7 +134,7 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
     while (loader.next(b)) {
       double lr = schedule.at(result.steps);
       Rng step_rng = Rng::derive(c.seed, 0xD5, static_cast<uint64_t>(result.steps));
-      float loss = session.train_step(b.x, b.y, step_rng);
+      float loss = session.train_step(b.x, b.y, step_rng, b.lengths);
       if (!std::isfinite(loss)) {
         std::string where = session.first_non_finite_node();
         throw Error("training diverged: loss is " + std::string(std::isnan(loss) ? "NaN" : "Inf") +

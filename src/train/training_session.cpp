@@ -26,18 +26,22 @@ struct TrainingSession::Plan {
     bool backward = false;
   };
   std::vector<Step> steps;
-  int input_id = -1, labels_id = -1, output_id = -1, loss_id = -1;
+  int input_id = -1, labels_id = -1, output_id = -1, loss_id = -1, lengths_id = -1;
   bool grads_allocated = false;
 };
 
 TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
     : graph_(graph), options_(options) {
-  if (graph.inputs.size() != 1 || graph.outputs.size() != 1) {
-    throw Error("training needs a model with one input and one output; '" + graph.name + "' has " +
-                std::to_string(graph.inputs.size()) + " and " +
-                std::to_string(graph.outputs.size()));
+  const bool two_inputs = graph.inputs.size() == 2 && graph.inputs[1].dtype == DType::kI64 &&
+                          graph.inputs[1].shape.size() == 1;
+  if ((graph.inputs.size() != 1 && !two_inputs) || graph.outputs.size() != 1) {
+    throw Error("training needs a model with one output and one input (or an input and i64 [N] "
+                "sequence lengths); '" +
+                graph.name + "' has " + std::to_string(graph.inputs.size()) + " inputs and " +
+                std::to_string(graph.outputs.size()) + " outputs");
   }
   input_name_ = graph.inputs[0].name;
+  if (two_inputs) lengths_name_ = graph.inputs[1].name;
   output_name_ = graph.outputs[0].name;
   labels_name_ = "__labels";
   loss_name_ = "__loss";
@@ -138,6 +142,7 @@ TrainingSession::Plan& TrainingSession::plan_for(int64_t batch) {
   plan->labels_id = id.at(labels_name_);
   plan->output_id = id.at(output_name_);
   plan->loss_id = id.at(loss_name_);
+  if (!lengths_name_.empty()) plan->lengths_id = id.at(lengths_name_);
   for (const ParamRef& p : params_) plan->param_ids.push_back(id.at(p.name));
   Plan& ref = *plan;
   plans_[batch] = std::move(plan);
@@ -157,12 +162,17 @@ static void check_batch_input(const std::string& what, const Tensor& t, const Va
   }
 }
 
-float TrainingSession::run_forward(Plan& plan, const Tensor& x, const Tensor& labels, bool training,
-                                   Rng* rng) {
+float TrainingSession::run_forward(Plan& plan, const Tensor& x, const Tensor& labels,
+                                   const Tensor& lengths, bool training, Rng* rng) {
   check_batch_input("input", x, graph_.inputs[0], plan.batch);
-  check_batch_input("labels", labels, graph_.inputs[1], plan.batch);
+  check_batch_input("labels", labels, graph_.inputs.back(), plan.batch);
   plan.values[plan.input_id] = x;
   plan.values[plan.labels_id] = labels;
+  if (plan.lengths_id >= 0) {
+    if (!lengths.defined()) throw Error("model '" + graph_.name + "' needs sequence lengths");
+    check_batch_input("lengths", lengths, graph_.inputs[1], plan.batch);
+    plan.values[plan.lengths_id] = lengths;
+  }
   RunContext ctx{training, rng};
   for (Plan::Step& s : plan.steps) {
     if (!profiler_.enabled()) {
@@ -177,9 +187,9 @@ float TrainingSession::run_forward(Plan& plan, const Tensor& x, const Tensor& la
   return plan.values[plan.loss_id].f32()[0];
 }
 
-float TrainingSession::evaluate(const Tensor& x, const Tensor& labels) {
+float TrainingSession::evaluate(const Tensor& x, const Tensor& labels, const Tensor& lengths) {
   if (x.rank() == 0) throw Error("input has no batch dimension");
-  return run_forward(plan_for(x.dim(0)), x, labels, false, nullptr);
+  return run_forward(plan_for(x.dim(0)), x, labels, lengths, false, nullptr);
 }
 
 static void add_into(Tensor& dst, const Tensor& src) {
@@ -190,7 +200,8 @@ static void add_into(Tensor& dst, const Tensor& src) {
   for (int64_t i = 0; i < n; ++i) d[i] += s[i];
 }
 
-float TrainingSession::train_step(const Tensor& x, const Tensor& labels, Rng& rng) {
+float TrainingSession::train_step(const Tensor& x, const Tensor& labels, Rng& rng,
+                                  const Tensor& lengths) {
   if (x.rank() == 0) throw Error("input has no batch dimension");
   Plan& plan = plan_for(x.dim(0));
   if (!plan.grads_allocated) {
@@ -206,7 +217,7 @@ float TrainingSession::train_step(const Tensor& x, const Tensor& labels, Rng& rn
     for (size_t i = 0; i < params_.size(); ++i) plan.grads[plan.param_ids[i]] = params_[i].grad;
     plan.grads_allocated = true;
   }
-  float loss = run_forward(plan, x, labels, true, &rng);
+  float loss = run_forward(plan, x, labels, lengths, true, &rng);
   if (!std::isfinite(loss)) return loss;  // the caller reports; no backward through NaN
 
   std::fill(plan.grad_written.begin(), plan.grad_written.end(), 0);

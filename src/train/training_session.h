@@ -35,15 +35,18 @@ struct ParamRef {
 
 class TrainingSession {
  public:
-  // `graph` must have exactly one input and one output (the logits).
+  // `graph` has one output (the logits) and one input (the samples), or two inputs where the
+  // second is i64 [N] sequence lengths (text models: token ids plus their lengths).
   TrainingSession(const Graph& graph, SessionOptions options);
   ~TrainingSession();
 
   // Forward in training mode, backward, parameter gradients in params()[i].grad.
-  // Returns the mean loss of the batch. `rng` drives dropout.
-  float train_step(const Tensor& x, const Tensor& labels, Rng& rng);
+  // Returns the mean loss of the batch. `rng` drives dropout. `lengths` feeds the second graph
+  // input when the model has one (it must then be defined).
+  float train_step(const Tensor& x, const Tensor& labels, Rng& rng, const Tensor& lengths = {});
   // Forward in eval mode (running BN statistics, no dropout); returns the mean loss.
-  float evaluate(const Tensor& x, const Tensor& labels);
+  float evaluate(const Tensor& x, const Tensor& labels, const Tensor& lengths = {});
+  bool takes_lengths() const { return !lengths_name_.empty(); }
   // Model output of the last train_step() or evaluate().
   const Tensor& logits() const;
   std::vector<ParamRef>& params() { return params_; }
@@ -55,11 +58,13 @@ class TrainingSession {
  private:
   struct Plan;
   Plan& plan_for(int64_t batch);
-  float run_forward(Plan& plan, const Tensor& x, const Tensor& labels, bool training, Rng* rng);
+  float run_forward(Plan& plan, const Tensor& x, const Tensor& labels, const Tensor& lengths,
+                    bool training, Rng* rng);
 
   Graph graph_;  // model + loss node; initializers share storage with the caller's graph
   SessionOptions options_;
   std::string input_name_, output_name_, labels_name_, loss_name_;
+  std::string lengths_name_;  // empty unless the model takes sequence lengths
   std::vector<ParamRef> params_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   Plan* last_plan_ = nullptr;

@@ -251,5 +251,22 @@ TEST(IdxErrors, AbsurdDimensions) {
   expect_idx_error(dir.file("lie.gz"), "truncated data");
 }
 
+TEST(Idx, WriteReadRoundTrip) {
+  TempDir dir;
+  Tensor f(DType::kF32, {2, 3});
+  for (int i = 0; i < 6; ++i) f.f32()[i] = 0.25f * static_cast<float>(i) - 1.0f;
+  Tensor n(DType::kI32, {4});
+  for (int i = 0; i < 4; ++i) n.data<int32_t>()[i] = -70000 * i + 3;
+  for (const Tensor& t : {f, n}) {
+    write_idx(dir.file("t.idx"), t);
+    Tensor back = read_idx(dir.file("t.idx"));
+    ASSERT_EQ(back.shape(), t.shape());
+    ASSERT_EQ(back.dtype(), t.dtype());
+    EXPECT_EQ(std::memcmp(back.raw(), t.raw(), t.nbytes()), 0);
+  }
+  EXPECT_EQ(encode_idx(n).substr(0, 8), std::string("\0\0\x0c\x01\0\0\0\x04", 8));
+  EXPECT_THROW(encode_idx(Tensor(DType::kI64, {2})), Error);
+}
+
 }  // namespace
 }  // namespace minnow::data

@@ -12,37 +12,12 @@ namespace minnow::data {
 namespace {
 
 using testing::Bytes;
+using testing::EnvGuard;
 using testing::gzip;
 using testing::idx_bytes;
 using testing::idx_u8;
 using testing::TempDir;
 using testing::write_file;
-
-// Sets (or unsets, for nullptr) an environment variable for one scope.
-class EnvGuard {
- public:
-  EnvGuard(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~EnvGuard() {
-    if (had_) {
-      setenv(name_.c_str(), old_.c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
 
 Bytes pixels(size_t n, uint8_t seed) {
   Bytes b(n);

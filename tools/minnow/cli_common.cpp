@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "io/atomic_file.h"
@@ -46,6 +47,58 @@ data::Normalization model_normalization(const nlohmann::json& metadata,
   } catch (const nlohmann::json::exception&) {
     throw Error("model metadata 'normalization' is malformed");
   }
+}
+
+void add_data_flags(CLI::App& cmd, DataFlags& f) {
+  cmd.add_option("--data", f.spec,
+                 "fashion-mnist, mnist, spam, DIR (IDX files or class folders), FILE.csv, "
+                 "images:DIR, text:DIR (see docs/data.md)")
+      ->required();
+  cmd.add_option("--max-len", f.max_len, "Text: tokens per sample (pad/truncate)")
+      ->capture_default_str();
+  cmd.add_option("--vocab-size", f.vocab_size, "Text: vocabulary size incl. PAD and OOV")
+      ->capture_default_str();
+  cmd.add_option("--tokens", f.tokens, "Text: word | byte")->capture_default_str();
+  cmd.add_option("--resize", f.resize, "Images: resize to HxW (or N for NxN)");
+}
+
+data::TrainTest load_data(const DataFlags& f, const nlohmann::json& metadata) {
+  if (f.max_len <= 0) throw Error("--max-len must be positive, got " + std::to_string(f.max_len));
+  if (f.vocab_size <= 2) {
+    throw Error("--vocab-size must be > 2 (PAD and OOV are reserved), got " +
+                std::to_string(f.vocab_size));
+  }
+  if (f.tokens != "word" && f.tokens != "byte")
+    throw Error("--tokens must be word or byte, got '" + f.tokens + "'");
+  data::LoadOptions lo;
+  lo.text.max_len = f.max_len;
+  lo.text.vocab_size = f.vocab_size;
+  lo.text.byte_level = f.tokens == "byte";
+  if (!f.resize.empty()) {
+    int h = 0, w = 0;
+    char x = 0, extra = 0;
+    int n = std::sscanf(f.resize.c_str(), "%d%c%d%c", &h, &x, &w, &extra);
+    if (n == 1) w = h;
+    if (!((n == 1) || (n == 3 && (x == 'x' || x == 'X'))) || h <= 0 || w <= 0) {
+      throw Error("--resize must be HxW or N with positive sizes, got '" + f.resize + "'");
+    }
+    lo.resize_height = h;
+    lo.resize_width = w;
+  }
+  if (metadata.contains("tokenizer")) {
+    try {
+      lo.tokenizer = data::Tokenizer::from_json(metadata["tokenizer"]);
+    } catch (const nlohmann::json::exception&) {
+      throw Error("model metadata 'tokenizer' is malformed");
+    }
+  }
+  return data::load_dataset(f.spec, lo);
+}
+
+data::Normalization data_normalization(const nlohmann::json& metadata,
+                                       const data::Dataset& train) {
+  if (train.x.dtype() == DType::kI64) return {};
+  return model_normalization(metadata, data::compute_normalization(train));
 }
 
 void set_threads(int threads) {

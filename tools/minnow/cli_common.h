@@ -6,6 +6,7 @@
 #include <string>
 
 #include "data/normalize.h"
+#include "data/sources.h"
 #include "minnow/graph.h"
 #include "minnow/zoo.h"
 
@@ -22,6 +23,24 @@ LoadedModel load_model(const std::string& spec, const zoo::ZooOptions& zoo_optio
 // The normalization stored with a model, or the given fallback when it has none.
 data::Normalization model_normalization(const nlohmann::json& metadata,
                                         const data::Normalization& fallback);
+
+// The --data flags shared by train and eval: the dataset spec and the options that shape it
+// (text tokenization, image resizing). Options written into the spec ("spam?max_len=64")
+// override these flags.
+struct DataFlags {
+  std::string spec;
+  int64_t max_len = 256;
+  int64_t vocab_size = 20000;
+  std::string tokens = "word";
+  std::string resize;  // "HxW" or "N"; empty keeps the images' size
+};
+void add_data_flags(CLI::App& cmd, DataFlags& flags);
+// Loads the dataset. A model's stored tokenizer (metadata "tokenizer") is reused so that eval
+// and run encode text exactly as training did.
+data::TrainTest load_data(const DataFlags& flags, const nlohmann::json& model_metadata);
+// The normalization for a dataset: the model's stored one, else computed from the training
+// split; none for token-id data.
+data::Normalization data_normalization(const nlohmann::json& metadata, const data::Dataset& train);
 
 // Sets the thread count for OpenMP and oneDNN. Throws minnow::Error for T < 1.
 void set_threads(int threads);

@@ -13,7 +13,8 @@ namespace minnow::cli {
 namespace {
 
 struct TrainArgs {
-  std::string model, data, out, report, resume, checkpoint;
+  std::string model, out, report, resume, checkpoint;
+  DataFlags data;
   bool no_checkpoint = false;
   int threads = 2;
   int64_t classes = 0;
@@ -31,21 +32,28 @@ void run_train(const TrainArgs& a) {
   if (a.cfg.batch <= 0) throw Error("--batch must be positive, got " + std::to_string(a.cfg.batch));
   make_optimizer(a.cfg.optimizer, {});
 
-  data::TrainTest d = data::load_dataset(a.data);
-  zoo::ZooOptions zo;
-  zo.input_shape = d.train.sample_shape();
-  zo.classes = a.classes > 0 ? a.classes : d.train.num_classes;
-  zo.seed = a.cfg.seed;
-  if (!a.hidden.empty()) zo.hidden = a.hidden;
+  // A model file (or checkpoint) comes first: its stored tokenizer decides how text data is
+  // encoded. Zoo models are built after the data, whose sample shape they take.
   LoadedModel m;
-  if (!a.model.empty()) {
-    m = load_model(a.model, zo);
-  } else {
+  const bool zoo_model = !a.model.empty() && zoo::has(a.model);
+  if (!a.model.empty() && !zoo_model) {
+    m = load_model(a.model, zoo::ZooOptions{});
+  } else if (a.model.empty()) {
     io::MnwContents c = io::load_mnw(a.resume);
     m.graph = std::move(c.graph);
     m.metadata = std::move(c.metadata);
   }
-  data::Normalization norm = model_normalization(m.metadata, data::compute_normalization(d.train));
+  data::TrainTest d = load_data(a.data, m.metadata);
+  if (zoo_model) {
+    zoo::ZooOptions zo;
+    zo.input_shape = d.train.sample_shape();
+    zo.classes = a.classes > 0 ? a.classes : d.train.num_classes;
+    zo.seed = a.cfg.seed;
+    if (!a.hidden.empty()) zo.hidden = a.hidden;
+    m = load_model(a.model, zo);
+  }
+  data::Normalization norm = data_normalization(m.metadata, d.train);
+  if (d.tokenizer) m.metadata["tokenizer"] = d.tokenizer->to_json();
 
   TrainConfig cfg = a.cfg;
   cfg.resume_path = a.resume;
@@ -61,7 +69,7 @@ void run_train(const TrainArgs& a) {
   io::MnwContents out;
   out.graph = g;
   out.metadata = m.metadata;
-  out.metadata["normalization"] = {{"mean", norm.mean}, {"std", norm.std}};
+  if (!norm.mean.empty()) out.metadata["normalization"] = {{"mean", norm.mean}, {"std", norm.std}};
   out.metadata["class_names"] = d.train.class_names;
   out.metadata["trained_on"] = d.name;
   out.metadata["test_acc"] = test.accuracy;
@@ -96,7 +104,7 @@ void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* c = app.add_subcommand("train", "Train a zoo model or a .mnw model on a dataset");
   c->add_option("--model", a->model, "Zoo model name (see `minnow zoo`) or a .mnw file");
-  c->add_option("--data", a->data, "fashion-mnist, or a directory of IDX files")->required();
+  add_data_flags(*c, a->data);
   c->add_option("--out", a->out, "Where to save the trained model (.mnw)");
   c->add_option("--epochs", a->cfg.epochs, "Training epochs")->capture_default_str();
   c->add_option("--batch", a->cfg.batch, "Batch size")->capture_default_str();
