@@ -35,10 +35,11 @@ TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
   const bool two_inputs = graph.inputs.size() == 2 && graph.inputs[1].dtype == DType::kI64 &&
                           graph.inputs[1].shape.size() == 1;
   if ((graph.inputs.size() != 1 && !two_inputs) || graph.outputs.size() != 1) {
-    throw Error("training needs a model with one output and one input (or an input and i64 [N] "
-                "sequence lengths); '" +
-                graph.name + "' has " + std::to_string(graph.inputs.size()) + " inputs and " +
-                std::to_string(graph.outputs.size()) + " outputs");
+    throw Error(
+        "training needs a model with one output and one input (or an input and i64 [N] "
+        "sequence lengths); '" +
+        graph.name + "' has " + std::to_string(graph.inputs.size()) + " inputs and " +
+        std::to_string(graph.outputs.size()) + " outputs");
   }
   input_name_ = graph.inputs[0].name;
   if (two_inputs) lengths_name_ = graph.inputs[1].name;

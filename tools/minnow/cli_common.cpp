@@ -95,8 +95,7 @@ data::TrainTest load_data(const DataFlags& f, const nlohmann::json& metadata) {
   return data::load_dataset(f.spec, lo);
 }
 
-data::Normalization data_normalization(const nlohmann::json& metadata,
-                                       const data::Dataset& train) {
+data::Normalization data_normalization(const nlohmann::json& metadata, const data::Dataset& train) {
   if (train.x.dtype() == DType::kI64) return {};
   return model_normalization(metadata, data::compute_normalization(train));
 }
