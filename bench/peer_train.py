@@ -5,7 +5,7 @@ For each model it alternates one-epoch runs of `minnow train` and bench/torch_tr
 architecture, batch, Adam lr 1e-3, seed and thread count; data already in memory on both sides),
 repeats them, and prints the median images/s of each and their ratio.
 
-    bench/peer_train.py [--models lenet5 lenet300] [--repeats 5] [--threads 2] [--batch 64]
+    bench/peer_train.py [--models lenet5 lenet300 mobilenet_v2] [--repeats 5] [--threads 2] [--batch 64]
 
 PyTorch runs with OPENBLAS_NUM_THREADS=1 unless --torch-blas-threads says otherwise: Debian's
 torch calls the system BLAS, and OpenBLAS's own thread pool fighting torch's OpenMP threads
@@ -33,7 +33,7 @@ def run_json(cmd, env, report):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["lenet5", "lenet300"])
+    ap.add_argument("--models", nargs="+", default=["lenet5", "lenet300", "mobilenet_v2"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)

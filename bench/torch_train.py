@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch peer of minnow's training benchmark (Fashion-MNIST, LeNet-5 / LeNet-300-100).
+"""PyTorch peer of minnow's training benchmark (Fashion-MNIST, LeNet-5 / LeNet-300-100 / MobileNetV2).
 
 Run with Debian's interpreter (python3-torch, no pip):
     /usr/bin/python3 bench/torch_train.py --model lenet5 --epochs 1 --threads 2
@@ -14,7 +14,59 @@ import torch
 import torch.nn as nn
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
-EXPECTED_PARAMS = {"lenet5": 61_706, "lenet300": 266_610}
+EXPECTED_PARAMS = {"lenet5": 61_706, "lenet300": 266_610, "mobilenet_v2": 70_250}
+
+
+# minnow's zoo "mobilenet_v2" for 1x28x28 inputs (src/zoo/mobilenet.cpp), the same network as
+# tests/golden/gen_mobilenet_v2.py builds (copied: that script writes files when imported).
+class ConvBN(nn.Module):
+    def __init__(self, cin, cout, kernel, stride=1, groups=1, act=True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+        self.act = act
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        return nn.functional.relu6(x) if self.act else x
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, t, cout, stride):
+        super().__init__()
+        hidden = cin * t
+        self.expand = ConvBN(cin, hidden, 1) if t != 1 else None
+        self.dw = ConvBN(hidden, hidden, 3, stride, groups=hidden)
+        self.project = ConvBN(hidden, cout, 1, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.dw(y))
+        return x + y if self.residual else y
+
+
+class MobileNetV2Small(nn.Module):
+    def __init__(self, in_channels=1, classes=10):
+        super().__init__()
+        self.stem = ConvBN(in_channels, 16, 3)
+        cin = 16
+        self.names = []
+        for i, (t, c, s) in enumerate([(1, 16, 1), (6, 24, 2), (6, 24, 1), (6, 32, 2),
+                                       (6, 32, 1), (6, 64, 1)]):
+            name = "block%d" % (i + 1)
+            setattr(self, name, InvertedResidual(cin, t, c, s))
+            self.names.append(name)
+            cin = c
+        self.head = ConvBN(cin, 128, 1)
+        self.logits = nn.Linear(128, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for name in self.names:
+            x = getattr(self, name)(x)
+        x = self.head(x).mean(dim=(2, 3))
+        return self.logits(x)
 
 
 def load_idx(path, magic, ndim):
@@ -57,6 +109,8 @@ def build_model(name):
             nn.Linear(784, 300), nn.ReLU(),
             nn.Linear(300, 100), nn.ReLU(),
             nn.Linear(100, 10))
+    if name == "mobilenet_v2":
+        return MobileNetV2Small()
     raise ValueError(name)
 
 
@@ -78,6 +132,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--warmup-steps", type=int, default=20)
+    ap.add_argument("--max-steps", type=int, default=0,
+                    help="stop each epoch after this many steps (0: whole epoch)")
     ap.add_argument("--report-json", default=None)
     args = ap.parse_args()
 
@@ -126,6 +182,8 @@ def main():
         losses = []
         t0 = time.perf_counter()
         for lo in range(0, n, B):  # last partial batch included
+            if args.max_steps and lo // B >= args.max_steps:
+                break
             idx = perm[lo:lo + B]
             xb, yb = x_train[idx], y_train[idx]  # gather counts as data slicing: timed
             losses.append(train_step(model, opt, loss_fn, xb, yb).detach())

@@ -20,6 +20,9 @@ struct ZooOptions {
   // scaled channel counts are rounded to a multiple of 8 like torchvision's _make_divisible.
   // The LeNets and the mlp ignore it.
   double width = 1.0;
+  // Text models (lstm_classifier, gru_classifier, transformer_classifier): token vocabulary
+  // size incl. PAD (0) and OOV (1); input_shape is then {max_len}.
+  int64_t vocab_size = 20000;
   uint64_t seed = 0;
 };
 
@@ -30,7 +33,8 @@ struct ZooEntry {
 
 const std::vector<ZooEntry>& entries();
 bool has(const std::string& name);
-// Graph with input "input" [N, ...input_shape] and output "logits" [N, classes].
+// Graph with input "input" [N, ...input_shape] and output "logits" [N, classes]. Text models
+// take "input" i64 token ids [N, max_len] and a second input "lengths" i64 [N].
 // Throws minnow::Error for unknown names (listing the known ones), unsuitable input shapes
 // (too small, wrong rank) or a non-positive width.
 Graph build(const std::string& name, const ZooOptions& opt);

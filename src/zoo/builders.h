@@ -15,5 +15,8 @@ Graph build_squeezenet(const ZooOptions& opt);
 Graph build_shufflenet_v2(const ZooOptions& opt);
 Graph build_resnet8(const ZooOptions& opt);
 Graph build_ds_cnn(const ZooOptions& opt);
+Graph build_lstm_classifier(const ZooOptions& opt);
+Graph build_gru_classifier(const ZooOptions& opt);
+Graph build_transformer_classifier(const ZooOptions& opt);
 
 }  // namespace minnow::zoo

@@ -44,6 +44,16 @@ const std::vector<Row>& rows() {
       {{"resnet8", "MLPerf Tiny ResNet-8: 16/32/64 filters, 3 residual stacks"}, build_resnet8},
       {{"ds_cnn", "MLPerf Tiny KWS DS-CNN: conv 10x4/2 64, 4 depthwise-separable blocks"},
        build_ds_cnn},
+      {{"lstm_classifier",
+        "Text: embedding 64 -> bidirectional LSTM 64 (masked by lengths) -> final states -> fc"},
+       build_lstm_classifier},
+      {{"gru_classifier",
+        "Text: embedding 64 -> bidirectional GRU 64 (masked by lengths) -> final states -> fc"},
+       build_gru_classifier},
+      {{"transformer_classifier",
+        "Text: embedding + learned positions (d_model 64), 2 post-norm encoder layers (4 heads, "
+        "FF 128, padding mask), mean pool -> fc"},
+       build_transformer_classifier},
   };
   return kRows;
 }

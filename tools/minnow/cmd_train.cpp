@@ -19,6 +19,8 @@ struct TrainArgs {
   int threads = 2;
   int64_t classes = 0;
   std::vector<int64_t> hidden;
+  double width = 1.0;
+  double dropout = 0.0;
   TrainConfig cfg;
 };
 
@@ -50,6 +52,9 @@ void run_train(const TrainArgs& a) {
     zo.classes = a.classes > 0 ? a.classes : d.train.num_classes;
     zo.seed = a.cfg.seed;
     if (!a.hidden.empty()) zo.hidden = a.hidden;
+    zo.width = a.width;
+    zo.dropout = a.dropout;
+    if (d.tokenizer) zo.vocab_size = d.tokenizer->vocab_size();
     m = load_model(a.model, zo);
   }
   data::Normalization norm = data_normalization(m.metadata, d.train);
@@ -134,6 +139,9 @@ void add_train_command(CLI::App& app) {
   c->add_option("--patience", a->cfg.patience, "Stop after this many epochs without improvement");
   c->add_option("--classes", a->classes, "Number of classes (default: from the data)");
   c->add_option("--hidden", a->hidden, "mlp: hidden layer sizes")->delimiter(',');
+  c->add_option("--width", a->width, "Zoo CNNs: channel multiplier")->capture_default_str();
+  c->add_option("--dropout", a->dropout, "Zoo models: dropout before the classifier")
+      ->capture_default_str();
   c->add_option("--resume", a->resume, "Continue a run from its checkpoint");
   c->add_option("--checkpoint", a->checkpoint, "Checkpoint file (default: OUT.ckpt)");
   c->add_flag("--no-checkpoint", a->no_checkpoint, "Do not write checkpoints");
