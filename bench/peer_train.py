@@ -40,7 +40,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--minnow", default=os.path.join(ROOT, "build", "minnow"))
     ap.add_argument("--data", default="fashion-mnist",
-                    help="minnow --data value; PyTorch reads the Debian dataset directory")
+                    help="minnow --data value; PyTorch reads the Debian dataset directory, or this "
+                         "value when it is a directory of IDX files (e.g. a subset for quick runs)")
     ap.add_argument("--torch-blas-threads", default="1")
     ap.add_argument("--report-json", default=None)
     args = ap.parse_args()
@@ -49,6 +50,7 @@ def main():
 
     base_env = dict(os.environ)
     torch_env = dict(base_env, OPENBLAS_NUM_THREADS=args.torch_blas_threads)
+    torch_data = ["--data", args.data] if os.path.isdir(args.data) else []
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.json")
@@ -64,7 +66,7 @@ def main():
                 t = run_json(["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_train.py"),
                               "--model", model, "--epochs", str(args.epochs), "--batch",
                               str(args.batch), "--threads", str(args.threads),
-                              "--report-json", report], torch_env, report)
+                              "--report-json", report] + torch_data, torch_env, report)
                 mine.append(m["train_img_per_s"])
                 peer.append(t["train_img_per_s"])
                 accs.append((m["test_acc"], t["test_acc"]))
