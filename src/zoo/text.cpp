@@ -2,7 +2,9 @@
 // "lengths" i64 [N]. Sizes follow what small-model text work uses (embedding and hidden 64);
 // each is a PyTorch model in miniature:
 //   lstm_classifier / gru_classifier: nn.Embedding -> bidirectional nn.LSTM / nn.GRU over the
-//     packed sequence -> concatenated final hidden states [N, 128] -> nn.Linear.
+//     packed sequence -> [final hidden states, mean of the outputs over time] [N, 256] ->
+//     nn.Linear. The time mean (outputs are zero past each length, so it is sum / max_len)
+//     keeps evidence from the middle of long messages that the final states forget.
 //   transformer_classifier: nn.Embedding + learned positional embedding [1, T, 64] ->
 //     2 x nn.TransformerEncoderLayer(d_model 64, 4 heads, FF 128, ReLU, post-norm, dropout 0)
 //     with key padding mask -> mean over the T positions -> nn.Linear.
@@ -39,6 +41,18 @@ int64_t text_inputs(GraphBuilder& b, const ZooOptions& opt, const std::string& m
   return opt.input_shape[0];
 }
 
+// [N, T, D] -> [N, D]: the mean over the T positions.
+std::string time_mean(GraphBuilder& b, const std::string& x, int64_t t, int64_t d,
+                      const std::string& name) {
+  Attrs perm;
+  perm.set("perm", std::vector<int64_t>{0, 2, 1});
+  std::string y = b.op(OpKind::kTranspose, {x}, std::move(perm), name + ".transpose");
+  Attrs shape;
+  shape.set("shape", std::vector<int64_t>{0, d, t, 1});
+  y = b.op(OpKind::kReshape, {y}, std::move(shape), name + ".reshape");
+  return b.flatten(b.global_avg_pool(y, name), 1, name + ".flatten");
+}
+
 void classifier_head(GraphBuilder& b, const ZooOptions& opt, std::string x) {
   if (opt.dropout > 0) x = b.dropout(x, opt.dropout, "dropout");
   b.output(b.linear(x, opt.classes, true, "logits"));
@@ -46,11 +60,16 @@ void classifier_head(GraphBuilder& b, const ZooOptions& opt, std::string x) {
 
 Graph recurrent_classifier(const ZooOptions& opt, const std::string& model, bool lstm) {
   GraphBuilder b(model, opt.seed);
-  text_inputs(b, opt, model);
+  const int64_t t = text_inputs(b, opt, model);
   std::string x = b.embedding("input", opt.vocab_size, kEmbedDim, "embedding");
   std::vector<std::string> outs = lstm ? b.lstm(x, kHidden, true, "lengths", "lstm")
                                        : b.gru(x, kHidden, true, "lengths", "gru");
-  classifier_head(b, opt, outs[1]);  // h_last [N, 2 * kHidden]
+  Attrs axis;
+  axis.set("axis", int64_t{1});
+  std::string features =
+      b.op(OpKind::kConcat, {outs[1], time_mean(b, outs[0], t, 2 * kHidden, "pool")},
+           std::move(axis), "features");
+  classifier_head(b, opt, features);
   return b.build();
 }
 
@@ -88,15 +107,7 @@ Graph build_transformer_classifier(const ZooOptions& opt) {
     ff = b.linear(ff, kEmbedDim, true, p + ".linear2");
     x = add_norm(b, x, ff, p + ".norm2");
   }
-  // Mean over positions: [N, T, D] -> [N, D, T, 1] -> GlobalAvgPool -> [N, D].
-  Attrs perm;
-  perm.set("perm", std::vector<int64_t>{0, 2, 1});
-  x = b.op(OpKind::kTranspose, {x}, std::move(perm), "pool.transpose");
-  Attrs shape;
-  shape.set("shape", std::vector<int64_t>{0, kEmbedDim, t, 1});
-  x = b.op(OpKind::kReshape, {x}, std::move(shape), "pool.reshape");
-  x = b.flatten(b.global_avg_pool(x, "pool"), 1, "pool.flatten");
-  classifier_head(b, opt, x);
+  classifier_head(b, opt, time_mean(b, x, t, kEmbedDim, "pool"));
   return b.build();
 }
 

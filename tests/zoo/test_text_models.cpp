@@ -29,9 +29,9 @@ zoo::ZooOptions text_options(int64_t max_len, int64_t vocab) {
 TEST(TextZoo, ParameterCountsMatchHandCounts) {
   const int64_t v = 100, t = 16, e = 64, h = 64, classes = 2;
   // Embedding + bidirectional recurrent layer (G gates: W_ih, W_hh, b_ih, b_hh per direction)
-  // + linear on the two final states.
+  // + linear on the two final states and the two directions' time means.
   auto recurrent = [&](int64_t gates) {
-    return v * e + 2 * gates * h * (e + h + 2) + (2 * h + 1) * classes;
+    return v * e + 2 * gates * h * (e + h + 2) + (4 * h + 1) * classes;
   };
   EXPECT_EQ(zoo::build("lstm_classifier", text_options(t, v)).num_params(), recurrent(4));
   EXPECT_EQ(zoo::build("gru_classifier", text_options(t, v)).num_params(), recurrent(3));
