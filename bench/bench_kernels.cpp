@@ -2,7 +2,16 @@
 // each strategy (im2col+sgemm with k samples per GEMM, oneDNN primitives on plain NCHW, oneDNN
 // with its preferred layouts + reorders, hand depthwise loops) for each pass (forward,
 // backward-data, backward-weights) on the LeNet-5 and MobileNetV2 shapes, plus the op table's
-// fast kernels as a training session runs them.
+// fast kernels as a training session runs them. "bwd_both" is both backward passes in one call
+// (ConvAlgo::backward, what Conv2d's fast kernel runs; fused for im2col+sgemm and depthwise).
+//
+// Depthwise, 1 thread, min ms (2026-11-23, shared EPYC, AVX-512), dnnl_any vs hand loops:
+//   96ch 28x28 stride 2:  fwd 2.40 vs 3.45   bwd_both 5.55 vs 7.74
+//   144ch 14x14:          fwd 1.12 vs 0.85   bwd_both 3.26 vs 2.26
+//   192ch 7x7:            fwd 0.21 vs 0.56   bwd_both 0.45 vs 2.30
+// hence choose_conv_algo's rule (hand loops for stride 1 and planes of 14x14 or more). Use
+// --threads=1 on a busy machine: with 2 threads every parallel region can wait a whole
+// scheduler time slice for a preempted thread, which swamps these numbers.
 //
 //   build/bench_kernels [--threads=2] [--benchmark_filter=lenet]
 #include <benchmark/benchmark.h>
@@ -110,17 +119,19 @@ void register_conv(const ConvCase& c) {
   struct Lazy {
     ConvGeometry g;
     std::shared_ptr<ConvData> data;
-    std::shared_ptr<kernels::ConvAlgo> algo[4];
+    std::shared_ptr<kernels::ConvAlgo> algo[5];
   };
   auto lazy = std::make_shared<Lazy>();
   lazy->g = c.g;
-  const char* labels[4] = {"gemm", "dnnl_plain", "dnnl_any", "chosen"};
-  for (int v = 0; v < 4; ++v) {
+  const char* labels[5] = {"gemm", "dnnl_plain", "dnnl_any", "chosen", "depthwise"};
+  for (int v = 0; v < 5; ++v) {
+    if (v == 4 && !c.g.is_depthwise()) continue;
     auto get = [lazy, v]() -> kernels::ConvAlgo& {
       if (!lazy->data) lazy->data = std::make_shared<ConvData>(lazy->g);
       if (!lazy->algo[v]) {
-        lazy->algo[v] = v == 3 ? kernels::choose_conv_algo(lazy->g)
-                               : kernels::make_conv_strategy(lazy->g, ConvStrategy(v));
+        lazy->algo[v] = v == 3   ? kernels::choose_conv_algo(lazy->g)
+                        : v == 4 ? kernels::make_conv_strategy(lazy->g, ConvStrategy::kDepthwise)
+                                 : kernels::make_conv_strategy(lazy->g, ConvStrategy(v));
       }
       return *lazy->algo[v];
     };
@@ -149,6 +160,10 @@ void register_conv(const ConvCase& c) {
     });
     reg("bwd_weights", [](kernels::ConvAlgo& a, ConvData& d) {
       a.backward_weights(d.x.data(), d.dy.data(), d.dw.data(), d.db.data());
+    });
+    // Both passes as the fast Conv2d kernel runs them (fused where the strategy can).
+    reg("bwd_both", [](kernels::ConvAlgo& a, ConvData& d) {
+      a.backward(d.x.data(), d.dy.data(), d.w.data(), d.dx.data(), d.dw.data(), d.db.data());
     });
   }
 }

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "kernels/conv_depthwise.h"
 #include "kernels/conv_dnnl.h"
 #include "kernels/conv_gemm.h"
 
@@ -29,6 +30,11 @@ class ConvPlan : public ConvAlgo {
   void backward_weights(const float* x, const float* dy, float* dw, float* db) override {
     bwd_weights_->backward_weights(x, dy, dw, db);
   }
+  void backward(const float* x, const float* dy, const float* w, float* dx, float* dw,
+                float* db) override {
+    if (bwd_data_ == bwd_weights_) return bwd_data_->backward(x, dy, w, dx, dw, db);
+    ConvAlgo::backward(x, dy, w, dx, dw, db);
+  }
   std::string name() const override {
     return fwd_->name() + " | " + bwd_data_->name() + " | " + bwd_weights_->name();
   }
@@ -40,7 +46,7 @@ class ConvPlan : public ConvAlgo {
     return slot.get();
   }
 
-  std::array<std::unique_ptr<ConvAlgo>, 3> owned_;
+  std::array<std::unique_ptr<ConvAlgo>, 4> owned_;
   ConvAlgo* fwd_;
   ConvAlgo* bwd_data_;
   ConvAlgo* bwd_weights_;
@@ -54,6 +60,8 @@ std::unique_ptr<ConvAlgo> make_conv_strategy(const ConvGeometry& g, ConvStrategy
       return std::make_unique<ConvGemm>(g);
     case ConvStrategy::kDnnlPlain:
       return std::make_unique<ConvDnnl>(g, ConvDnnl::Layout::kPlain);
+    case ConvStrategy::kDepthwise:
+      return std::make_unique<ConvDepthwise>(g);
     case ConvStrategy::kDnnlAny:
       break;
   }
@@ -67,6 +75,13 @@ std::unique_ptr<ConvAlgo> make_conv_plan(const ConvGeometry& g, ConvStrategy fwd
 
 std::unique_ptr<ConvAlgo> choose_conv_algo(const ConvGeometry& g) {
   using S = ConvStrategy;
+  // Depthwise: the hand plane loops win on stride-1 planes of 14x14 and more (MobileNetV2's
+  // 28x28 and 14x14 blocks, all passes); oneDNN's blocked-layout jit_dw, reorders included, wins
+  // on small planes (7x7: 3-8x) and on stride 2 (the hand loops deinterleave x); see
+  // bench_kernels.
+  if (g.is_depthwise() && g.sh == 1 && g.sw == 1 && g.oh() * g.ow() >= 14 * 14) {
+    return make_conv_plan(g, S::kDepthwise, S::kDepthwise, S::kDepthwise);
+  }
   if (g.cg() == 1 && g.group > 1) return make_conv_plan(g, S::kDnnlAny, S::kDnnlAny, S::kDnnlAny);
   return make_conv_plan(g, S::kGemm, S::kGemm, S::kGemm);
 }

@@ -20,10 +20,18 @@ class ConvAlgo {
   virtual void backward_data(const float* dy, const float* w, float* dx) = 0;
   // Overwrites dw and, when non-null, db. Called after forward() on the same x.
   virtual void backward_weights(const float* x, const float* dy, float* dw, float* db) = 0;
+  // Both backward passes (dx may be null: not wanted). Strategies that can do both in one sweep
+  // over dy override this; the default calls backward_data, then backward_weights.
+  virtual void backward(const float* x, const float* dy, const float* w, float* dx, float* dw,
+                        float* db) {
+    if (dx) backward_data(dy, w, dx);
+    backward_weights(x, dy, dw, db);
+  }
   virtual std::string name() const = 0;
 };
 
-enum class ConvStrategy { kGemm, kDnnlPlain, kDnnlAny };
+// kDepthwise applies only to depthwise geometries (group == channels == outputs).
+enum class ConvStrategy { kGemm, kDnnlPlain, kDnnlAny, kDepthwise };
 std::unique_ptr<ConvAlgo> make_conv_strategy(const ConvGeometry& g, ConvStrategy s);
 // One strategy per pass (each built once, shared between passes).
 std::unique_ptr<ConvAlgo> make_conv_plan(const ConvGeometry& g, ConvStrategy fwd,

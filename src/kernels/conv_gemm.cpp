@@ -94,60 +94,54 @@ void ConvGemm::forward(const float* x, const float* w, const float* b, float* y,
   if (save) saved_for_ = x;
 }
 
-void ConvGemm::backward_data(const float* dy, const float* w, float* dx) {
+void ConvGemm::sample_backward_data(Scratch& s, int64_t n, const float* dy, const float* w,
+                                    float* dx) {
   const int64_t ohw = g_.ohw(), hw = g_.h * g_.w, og = g_.og(), cg = g_.cg();
   const int64_t k = g_.col_rows();
-  run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      for (int64_t gi = 0; gi < g_.group; ++gi) {
-        const float* wg = w + gi * og * k;
-        const float* dys = dy + (n * g_.o + gi * og) * ohw;
-        float* dxs = dx + (n * g_.c + gi * cg) * hw;
-        if (g_.is_pointwise()) {
-          sgemm('T', 'N', cg, ohw, og, 1.0f, wg, cg, dys, ohw, 0.0f, dxs, hw);
-        } else {
-          float* col = s.col.data();
-          sgemm('T', 'N', k, ohw, og, 1.0f, wg, k, dys, ohw, 0.0f, col, ohw);
-          col2im(g_, col, ohw, dxs, s.pad.data());
-        }
-      }
+  for (int64_t gi = 0; gi < g_.group; ++gi) {
+    const float* wg = w + gi * og * k;
+    const float* dys = dy + (n * g_.o + gi * og) * ohw;
+    float* dxs = dx + (n * g_.c + gi * cg) * hw;
+    if (g_.is_pointwise()) {
+      sgemm('T', 'N', cg, ohw, og, 1.0f, wg, cg, dys, ohw, 0.0f, dxs, hw);
+    } else {
+      float* col = s.col.data();
+      sgemm('T', 'N', k, ohw, og, 1.0f, wg, k, dys, ohw, 0.0f, col, ohw);
+      col2im(g_, col, ohw, dxs, s.pad.data());
     }
-  });
+  }
 }
 
-void ConvGemm::backward_weights(const float* x, const float* dy, float* dw, float* db) {
+void ConvGemm::sample_backward_weights(Scratch& s, int64_t n, const float* x, const float* dy,
+                                       bool saved, bool with_db) {
   const int64_t ohw = g_.ohw(), hw = g_.h * g_.w, og = g_.og(), cg = g_.cg();
-  const int64_t k = g_.col_rows(), wsize = g_.o * k;
-  const bool saved = saved_for_ == x && x != nullptr;
-  int used = run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
-    float* dwp = s.dw.data();
-    float* dbp = s.db.data();
-    std::memset(dwp, 0, sizeof(float) * wsize);
-    std::memset(dbp, 0, sizeof(float) * g_.o);
-    for (int64_t n = n0; n < n1; ++n) {
-      for (int64_t gi = 0; gi < g_.group; ++gi) {
-        float* dwg = dwp + gi * og * k;
-        const float* dys = dy + (n * g_.o + gi * og) * ohw;
-        const float* xs = x + (n * g_.c + gi * cg) * hw;
-        if (g_.is_pointwise()) {
-          sgemm('N', 'T', og, cg, ohw, 1.0f, dys, ohw, xs, hw, 1.0f, dwg, k);
-          continue;
-        }
-        const float* col;
-        if (saved) {
-          col = saved_cols_.data() + (n * g_.group + gi) * col_size();
-        } else {
-          im2col(g_, xs, s.col.data(), ohw, s.pad.data());
-          col = s.col.data();
-        }
-        sgemm('N', 'T', og, k, ohw, 1.0f, dys, ohw, col, ohw, 1.0f, dwg, k);
-      }
-      if (db) {
-        const float* d = dy + n * g_.o * ohw;
-        for (int64_t oc = 0; oc < g_.o; ++oc) dbp[oc] += sum_floats(d + oc * ohw, ohw);
-      }
+  const int64_t k = g_.col_rows();
+  for (int64_t gi = 0; gi < g_.group; ++gi) {
+    float* dwg = s.dw.data() + gi * og * k;
+    const float* dys = dy + (n * g_.o + gi * og) * ohw;
+    const float* xs = x + (n * g_.c + gi * cg) * hw;
+    if (g_.is_pointwise()) {
+      sgemm('N', 'T', og, cg, ohw, 1.0f, dys, ohw, xs, hw, 1.0f, dwg, k);
+      continue;
     }
-  });
+    const float* col;
+    if (saved) {
+      col = saved_cols_.data() + (n * g_.group + gi) * col_size();
+    } else {
+      im2col(g_, xs, s.col.data(), ohw, s.pad.data());
+      col = s.col.data();
+    }
+    sgemm('N', 'T', og, k, ohw, 1.0f, dys, ohw, col, ohw, 1.0f, dwg, k);
+  }
+  if (with_db) {
+    const float* d = dy + n * g_.o * ohw;
+    float* dbp = s.db.data();
+    for (int64_t oc = 0; oc < g_.o; ++oc) dbp[oc] += sum_floats(d + oc * ohw, ohw);
+  }
+}
+
+void ConvGemm::reduce_weight_grads(int used, float* dw, float* db) {
+  const int64_t wsize = g_.o * g_.col_rows();
   std::memcpy(dw, scratch_[0].dw.data(), sizeof(float) * wsize);
   for (int t = 1; t < used; ++t) {
     const float* p = scratch_[t].dw.data();
@@ -160,6 +154,31 @@ void ConvGemm::backward_weights(const float* x, const float* dy, float* dw, floa
       for (int64_t i = 0; i < g_.o; ++i) db[i] += p[i];
     }
   }
+}
+
+void ConvGemm::backward_data(const float* dy, const float* w, float* dx) {
+  run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) sample_backward_data(s, n, dy, w, dx);
+  });
+}
+
+void ConvGemm::backward_weights(const float* x, const float* dy, float* dw, float* db) {
+  backward(x, dy, nullptr, nullptr, dw, db);
+}
+
+void ConvGemm::backward(const float* x, const float* dy, const float* w, float* dx, float* dw,
+                        float* db) {
+  const int64_t wsize = g_.o * g_.col_rows();
+  const bool saved = saved_for_ == x && x != nullptr;
+  int used = run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
+    std::memset(s.dw.data(), 0, sizeof(float) * wsize);
+    std::memset(s.db.data(), 0, sizeof(float) * g_.o);
+    for (int64_t n = n0; n < n1; ++n) {
+      if (dx) sample_backward_data(s, n, dy, w, dx);
+      sample_backward_weights(s, n, x, dy, saved, db != nullptr);
+    }
+  });
+  reduce_weight_grads(used, dw, db);
 }
 
 }  // namespace minnow::kernels

@@ -29,6 +29,9 @@ class ConvGemm : public ConvAlgo {
   void forward(const float* x, const float* w, const float* b, float* y, bool training) override;
   void backward_data(const float* dy, const float* w, float* dx) override;
   void backward_weights(const float* x, const float* dy, float* dw, float* db) override;
+  // Per sample: dx, then dw += (the sample's dy, still in cache).
+  void backward(const float* x, const float* dy, const float* w, float* dx, float* dw,
+                float* db) override;
   std::string name() const override { return "im2col+sgemm"; }
 
  private:
@@ -41,6 +44,12 @@ class ConvGemm : public ConvAlgo {
   int run_chunks(F&& fn);
   void reserve_scratch(int threads);
   int64_t col_size() const { return g_.col_rows() * g_.ohw(); }
+  // One sample's backward-data / weight-gradient contributions (dw, db accumulated in s).
+  void sample_backward_data(Scratch& s, int64_t n, const float* dy, const float* w, float* dx);
+  void sample_backward_weights(Scratch& s, int64_t n, const float* x, const float* dy, bool saved,
+                               bool with_db);
+  // Sums the per-thread weight gradients of `used` threads into dw (and db when non-null).
+  void reduce_weight_grads(int used, float* dw, float* db);
 
   ConvGeometry g_;
   std::vector<Scratch> scratch_;

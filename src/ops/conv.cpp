@@ -171,12 +171,15 @@ class ConvFast : public Kernel {
     const float* dy = grad_out[0]->f32();
     // The first layer's input needs no gradient: skipping backward-data there saves about a
     // third of its backward time.
-    if (grad_in[0]) algo_->backward_data(dy, in[1]->f32(), grad_in[0]->f32());
+    float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
     Tensor* dw = grad_in.size() > 1 ? grad_in[1] : nullptr;
     Tensor* db = g_.has_bias && grad_in.size() > 2 ? grad_in[2] : nullptr;
-    if (!dw && !db) return;
+    if (!dw && !db) {
+      if (dx) algo_->backward_data(dy, in[1]->f32(), dx);
+      return;
+    }
     float* dw_ptr = dw ? dw->f32() : unused_dw_.get(g_.o * g_.col_rows());
-    algo_->backward_weights(in[0]->f32(), dy, dw_ptr, db ? db->f32() : nullptr);
+    algo_->backward(in[0]->f32(), dy, in[1]->f32(), dx, dw_ptr, db ? db->f32() : nullptr);
   }
 
  private:

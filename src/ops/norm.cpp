@@ -15,6 +15,71 @@
 #include "ops/op_util.h"
 
 namespace minnow::ops {
+
+// Per-channel loops over the [N, C, S] view: n runs of s floats, `stride` apart. Compiled per ISA
+// and picked at run time (the build targets baseline x86-64). Each run accumulates in float
+// (vectorized), runs are combined in double. External linkage: target_clones wants it.
+namespace bn_detail {
+
+// s1 += sum (x - k), s2 += sum (x - k)^2.
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_stats(
+    const float* x, int64_t n, int64_t stride, int64_t s, float k, double* s1, double* s2) {
+  double t1 = 0, t2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* p = x + i * stride;
+    float f1 = 0, f2 = 0;
+#pragma omp simd reduction(+ : f1, f2)
+    for (int64_t j = 0; j < s; ++j) {
+      const float v = p[j] - k;
+      f1 += v;
+      f2 += v * v;
+    }
+    t1 += f1;
+    t2 += f2;
+  }
+  *s1 = t1;
+  *s2 = t2;
+}
+
+// s1 = sum dy, s2 = sum dy * (x - m).
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_reduce(
+    const float* dy, const float* x, int64_t n, int64_t stride, int64_t s, float m, double* s1,
+    double* s2) {
+  double t1 = 0, t2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* d = dy + i * stride;
+    const float* p = x + i * stride;
+    float f1 = 0, f2 = 0;
+#pragma omp simd reduction(+ : f1, f2)
+    for (int64_t j = 0; j < s; ++j) {
+      f1 += d[j];
+      f2 += d[j] * (p[j] - m);
+    }
+    t1 += f1;
+    t2 += f2;
+  }
+  *s1 = t1;
+  *s2 = t2;
+}
+
+// out = src * a (+ x * b2 when x is given) + sh.
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_affine(
+    const float* src, const float* x, float* out, int64_t n, int64_t stride, int64_t s, float a,
+    float b2, float sh) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* __restrict r = src + i * stride;
+    float* __restrict o = out + i * stride;
+    if (x) {
+      const float* __restrict q = x + i * stride;
+      for (int64_t j = 0; j < s; ++j) o[j] = r[j] * a + q[j] * b2 + sh;
+    } else {
+      for (int64_t j = 0; j < s; ++j) o[j] = r[j] * a + sh;
+    }
+  }
+}
+
+}  // namespace bn_detail
+
 namespace {
 
 // Tensors below this many elements stay on one thread (team wake-up costs more than the loop).
@@ -183,9 +248,10 @@ class BatchNormRef final : public BnBase {
 
 // f32 hand loops. Two layouts of the [N, C, S] view:
 //  - S == 1 (rank 2): rows of C channels; inner loops run across channels.
-//  - S > 1: per channel, N contiguous runs of S; inner loops run along S.
-// Channel blocks are independent, so they are what the threads share. Inner runs accumulate in
-// float (vectorized), runs are combined in double so long channels do not lose precision.
+//  - S > 1: per channel, N contiguous runs of S; inner loops run along S (bn_detail), and the
+//    threads share the channels.
+// Inner runs accumulate in float (vectorized), runs are combined in double so long channels do
+// not lose precision.
 class BatchNormFast final : public BnBase {
  public:
   BatchNormFast(const Node& node, BnDims d)
@@ -193,8 +259,9 @@ class BatchNormFast final : public BnBase {
 
   void forward(Tensors in, Tensors out, RunContext& ctx) override {
     batch_stats_ = ctx.training;
+    if (batch_stats_) check_trainable();
+    if (d_.s > 1) return forward_planes(in, out);
     if (batch_stats_) {
-      check_trainable();
       batch_statistics(in[0]->f32());
       const float m = static_cast<float>(p_.momentum);
       const double unbias = static_cast<double>(d_.count()) / static_cast<double>(d_.count() - 1);
@@ -230,10 +297,13 @@ class BatchNormFast final : public BnBase {
   }
 
   void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
-    for (Tensor* t : grad_in) {
-      if (t) t->fill_zero();
+    // Everything but the running-statistics gradients is overwritten below: zeroing the
+    // activation-sized dx first would only add a pass over memory.
+    for (size_t i = 0; i < grad_in.size(); ++i) {
+      if (grad_in[i] && (i >= 3 || !grad_out[0])) grad_in[i]->fill_zero();
     }
     if (!grad_out[0]) return;
+    if (d_.s > 1) return backward_planes(in, grad_out, grad_in);
     const float* x = in[0]->f32();
     const float* g = in[1]->f32();
     const float* dy = grad_out[0]->f32();
@@ -272,48 +342,102 @@ class BatchNormFast final : public BnBase {
  private:
   bool parallel() const { return d_.n * d_.c * d_.s >= kParallelMin; }
 
+  // S > 1: each channel's statistics and its normalization run back to back, so the second pass
+  // over the channel's N runs (at most a few hundred KB) reads from cache instead of memory.
+  void forward_planes(Tensors in, Tensors out) {
+    const int64_t N = d_.n, C = d_.c, S = d_.s, stride = C * S;
+    const double cnt = static_cast<double>(d_.count());
+    const double unbias = cnt / (cnt - 1);
+    const float* x = in[0]->f32();
+    const float* g = in[1]->f32();
+    const float* b = in[2]->f32();
+    float* rm = in[3]->f32();
+    float* rv = in[4]->f32();
+    float* y = out[0]->f32();
+    const bool train = batch_stats_;
+    const float m = static_cast<float>(p_.momentum);
+#pragma omp parallel for if (parallel()) schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* xc = x + c * S;
+      double var;
+      if (train) {
+        // Sums around one sample of the channel (the shift) keep the cancellation small.
+        const float k = xc[0];
+        double t1, t2;
+        bn_detail::channel_stats(xc, N, stride, S, k, &t1, &t2);
+        const double m1 = t1 / cnt;
+        var = std::max(0.0, t2 / cnt - m1 * m1);
+        mean_[c] = static_cast<float>(k + m1);
+        rm[c] = (1 - m) * rm[c] + m * mean_[c];
+        rv[c] = (1 - m) * rv[c] + m * static_cast<float>(var * unbias);
+      } else {
+        mean_[c] = rm[c];
+        var = rv[c];
+      }
+      var_[c] = var;
+      inv_[c] = static_cast<float>(1.0 / std::sqrt(var + p_.epsilon));
+      const float a = g[c] * inv_[c];
+      bn_detail::channel_affine(xc, nullptr, y + c * S, N, stride, S, a, 0.0f, b[c] - mean_[c] * a);
+    }
+  }
+
+  void backward_planes(Tensors in, Tensors grad_out, Tensors grad_in) {
+    const int64_t N = d_.n, C = d_.c, S = d_.s, stride = C * S;
+    const double cnt = static_cast<double>(d_.count());
+    const float* x = in[0]->f32();
+    const float* g = in[1]->f32();
+    const float* dy = grad_out[0]->f32();
+    float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
+    float* dscale = grad_in[1] ? grad_in[1]->f32() : nullptr;
+    float* dbias = grad_in[2] ? grad_in[2]->f32() : nullptr;
+    float* dmean = grad_in.size() > 3 && grad_in[3] ? grad_in[3]->f32() : nullptr;
+    float* dvar = grad_in.size() > 4 && grad_in[4] ? grad_in[4]->f32() : nullptr;
+    const bool train = batch_stats_;
+#pragma omp parallel for if (parallel()) schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t off = c * S;
+      double sum_dy, sum_dy_xm;
+      bn_detail::channel_reduce(dy + off, x + off, N, stride, S, mean_[c], &sum_dy, &sum_dy_xm);
+      const double inv = inv_[c], a = g[c] * inv, sum_dy_xhat = sum_dy_xm * inv;
+      if (dscale) dscale[c] = static_cast<float>(sum_dy_xhat);
+      if (dbias) dbias[c] = static_cast<float>(sum_dy);
+      // dx = a dy + c2 x + c3; with batch statistics c2, c3 carry the mean/variance terms.
+      double c2 = 0, c3 = 0;
+      if (train) {
+        c2 = -a * inv * sum_dy_xhat / cnt;
+        c3 = -a * sum_dy / cnt - c2 * mean_[c];
+      } else {
+        if (dmean) dmean[c] = static_cast<float>(-a * sum_dy);
+        if (dvar) dvar[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
+      }
+      if (dx) {
+        bn_detail::channel_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S,
+                                  static_cast<float>(a), static_cast<float>(c2),
+                                  static_cast<float>(c3));
+      }
+    }
+  }
+
   // Batch mean and biased variance into mean_, var_. The sums are taken around one sample of
   // the channel (the shift), which keeps the sum-of-squares cancellation small.
   void batch_statistics(const float* x) {
     const int64_t N = d_.n, C = d_.c, S = d_.s;
     const double cnt = static_cast<double>(d_.count());
     for (int64_t c = 0; c < C; ++c) mean_[c] = x[c * S];  // the shift
-    if (S == 1) {
-      std::vector<float> f1(C, 0.0f), f2(C, 0.0f);
-      const float* k = mean_.data();
-      for (int64_t n = 0; n < N; ++n) {
-        const float* r = x + n * C;
+    std::vector<float> f1(C, 0.0f), f2(C, 0.0f);
+    const float* k = mean_.data();
+    for (int64_t n = 0; n < N; ++n) {
+      const float* r = x + n * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = r[c] - k[c];
-          f1[c] += v;
-          f2[c] += v * v;
-        }
-      }
       for (int64_t c = 0; c < C; ++c) {
-        s1_[c] = f1[c];
-        s2_[c] = f2[c];
+        const float v = r[c] - k[c];
+        f1[c] += v;
+        f2[c] += v * v;
       }
-    } else {
-#pragma omp parallel for if (parallel()) schedule(static)
-      for (int64_t c = 0; c < C; ++c) {
-        const float k = mean_[c];
-        double t1 = 0, t2 = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          const float* p = x + (n * C + c) * S;
-          float f1 = 0, f2 = 0;
-#pragma omp simd reduction(+ : f1, f2)
-          for (int64_t s = 0; s < S; ++s) {
-            const float v = p[s] - k;
-            f1 += v;
-            f2 += v * v;
-          }
-          t1 += f1;
-          t2 += f2;
-        }
-        s1_[c] = t1;
-        s2_[c] = t2;
-      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      s1_[c] = f1[c];
+      s2_[c] = f2[c];
     }
     for (int64_t c = 0; c < C; ++c) {
       const double m1 = s1_[c] / cnt;
@@ -322,83 +446,40 @@ class BatchNormFast final : public BnBase {
     }
   }
 
-  // s1_ = sum dy, s2_ = sum dy * (x - mean), per channel.
+  // s1_ = sum dy, s2_ = sum dy * (x - mean), per channel (rank 2: rows of C channels).
   void reduce(const float* dy, const float* x, const float* mean) {
-    const int64_t N = d_.n, C = d_.c, S = d_.s;
-    if (S == 1) {
-      std::vector<float> f1(C, 0.0f), f2(C, 0.0f);
-      for (int64_t n = 0; n < N; ++n) {
-        const float* d = dy + n * C;
-        const float* r = x + n * C;
+    const int64_t N = d_.n, C = d_.c;
+    std::vector<float> f1(C, 0.0f), f2(C, 0.0f);
+    for (int64_t n = 0; n < N; ++n) {
+      const float* d = dy + n * C;
+      const float* r = x + n * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          f1[c] += d[c];
-          f2[c] += d[c] * (r[c] - mean[c]);
-        }
-      }
       for (int64_t c = 0; c < C; ++c) {
-        s1_[c] = f1[c];
-        s2_[c] = f2[c];
+        f1[c] += d[c];
+        f2[c] += d[c] * (r[c] - mean[c]);
       }
-      return;
     }
-#pragma omp parallel for if (parallel()) schedule(static)
     for (int64_t c = 0; c < C; ++c) {
-      const float m = mean[c];
-      double t1 = 0, t2 = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        const float* d = dy + (n * C + c) * S;
-        const float* p = x + (n * C + c) * S;
-        float f1 = 0, f2 = 0;
-#pragma omp simd reduction(+ : f1, f2)
-        for (int64_t s = 0; s < S; ++s) {
-          f1 += d[s];
-          f2 += d[s] * (p[s] - m);
-        }
-        t1 += f1;
-        t2 += f2;
-      }
-      s1_[c] = t1;
-      s2_[c] = t2;
+      s1_[c] = f1[c];
+      s2_[c] = f2[c];
     }
   }
 
-  // out = src * k1[c] (+ x * k2[c] when x is given) + k3[c].
+  // out = src * k1[c] (+ x * k2[c] when x is given) + k3[c] (rank 2: rows of C channels).
   void affine(const float* src, const float* x, float* out, const float* k1, const float* k2,
               const float* k3) const {
-    const int64_t N = d_.n, C = d_.c, S = d_.s;
-    if (S == 1) {
+    const int64_t N = d_.n, C = d_.c;
 #pragma omp parallel for if (parallel()) schedule(static)
-      for (int64_t n = 0; n < N; ++n) {
-        const float* r = src + n * C;
-        float* o = out + n * C;
-        if (x) {
-          const float* q = x + n * C;
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] = r[c] * k1[c] + q[c] * k2[c] + k3[c];
-        } else {
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] = r[c] * k1[c] + k3[c];
-        }
-      }
-      return;
-    }
-#pragma omp parallel for collapse(2) if (parallel()) schedule(static)
     for (int64_t n = 0; n < N; ++n) {
-      for (int64_t c = 0; c < C; ++c) {
-        const int64_t base = (n * C + c) * S;
-        const float* r = src + base;
-        float* o = out + base;
-        const float a = k1[c], sh = k3[c];
-        if (x) {
-          const float* q = x + base;
-          const float b2 = k2[c];
+      const float* r = src + n * C;
+      float* o = out + n * C;
+      if (x) {
+        const float* q = x + n * C;
 #pragma omp simd
-          for (int64_t s = 0; s < S; ++s) o[s] = r[s] * a + q[s] * b2 + sh;
-        } else {
+        for (int64_t c = 0; c < C; ++c) o[c] = r[c] * k1[c] + q[c] * k2[c] + k3[c];
+      } else {
 #pragma omp simd
-          for (int64_t s = 0; s < S; ++s) o[s] = r[s] * a + sh;
-        }
+        for (int64_t c = 0; c < C; ++c) o[c] = r[c] * k1[c] + k3[c];
       }
     }
   }

@@ -108,6 +108,39 @@ const std::vector<ConvSpec>& small_cases() {
        {1, 1, 1, 1},
        {1, 1},
        3},
+      {"depthwise 3x3 batch 1, 1 channel, 1x1 input pad 1",
+       {1, 1, 1, 1},
+       {1, 1, 3, 3},
+       true,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       1},
+      {"depthwise 3x3 stride 2 odd 9x11, asymmetric pads t0 l1 b1 r0",
+       {2, 3, 9, 11},
+       {3, 1, 3, 3},
+       true,
+       {2, 2},
+       {0, 1, 1, 0},
+       {1, 1},
+       3},
+      {"depthwise 3x2 kernel stride (1,3) no pad",
+       {1, 2, 6, 10},
+       {2, 1, 3, 2},
+       false,
+       {1, 3},
+       {0, 0, 0, 0},
+       {1, 1},
+       2},
+      {"depthwise 3x3 stride 3 pad 2 dilation (2,1)",
+       {2, 2, 10, 8},
+       {2, 1, 3, 3},
+       true,
+       {3, 3},
+       {2, 2, 2, 2},
+       {2, 1},
+       2},
+      {"depthwise 1x1", {2, 4, 3, 5}, {4, 1, 1, 1}, true, {1, 1}, {0, 0, 0, 0}, {1, 1}, 4},
       {"1x1", {2, 8, 5, 5}, {12, 8, 1, 1}},
       {"1x1 no bias batch 1", {1, 7, 3, 5}, {4, 7, 1, 1}, false},
       {"1x1 stride 2", {2, 8, 7, 7}, {4, 8, 1, 1}, true, {2, 2}},
@@ -147,6 +180,22 @@ const std::vector<ConvSpec>& large_cases() {
        {1, 1, 1, 1},
        {1, 1},
        48},
+      {"mbv2 depthwise 96 s2 28x28 batch 16",
+       {16, 96, 28, 28},
+       {96, 1, 3, 3},
+       false,
+       {2, 2},
+       {1, 1, 1, 1},
+       {1, 1},
+       96},
+      {"mbv2 depthwise 192 7x7 batch 17",
+       {17, 192, 7, 7},
+       {192, 1, 3, 3},
+       false,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       192},
       {"mbv2 pointwise 24->144 7x7", {9, 24, 7, 7}, {144, 24, 1, 1}, false},
       {"mbv2 pointwise 96->24 14x14", {4, 96, 14, 14}, {24, 96, 1, 1}},
       {"stem 3->16 3x3 s2", {6, 3, 17, 17}, {16, 3, 3, 3}, true, {2, 2}, {1, 1, 1, 1}},
@@ -231,6 +280,7 @@ TEST(Conv2d, EveryStrategyMatchesReference) {
     for (S st : {S::kGemm, S::kDnnlPlain, S::kDnnlAny}) {
       algos.push_back(kernels::make_conv_strategy(g, st));
     }
+    if (g.is_depthwise()) algos.push_back(kernels::make_conv_strategy(g, S::kDepthwise));
     algos.push_back(kernels::make_conv_plan(g, S::kDnnlAny, S::kGemm, S::kDnnlPlain));
     algos.push_back(kernels::choose_conv_algo(g));
     for (auto& a : algos) {
@@ -249,8 +299,29 @@ TEST(Conv2d, EveryStrategyMatchesReference) {
       a->forward(x_other.data(), w.data(), bp, y2.data(), /*training=*/false);
       a->backward_weights(x.data(), dy.data(), dw3.data(), nullptr);
       expect_near_all(dw3, dw, "dw (after an inference forward, no db)");
+      // Both passes in one call (ConvFast's path), with and without dx.
+      std::vector<float> dx4(dx.size()), dw4(dw.size()), db4(db.size(), 7.0f);
+      a->forward(x.data(), w.data(), bp, y2.data(), /*training=*/true);
+      a->backward(x.data(), dy.data(), w.data(), dx4.data(), dw4.data(), db4.data());
+      expect_near_all(dx4, dx, "dx (fused backward)");
+      expect_near_all(dw4, dw, "dw (fused backward)");
+      if (s.bias) expect_near_all(db4, db, "db (fused backward)");
+      a->backward(x.data(), dy.data(), w.data(), nullptr, dw4.data(), nullptr);
+      expect_near_all(dw4, dw, "dw (fused backward, no dx)");
     }
   }
+}
+
+TEST(Conv2d, DepthwiseStrategyRejectsOtherGeometries) {
+  ConvGeometry g =
+      geometry_of({"groups=2", {2, 4, 6, 6}, {6, 2, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 2});
+  EXPECT_THROW(kernels::make_conv_strategy(g, kernels::ConvStrategy::kDepthwise), Error);
+  g = geometry_of(
+      {"multiplier 2", {2, 3, 6, 6}, {6, 1, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 3});
+  EXPECT_THROW(kernels::make_conv_strategy(g, kernels::ConvStrategy::kDepthwise), Error);
+  g = geometry_of({"dw", {2, 3, 6, 6}, {3, 1, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 3});
+  EXPECT_EQ(kernels::make_conv_strategy(g, kernels::ConvStrategy::kDepthwise)->name(),
+            "depthwise-direct");
 }
 
 // Runs one Conv2d node with the given kernel; returns y and, for dy = ones, dx, dw, db.

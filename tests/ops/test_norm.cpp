@@ -119,6 +119,8 @@ TEST(BatchNorm, FastMatchesReference) {
   shapes.push_back({64, 300});         // rank 2, multi-threaded affine pass
   shapes.push_back({64, 16, 12, 12});  // rank 4, multi-threaded channel loops
   shapes.push_back({8, 5, 17});
+  shapes.push_back({33, 24, 7, 7});  // MobileNetV2's 7x7 runs (shorter than a vector block)
+  shapes.push_back({5, 7, 9, 11});   // odd everything
   for (const Shape& s : shapes) {
     for (bool training : {true, false}) {
       OpCase c;
