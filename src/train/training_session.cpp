@@ -5,6 +5,7 @@
 
 #include "core/rng.h"
 #include "minnow/error.h"
+#include "passes/fuse_batchnorm_activation.h"
 
 namespace minnow {
 
@@ -66,6 +67,7 @@ TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
       loss.op = OpKind::kBceWithLogits;
       break;
   }
+  if (options.fuse_batchnorm_activation) fuse_batchnorm_activation(graph_);
   graph_.inputs.push_back(labels);
   graph_.nodes.push_back(loss);
   graph_.outputs = {ValueInfo{loss_name_, DType::kF32, {}}};

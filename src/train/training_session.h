@@ -25,6 +25,8 @@ struct SessionOptions {
   LossKind loss = LossKind::kSoftmaxCrossEntropy;
   double label_smoothing = 0.0;
   KernelChoice kernels = KernelChoice::kFast;
+  // Fuse BatchNorm -> ReLU/ReLU6 pairs into one node (same results, less memory traffic).
+  bool fuse_batchnorm_activation = true;
 };
 
 struct ParamRef {

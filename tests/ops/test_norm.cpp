@@ -171,6 +171,103 @@ TEST(BatchNorm, GradientMatchesFiniteDifference) {
   }
 }
 
+Node bn_act_node(const std::string& activation) {
+  return dense::node(OpKind::kBatchNorm,
+                     {{"momentum", 0.1}, {"epsilon", 1e-5}, {"activation", activation}});
+}
+
+// Scales up to 4 spread y over roughly [-10, 10], so both ReLU6 clamps are exercised.
+std::vector<Tensor> bn_act_inputs(const Shape& s, Rng& rng) {
+  std::vector<Tensor> in = bn_inputs(s, rng);
+  for (int64_t i = 0; i < in[1].numel(); ++i) in[1].f32()[i] *= 3.0f;
+  for (int64_t i = 0; i < in[2].numel(); ++i) in[2].f32()[i] *= 3.0f;
+  return in;
+}
+
+// Nudges x until no pre-activation value (plain BatchNorm output) lies within 1e-3 of a kink
+// of ReLU/ReLU6: there float and double legitimately disagree on the activation's mask.
+void keep_off_kinks(std::vector<Tensor>& in, bool training) {
+  for (int round = 0; round < 20; ++round) {
+    dense::Run bn = dense::run(bn_node(), in, dense::opts().train(training));
+    bool moved = false;
+    for (int64_t i = 0; i < bn.outputs[0].numel(); ++i) {
+      const double t = bn.outputs[0].f32()[i];
+      if (std::abs(t) < 1e-3 || std::abs(t - 6.0) < 1e-3) {
+        in[0].f32()[i] += 0.01f;
+        moved = true;
+      }
+    }
+    if (!moved) return;
+  }
+  FAIL() << "could not move the inputs away from the activation's kinks";
+}
+
+// The fused activation is the same as BatchNorm followed by the activation op.
+TEST(BatchNorm, FusedActivationMatchesSeparateOps) {
+  Rng rng(45);
+  for (const char* act : {"relu", "relu6"}) {
+    for (const Shape& s : {Shape{6, 5}, Shape{4, 3, 5, 6}}) {
+      for (KernelChoice choice : {KernelChoice::kReference, KernelChoice::kFast}) {
+        SCOPED_TRACE(std::string(act) + " " + shape_str(s) +
+                     (choice == KernelChoice::kFast ? " fast" : " reference"));
+        std::vector<Tensor> in = bn_act_inputs(s, rng);
+        keep_off_kinks(in, true);
+        Tensor dy = random_tensor(s, rng);
+        // dense::run works on copies of the inputs, so each run starts from the same state.
+        dense::Run fused =
+            dense::run(bn_act_node(act), in, dense::opts().kernel(choice).train(true).grads({dy}));
+        dense::Run bn = dense::run(bn_node(), in, dense::opts().kernel(choice).train(true));
+        const OpKind kind = std::string(act) == "relu" ? OpKind::kRelu : OpKind::kRelu6;
+        dense::Run a = dense::run(dense::node(kind), {bn.outputs[0]},
+                                  dense::opts().kernel(choice).train(true).grads({dy}));
+        expect_values(fused.outputs[0], dense::values_of(a.outputs[0]), 1e-5, "y");
+        dense::Run bn_back =
+            dense::run(bn_node(), in, dense::opts().kernel(choice).train(true).grads({a.grads[0]}));
+        for (size_t i = 0; i < 3; ++i) {
+          expect_values(fused.grads[i], dense::values_of(bn_back.grads[i]), 1e-4,
+                        "grad " + std::to_string(i));
+        }
+      }
+    }
+  }
+}
+
+TEST(BatchNorm, FusedActivationFastMatchesReference) {
+  Rng rng(46);
+  for (const char* act : {"relu", "relu6"}) {
+    for (const Shape& s : {Shape{64, 40}, Shape{5, 7}, Shape{3, 5, 9, 11}, Shape{64, 16, 12, 12}}) {
+      for (bool training : {true, false}) {
+        OpCase c;
+        c.label = std::string("bn+") + act + " " + shape_str(s) + (training ? " train" : " eval");
+        c.node = bn_act_node(act);
+        c.inputs = bn_act_inputs(s, rng);
+        c.training = training;
+        keep_off_kinks(c.inputs, training);
+        expect_fast_matches_reference(c);
+      }
+    }
+  }
+}
+
+TEST(BatchNorm, FusedActivationGradientMatchesFiniteDifference) {
+  Rng rng(47);
+  for (const char* act : {"relu", "relu6"}) {
+    for (const Shape& s : kBnShapes) {
+      for (bool training : {true, false}) {
+        OpCase c;
+        c.label = std::string("bn+") + act + " " + shape_str(s) + (training ? " train" : " eval");
+        c.node = bn_act_node(act);
+        c.inputs = bn_act_inputs(s, rng);
+        c.training = training;
+        keep_off_kinks(c.inputs, training);
+        c.check_grad = {true, true, true, !training, !training};
+        c.fd_tolerance = 1e-5;
+        expect_gradient_matches_finite_difference(c);
+      }
+    }
+  }
+}
+
 TEST(BatchNorm, InferShapes) {
   Node n = bn_node();
   EXPECT_EQ(
@@ -192,6 +289,7 @@ TEST(BatchNorm, BadInputIsAnError) {
   EXPECT_THROW(dense::infer(n, {info({2, 3}, DType::kI64), p(3), p(3), p(3), p(3)}), Error);
   EXPECT_THROW(dense::infer(bn_node(1.5), {info({2, 3}), p(3), p(3), p(3), p(3)}), Error);
   EXPECT_THROW(dense::infer(bn_node(0.1, -1.0), {info({2, 3}), p(3), p(3), p(3), p(3)}), Error);
+  EXPECT_THROW(dense::infer(bn_act_node("gelu"), {info({2, 3}), p(3), p(3), p(3), p(3)}), Error);
   // One value per channel cannot give a variance in training mode (PyTorch refuses too).
   Rng rng(44);
   for (KernelChoice choice : {KernelChoice::kReference, KernelChoice::kFast}) {

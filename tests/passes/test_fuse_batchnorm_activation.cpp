@@ -1,0 +1,102 @@
+// fuse_batchnorm_activation: which pairs it fuses (only a BN whose single consumer is ReLU or
+// ReLU6, never a graph output), that value names survive, and that a training session with the
+// pass gives the same loss, parameter gradients and running statistics as one without it.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "core/rng.h"
+#include "minnow/builder.h"
+#include "minnow/zoo.h"
+#include "passes/fuse_batchnorm_activation.h"
+#include "train/training_session.h"
+
+namespace minnow {
+namespace {
+
+int count_op(const Graph& g, OpKind kind) {
+  return static_cast<int>(
+      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
+}
+
+// conv -> bn1 -> relu6 (fusable); conv -> bn2 -> relu and bn2 also feeds an add (not fusable);
+// bn3 -> relu where bn3's output is a graph output too (not fusable).
+Graph mixed_graph() {
+  GraphBuilder b("mixed", 3);
+  std::string x = b.input("input", {kDynamic, 2, 6, 6});
+  std::string c1 = b.conv2d(x, 4, 3, {.pad = 1, .bias = false}, "c1");
+  std::string a1 = b.activation(OpKind::kRelu6, b.batch_norm(c1, 1e-5, 0.1, "bn1"), "act1");
+  std::string n2 = b.batch_norm(b.conv2d(a1, 4, 1, {.bias = false}, "c2"), 1e-5, 0.1, "bn2");
+  std::string a2 = b.activation(OpKind::kRelu, n2, "act2");
+  std::string s = b.op(OpKind::kAdd, {a2, n2}, {}, "add");
+  std::string n3 = b.batch_norm(s, 1e-5, 0.1, "bn3");
+  std::string a3 = b.activation(OpKind::kRelu, n3, "act3");
+  b.output(b.linear(b.flatten(b.global_avg_pool(a3)), 3, true, "fc"));
+  b.output(n3);
+  return b.build();
+}
+
+TEST(FuseBatchNormActivation, FusesOnlySingleConsumerPairs) {
+  Graph g = mixed_graph();
+  const int bns = count_op(g, OpKind::kBatchNorm);
+  EXPECT_EQ(fuse_batchnorm_activation(g), 1);
+  g.validate();
+  EXPECT_EQ(count_op(g, OpKind::kBatchNorm), bns);
+  EXPECT_EQ(count_op(g, OpKind::kRelu6), 0);
+  EXPECT_EQ(count_op(g, OpKind::kRelu), 2);
+  for (const Node& n : g.nodes) {
+    if (n.name == "bn1") {
+      EXPECT_EQ(n.attrs.get_string("activation", ""), "relu6");
+      EXPECT_EQ(n.outputs[0], "act1");  // the activation's output name survives
+    } else if (n.op == OpKind::kBatchNorm) {
+      EXPECT_FALSE(n.attrs.has("activation")) << n.name;
+    }
+  }
+  EXPECT_EQ(fuse_batchnorm_activation(g), 0);  // idempotent
+}
+
+// A training step of the zoo MobileNetV2 (BN -> ReLU6 throughout) with and without the pass.
+TEST(FuseBatchNormActivation, TrainingStepIsUnchanged) {
+  zoo::ZooOptions zo;
+  zo.input_shape = {1, 12, 12};
+  Graph g = zoo::build("mobilenet_v2", zo);
+  Graph fused_graph = g;
+  EXPECT_GT(fuse_batchnorm_activation(fused_graph), 10);
+  Rng data(5);
+  Tensor x(DType::kF32, {6, 1, 12, 12});
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = data.uniform(-1, 1);
+  Tensor y(DType::kI64, {6});
+  for (int i = 0; i < 6; ++i) y.data<int64_t>()[i] = i % 10;
+
+  auto run = [&](bool fuse, std::vector<Tensor>& grads, std::vector<Tensor>& stats) {
+    Graph copy = g;
+    for (auto& [name, init] : copy.initializers) init.value = init.value.clone();
+    SessionOptions opt;
+    opt.fuse_batchnorm_activation = fuse;
+    TrainingSession s(copy, opt);
+    Rng rng(0);
+    const float loss = s.train_step(x, y, rng);
+    for (ParamRef& p : s.params()) grads.push_back(p.grad.clone());
+    for (auto& [name, init] : copy.initializers) {
+      if (!init.trainable) stats.push_back(init.value.clone());
+    }
+    return loss;
+  };
+  std::vector<Tensor> g0, g1, s0, s1;
+  const float l0 = run(false, g0, s0), l1 = run(true, g1, s1);
+  EXPECT_NEAR(l0, l1, 1e-6);
+  ASSERT_EQ(g0.size(), g1.size());
+  for (size_t i = 0; i < g0.size(); ++i) {
+    for (int64_t k = 0; k < g0[i].numel(); ++k) {
+      ASSERT_NEAR(g0[i].f32()[k], g1[i].f32()[k], 1e-5 + 1e-4 * std::abs(g0[i].f32()[k]))
+          << "param " << i << "[" << k << "]";
+    }
+  }
+  ASSERT_EQ(s0.size(), s1.size());
+  for (size_t i = 0; i < s0.size(); ++i) {
+    for (int64_t k = 0; k < s0[i].numel(); ++k) ASSERT_NEAR(s0[i].f32()[k], s1[i].f32()[k], 1e-6);
+  }
+}
+
+}  // namespace
+}  // namespace minnow
