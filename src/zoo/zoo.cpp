@@ -45,10 +45,12 @@ const std::vector<Row>& rows() {
       {{"ds_cnn", "MLPerf Tiny KWS DS-CNN: conv 10x4/2 64, 4 depthwise-separable blocks"},
        build_ds_cnn},
       {{"lstm_classifier",
-        "Text: embedding 64 -> bidirectional LSTM 64 (masked by lengths) -> final states -> fc"},
+        "Text: embedding 64 -> bidirectional LSTM 64 (masked by lengths) -> final states + time "
+        "mean -> fc"},
        build_lstm_classifier},
       {{"gru_classifier",
-        "Text: embedding 64 -> bidirectional GRU 64 (masked by lengths) -> final states -> fc"},
+        "Text: embedding 64 -> bidirectional GRU 64 (masked by lengths) -> final states + time "
+        "mean -> fc"},
        build_gru_classifier},
       {{"transformer_classifier",
         "Text: embedding + learned positions (d_model 64), 2 post-norm encoder layers (4 heads, "
