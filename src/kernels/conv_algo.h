@@ -30,8 +30,9 @@ class ConvAlgo {
   virtual std::string name() const = 0;
 };
 
-// kDepthwise applies only to depthwise geometries (group == channels == outputs).
-enum class ConvStrategy { kGemm, kDnnlPlain, kDnnlAny, kDepthwise };
+// kDepthwise applies only to depthwise geometries (group == channels == outputs);
+// kDepthwise3x3 only where ConvDepthwise3x3::supports() (3x3, stride 1 or 2, AVX-512F CPU).
+enum class ConvStrategy { kGemm, kDnnlPlain, kDnnlAny, kDepthwise, kDepthwise3x3 };
 std::unique_ptr<ConvAlgo> make_conv_strategy(const ConvGeometry& g, ConvStrategy s);
 // One strategy per pass (each built once, shared between passes).
 std::unique_ptr<ConvAlgo> make_conv_plan(const ConvGeometry& g, ConvStrategy fwd,

@@ -9,6 +9,7 @@
 
 #include "core/op_registry.h"
 #include "kernels/conv_algo.h"
+#include "kernels/conv_depthwise3x3.h"
 #include "kernels/conv_reference.h"
 #include "minnow/error.h"
 #include "op_harness.h"
@@ -92,6 +93,56 @@ const std::vector<ConvSpec>& small_cases() {
        {1, 1, 1, 1},
        {1, 1},
        4},
+      // Rows wider than one 16-lane vector, odd sizes, pads 0 and 2 and asymmetric pads: the
+      // AVX-512 3x3 kernel's masks and its stride-2 even/odd permutes at every border.
+      {"depthwise 3x3 wide 37x35 pad 1",
+       {2, 3, 37, 35},
+       {3, 1, 3, 3},
+       true,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       3},
+      {"depthwise 3x3 stride 2 wide 36x37 pad 1",
+       {2, 3, 36, 37},
+       {3, 1, 3, 3},
+       true,
+       {2, 2},
+       {1, 1, 1, 1},
+       {1, 1},
+       3},
+      {"depthwise 3x3 stride 2 pad 0 odd 33x34",
+       {2, 2, 33, 34},
+       {2, 1, 3, 3},
+       false,
+       {2, 2},
+       {0, 0, 0, 0},
+       {1, 1},
+       2},
+      {"depthwise 3x3 stride 2 pad 2 asymmetric",
+       {1, 2, 19, 17},
+       {2, 1, 3, 3},
+       true,
+       {2, 2},
+       {2, 1, 0, 2},
+       {1, 1},
+       2},
+      {"depthwise 3x3 pad 0 asymmetric 18x20",
+       {2, 2, 18, 20},
+       {2, 1, 3, 3},
+       true,
+       {1, 1},
+       {0, 2, 1, 0},
+       {1, 1},
+       2},
+      {"depthwise 3x3 tiny 2x2 stride 2 pad 1",
+       {3, 2, 2, 2},
+       {2, 1, 3, 3},
+       true,
+       {2, 2},
+       {1, 1, 1, 1},
+       {1, 1},
+       2},
       {"depthwise 5x5 dilation 2",
        {2, 3, 9, 9},
        {3, 1, 5, 5},
@@ -281,6 +332,9 @@ TEST(Conv2d, EveryStrategyMatchesReference) {
       algos.push_back(kernels::make_conv_strategy(g, st));
     }
     if (g.is_depthwise()) algos.push_back(kernels::make_conv_strategy(g, S::kDepthwise));
+    if (kernels::ConvDepthwise3x3::supports(g)) {
+      algos.push_back(kernels::make_conv_strategy(g, S::kDepthwise3x3));
+    }
     algos.push_back(kernels::make_conv_plan(g, S::kDnnlAny, S::kGemm, S::kDnnlPlain));
     algos.push_back(kernels::choose_conv_algo(g));
     for (auto& a : algos) {
