@@ -37,6 +37,7 @@ class ConvGemm : public ConvAlgo {
  private:
   struct Scratch {
     FloatBuffer col, dw, db, pad;
+    FloatBuffer packed_dy, packed_x;  // pointwise weight gradient: several samples side by side
   };
   // Calls fn(scratch, first_sample, end_sample) on each thread; one thread (with a threaded
   // sgemm) when the batch is too small to split. Returns the number of threads used.
@@ -48,6 +49,11 @@ class ConvGemm : public ConvAlgo {
   void sample_backward_data(Scratch& s, int64_t n, const float* dy, const float* w, float* dx);
   void sample_backward_weights(Scratch& s, int64_t n, const float* x, const float* dy, bool saved,
                                bool with_db);
+  // Pointwise, one group, samples [n0, n1): dx when non-null, and s.dw += dy x^T as GEMMs whose
+  // inner dimension spans several samples (copied side by side) instead of one short GEMM per
+  // sample (MobileNetV2's 96 -> 24 projection: weight gradient 0.69 -> 0.44 ms, cold caches).
+  void pointwise_backward(Scratch& s, int64_t n0, int64_t n1, const float* x, const float* dy,
+                          const float* w, float* dx);
   // Sums the per-thread weight gradients of `used` threads into dw (and db when non-null).
   void reduce_weight_grads(int used, float* dw, float* db);
 

@@ -26,12 +26,30 @@ namespace minnow::ops {
 // (vectorized), runs are combined in double. External linkage: target_clones wants it.
 namespace bn_detail {
 
+// The runs of one channel are C * S floats apart, a pattern the hardware prefetchers do not
+// follow, and a run is often shorter than a memory round trip: each loop asks for the run about
+// 4 KB ahead (cold caches, [64,144,14,14] with ReLU6: forward 0.54 -> 0.36 ms, backward 0.81 ->
+// 0.45 ms; 2 KB and 8 KB ahead measured slower).
+inline int64_t runs_ahead(int64_t s) {
+  return std::max<int64_t>(1, 1024 / std::max<int64_t>(s, 1));
+}
+
+inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
+  if (for_write) {
+    for (int64_t j = 0; j < s; j += 16) __builtin_prefetch(p + j, 1);
+  } else {
+    for (int64_t j = 0; j < s; j += 16) __builtin_prefetch(p + j);
+  }
+}
+
 // s1 += sum (x - k), s2 += sum (x - k)^2.
 [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_stats(
     const float* x, int64_t n, int64_t stride, int64_t s, float k, double* s1, double* s2) {
   double t1 = 0, t2 = 0;
+  const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* p = x + i * stride;
+    if (i + ahead < n) prefetch_run(p + ahead * stride, s);
     float f1 = 0, f2 = 0;
 #pragma omp simd reduction(+ : f1, f2)
     for (int64_t j = 0; j < s; ++j) {
@@ -51,9 +69,14 @@ namespace bn_detail {
     const float* dy, const float* x, int64_t n, int64_t stride, int64_t s, float m, double* s1,
     double* s2) {
   double t1 = 0, t2 = 0;
+  const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* d = dy + i * stride;
     const float* p = x + i * stride;
+    if (i + ahead < n) {
+      prefetch_run(d + ahead * stride, s);
+      prefetch_run(p + ahead * stride, s);
+    }
     float f1 = 0, f2 = 0;
 #pragma omp simd reduction(+ : f1, f2)
     for (int64_t j = 0; j < s; ++j) {
@@ -71,9 +94,11 @@ namespace bn_detail {
 [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_affine(
     const float* src, const float* x, float* out, int64_t n, int64_t stride, int64_t s, float a,
     float b2, float sh) {
+  const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* __restrict r = src + i * stride;
     float* __restrict o = out + i * stride;
+    if (i + ahead < n) prefetch_run(o + ahead * stride, s, /*for_write=*/true);
     if (x) {
       const float* __restrict q = x + i * stride;
       for (int64_t j = 0; j < s; ++j) o[j] = r[j] * a + q[j] * b2 + sh;
@@ -87,9 +112,12 @@ namespace bn_detail {
 [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_affine_clamp(
     const float* src, float* out, int64_t n, int64_t stride, int64_t s, float a, float sh, float lo,
     float hi) {
+  const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* __restrict r = src + i * stride;
     float* __restrict o = out + i * stride;
+    if (i + ahead < n) prefetch_run(o + ahead * stride, s, /*for_write=*/true);
+#pragma omp simd
     for (int64_t j = 0; j < s; ++j) o[j] = std::min(std::max(r[j] * a + sh, lo), hi);
   }
 }
@@ -100,9 +128,14 @@ namespace bn_detail {
     const float* dy, const float* x, int64_t n, int64_t stride, int64_t s, float m, float a,
     float sh, float lo, float hi, double* s1, double* s2) {
   double t1 = 0, t2 = 0;
+  const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* d = dy + i * stride;
     const float* p = x + i * stride;
+    if (i + ahead < n) {
+      prefetch_run(d + ahead * stride, s);
+      prefetch_run(p + ahead * stride, s);
+    }
     float f1 = 0, f2 = 0;
 #pragma omp simd reduction(+ : f1, f2)
     for (int64_t j = 0; j < s; ++j) {
@@ -123,10 +156,13 @@ namespace bn_detail {
 [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_dx_masked(
     const float* dy, const float* x, float* dx, int64_t n, int64_t stride, int64_t s, float a,
     float sh, float lo, float hi, float k1, float k2, float k3) {
+  const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* __restrict d = dy + i * stride;
     const float* __restrict p = x + i * stride;
     float* __restrict o = dx + i * stride;
+    if (i + ahead < n) prefetch_run(o + ahead * stride, s, /*for_write=*/true);
+#pragma omp simd
     for (int64_t j = 0; j < s; ++j) {
       const float t = p[j] * a + sh;
       const float dj = d[j];

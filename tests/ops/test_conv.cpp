@@ -249,6 +249,9 @@ const std::vector<ConvSpec>& large_cases() {
        192},
       {"mbv2 pointwise 24->144 7x7", {9, 24, 7, 7}, {144, 24, 1, 1}, false},
       {"mbv2 pointwise 96->24 14x14", {4, 96, 14, 14}, {24, 96, 1, 1}},
+      // Several packed sample groups per thread, the last one partial (ConvGemm's pointwise
+      // weight gradient packs 64K floats of dy and x per GEMM: 4 samples here).
+      {"pointwise 64->48 12x12 batch 11", {11, 64, 12, 12}, {48, 64, 1, 1}},
       {"stem 3->16 3x3 s2", {6, 3, 17, 17}, {16, 3, 3, 3}, true, {2, 2}, {1, 1, 1, 1}},
   };
   return cases;
