@@ -87,7 +87,11 @@ std::unique_ptr<ConvAlgo> choose_conv_algo(const ConvGeometry& g) {
     return make_conv_plan(g, S::kDepthwise3x3, S::kDepthwise3x3, S::kDepthwise3x3);
   }
   if (g.is_depthwise() && g.sh == 1 && g.sw == 1 && g.oh() * g.ow() >= 14 * 14) {
-    return make_conv_plan(g, S::kDepthwise, S::kDepthwise, S::kDepthwise);
+    // Backward on the AVX-512 row kernels where they apply (64 x 144 planes of 14x14, cold
+    // caches: both passes 1.12 ms against 1.31); forward stays on the phased loops (0.44 ms
+    // against 0.82).
+    const S back = ConvDepthwise3x3::supports(g) ? S::kDepthwise3x3 : S::kDepthwise;
+    return make_conv_plan(g, S::kDepthwise, back, back);
   }
   if (g.cg() == 1 && g.group > 1) return make_conv_plan(g, S::kDnnlAny, S::kDnnlAny, S::kDnnlAny);
   return make_conv_plan(g, S::kGemm, S::kGemm, S::kGemm);

@@ -135,11 +135,14 @@ void ConvGemm::sample_backward_weights(Scratch& s, int64_t n, const float* x, co
     }
     sgemm('N', 'T', og, k, ohw, 1.0f, dys, ohw, col, ohw, 1.0f, dwg, k);
   }
-  if (with_db) {
-    const float* d = dy + n * g_.o * ohw;
-    float* dbp = s.db.data();
-    for (int64_t oc = 0; oc < g_.o; ++oc) dbp[oc] += sum_floats(d + oc * ohw, ohw);
-  }
+  if (with_db) sample_bias_grad(s, n, dy);
+}
+
+void ConvGemm::sample_bias_grad(Scratch& s, int64_t n, const float* dy) {
+  const int64_t ohw = g_.ohw();
+  const float* d = dy + n * g_.o * ohw;
+  float* dbp = s.db.data();
+  for (int64_t oc = 0; oc < g_.o; ++oc) dbp[oc] += sum_floats(d + oc * ohw, ohw);
 }
 
 void ConvGemm::pointwise_backward(Scratch& s, int64_t n0, int64_t n1, const float* x,
@@ -205,11 +208,7 @@ void ConvGemm::backward(const float* x, const float* dy, const float* w, float* 
     if (packed) {
       pointwise_backward(s, n0, n1, x, dy, w, dx);
       if (db) {
-        const int64_t ohw = g_.ohw();
-        for (int64_t n = n0; n < n1; ++n) {
-          const float* d = dy + n * g_.o * ohw;
-          for (int64_t oc = 0; oc < g_.o; ++oc) s.db.data()[oc] += sum_floats(d + oc * ohw, ohw);
-        }
+        for (int64_t n = n0; n < n1; ++n) sample_bias_grad(s, n, dy);
       }
       return;
     }

@@ -49,6 +49,8 @@ class ConvGemm : public ConvAlgo {
   void sample_backward_data(Scratch& s, int64_t n, const float* dy, const float* w, float* dx);
   void sample_backward_weights(Scratch& s, int64_t n, const float* x, const float* dy, bool saved,
                                bool with_db);
+  // s.db += the sample's dy summed per output channel.
+  void sample_bias_grad(Scratch& s, int64_t n, const float* dy);
   // Pointwise, one group, samples [n0, n1): dx when non-null, and s.dw += dy x^T as GEMMs whose
   // inner dimension spans several samples (copied side by side) instead of one short GEMM per
   // sample (MobileNetV2's 96 -> 24 projection: weight gradient 0.69 -> 0.44 ms, cold caches).
