@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/bn_stream.h"
 #include "ops/op_defs.h"
 #include "ops/op_util.h"
 
@@ -382,7 +383,9 @@ class BatchNormFast final : public BnBase {
         s1_(d.c),
         s2_(d.c),
         act_a_(d.c),
-        act_sh_(d.c) {}
+        act_sh_(d.c),
+        stream_(d.s > 1 && d.n * d.c * d.s * int64_t{sizeof(float)} >= kStreamMinBytes &&
+                kernels::stream_stores_available()) {}
 
   void forward(Tensors in, Tensors out, RunContext& ctx) override {
     batch_stats_ = ctx.training;
@@ -521,6 +524,12 @@ class BatchNormFast final : public BnBase {
         // Kept for backward, which recomputes the activation's mask from x with these.
         act_a_[c] = a;
         act_sh_[c] = sh;
+      }
+      if (stream_ && p_.act) {
+        kernels::stream_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.lo, p_.hi);
+      } else if (stream_) {
+        kernels::stream_affine(xc, nullptr, y + c * S, N, stride, S, a, 0.0f, sh);
+      } else if (p_.act) {
         bn_detail::channel_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.lo, p_.hi);
       } else {
         bn_detail::channel_affine(xc, nullptr, y + c * S, N, stride, S, a, 0.0f, sh);
@@ -562,10 +571,18 @@ class BatchNormFast final : public BnBase {
         if (dmean) dmean[c] = static_cast<float>(-a * sum_dy);
         if (dvar) dvar[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
       }
-      if (dx && p_.act) {
+      if (dx && p_.act && stream_) {
+        kernels::stream_dx_masked(dy + off, x + off, dx + off, N, stride, S, act_a_[c], act_sh_[c],
+                                  p_.lo, p_.hi, static_cast<float>(a), static_cast<float>(c2),
+                                  static_cast<float>(c3));
+      } else if (dx && p_.act) {
         bn_detail::channel_dx_masked(dy + off, x + off, dx + off, N, stride, S, act_a_[c],
                                      act_sh_[c], p_.lo, p_.hi, static_cast<float>(a),
                                      static_cast<float>(c2), static_cast<float>(c3));
+      } else if (dx && stream_) {
+        kernels::stream_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S,
+                               static_cast<float>(a), static_cast<float>(c2),
+                               static_cast<float>(c3));
       } else if (dx) {
         bn_detail::channel_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S,
                                   static_cast<float>(a), static_cast<float>(c2),
@@ -645,6 +662,9 @@ class BatchNormFast final : public BnBase {
   std::vector<float> a_, shift_, k2_;  // per-channel coefficients, reused every call
   std::vector<float> act_a_, act_sh_;  // forward's y = x * a + sh per channel (fused activation)
   std::vector<float> masked_;          // rank 2: dy through the fused activation
+  // Outputs beyond the caches are written with streaming stores (kernels/bn_stream.h).
+  static constexpr int64_t kStreamMinBytes = int64_t{4} << 20;
+  bool stream_ = false;
 };
 
 std::unique_ptr<Kernel> make_bn_ref(const Node& n, const InputInfos& in,
