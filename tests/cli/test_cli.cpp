@@ -85,7 +85,7 @@ class Cli : public ::testing::Test {
 fs::path Cli::dir_;
 
 TEST_F(Cli, HelpForEverySubcommand) {
-  for (const char* sub : {"", "train", "eval", "inspect", "run", "zoo"}) {
+  for (const char* sub : {"", "train", "eval", "inspect", "run", "zoo", "bench"}) {
     Result r = minnow(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
@@ -145,6 +145,22 @@ TEST_F(Cli, TrainEvalInspectRunRoundTrip) {
   ASSERT_EQ(r.code, 0) << r.out;
   Tensor y = io::read_npy(path("y.npy"));
   EXPECT_EQ(y.shape(), (Shape{3, 4}));
+
+  Result b =
+      minnow("bench " + model + " --batch 4 --iters 20 --warmup 2 --threads 1 --report-json " +
+             path("bench.json"));
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_NE(b.out.find("p50"), std::string::npos) << b.out;
+  std::ifstream bench_report(path("bench.json"));
+  std::string bench_json((std::istreambuf_iterator<char>(bench_report)), {});
+  for (const char* key :
+       {"\"latency_ms_p50\"", "\"latency_ms_p90\"", "\"latency_ms_p99\"", "\"samples_per_s\"",
+        "\"file_bytes\"", "\"peak_rss_bytes\"", "\"batch\": 4"}) {
+    EXPECT_NE(bench_json.find(key), std::string::npos) << key << " in " << bench_json;
+  }
+  expect_user_error("bench " + model + " --iters 0", "--iters");
+  expect_user_error("bench " + model + " --batch -3", "--batch");
+  expect_user_error("bench " + path("missing.mnw"), "missing.mnw");
 
   Tensor wrong(DType::kF32, {3, 1, 10, 12});
   io::write_npy(path("wrong.npy"), wrong);

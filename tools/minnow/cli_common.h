@@ -53,5 +53,6 @@ void add_eval_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_zoo_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace minnow::cli

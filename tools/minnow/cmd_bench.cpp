@@ -1,0 +1,62 @@
+// minnow bench: inference latency (p50/p90/p99), throughput, model size and peak memory.
+#include <cstdio>
+#include <memory>
+
+#include "cli_common.h"
+#include "minnow/error.h"
+#include "runtime/benchmark.h"
+
+namespace minnow::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model, report;
+  BenchOptions options;
+  int threads = 2;
+};
+
+void run_bench(const BenchArgs& a) {
+  set_threads(a.threads);
+  LoadedModel m = load_model(a.model, zoo::ZooOptions{});
+  InferenceSession session(m.graph);
+  BenchResult r = benchmark_session(session, a.options);
+  const int64_t rss = peak_rss_bytes();
+  std::printf("%s: batch %lld, %d threads, %d runs after %d warm-up\n", m.source.c_str(),
+              static_cast<long long>(r.batch), a.threads, r.iters, a.options.warmup);
+  std::printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f\n", r.p50_ms, r.p90_ms,
+              r.p99_ms, r.mean_ms, r.min_ms);
+  std::printf("throughput: %.1f samples/s\n", r.samples_per_s);
+  if (m.file_bytes) std::printf("model file: %lld bytes\n", static_cast<long long>(m.file_bytes));
+  std::printf("peak resident memory: %.1f MB\n", static_cast<double>(rss) / (1 << 20));
+  write_report(a.report, {{"model", m.source},
+                          {"batch", r.batch},
+                          {"threads", a.threads},
+                          {"iters", r.iters},
+                          {"warmup", a.options.warmup},
+                          {"latency_ms_p50", r.p50_ms},
+                          {"latency_ms_p90", r.p90_ms},
+                          {"latency_ms_p99", r.p99_ms},
+                          {"latency_ms_mean", r.mean_ms},
+                          {"latency_ms_min", r.min_ms},
+                          {"samples_per_s", r.samples_per_s},
+                          {"file_bytes", m.file_bytes},
+                          {"params", m.graph.num_params()},
+                          {"peak_rss_bytes", rss}});
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand(
+      "bench", "Inference latency p50/p90/p99, throughput, model size and peak memory");
+  c->add_option("model", a->model, "Model (.mnw file or zoo name)")->required();
+  c->add_option("--batch", a->options.batch, "Samples per run")->capture_default_str();
+  c->add_option("--threads", a->threads, "Threads")->capture_default_str();
+  c->add_option("--iters", a->options.iters, "Timed runs")->capture_default_str();
+  c->add_option("--warmup", a->options.warmup, "Untimed runs first")->capture_default_str();
+  c->add_option("--report-json", a->report, "Write a JSON report");
+  c->callback([a] { run_bench(*a); });
+}
+
+}  // namespace minnow::cli
