@@ -1,6 +1,7 @@
 #include "runtime/inference_session.h"
 
 #include "minnow/error.h"
+#include "passes/fold_batchnorm.h"
 
 namespace minnow {
 
@@ -13,10 +14,15 @@ struct InferenceSession::Plan {
   std::vector<Step> steps;
 };
 
-InferenceSession::InferenceSession(Graph graph, KernelChoice kernels)
+InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool rewrite)
     : graph_(std::move(graph)), kernels_(kernels) {
   graph_.validate();
   graph_.infer_shapes();
+  // Inference-only rewrites; each keeps every graph input and output name.
+  if (rewrite) {
+    fold_batchnorm(graph_);
+    graph_.validate();
+  }
   if (graph_.inputs.empty() || graph_.outputs.empty()) {
     throw Error("model '" + graph_.name + "' has no inputs or no outputs");
   }

@@ -1,7 +1,9 @@
 // InferenceSession: runs a graph forward in eval mode for any number of inputs and outputs.
 //
-// Kernels (and their oneDNN primitives) are built once per batch size and reused. Later work
-// (issue 4) adds fusion passes and a static memory plan here; the interface stays.
+// The graph is first rewritten for inference (BatchNorm folded into the Conv2d/Linear before
+// it: passes/fold_batchnorm.h); the caller's graph and its weights are not modified. Kernels
+// (and their oneDNN primitives) are built once per batch size and reused. Later work (issue 4)
+// adds more fusion passes and a static memory plan here; the interface stays.
 #pragma once
 
 #include <map>
@@ -16,7 +18,9 @@ namespace minnow {
 
 class InferenceSession {
  public:
-  explicit InferenceSession(Graph graph, KernelChoice kernels = KernelChoice::kFast);
+  // `rewrite` = false runs the graph exactly as given (the oracle for testing the rewrites).
+  explicit InferenceSession(Graph graph, KernelChoice kernels = KernelChoice::kFast,
+                            bool rewrite = true);
   ~InferenceSession();
 
   const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }

@@ -1,0 +1,116 @@
+#include "passes/fold_batchnorm.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace minnow {
+namespace {
+
+const Initializer* constant(const Graph& g, const std::string& name) {
+  auto it = g.initializers.find(name);
+  return it == g.initializers.end() ? nullptr : &it->second;
+}
+
+bool is_f32_vector(const Initializer* i, int64_t n) {
+  return i && i->value.dtype() == DType::kF32 && i->value.shape() == Shape{n};
+}
+
+// A name not yet used by any value of the graph.
+std::string fresh_name(const Graph& g, const std::string& base) {
+  std::set<std::string> used;
+  for (const auto& [name, init] : g.initializers) used.insert(name);
+  for (const Node& n : g.nodes) {
+    used.insert(n.inputs.begin(), n.inputs.end());
+    used.insert(n.outputs.begin(), n.outputs.end());
+  }
+  for (const ValueInfo& v : g.inputs) used.insert(v.name);
+  std::string name = base;
+  for (int i = 2; used.count(name); ++i) name = base + "." + std::to_string(i);
+  return name;
+}
+
+}  // namespace
+
+int fold_batchnorm(Graph& graph) {
+  std::map<std::string, int> consumers;
+  for (const Node& n : graph.nodes) {
+    for (const std::string& v : n.inputs) {
+      if (!v.empty()) ++consumers[v];
+    }
+  }
+  std::set<std::string> graph_outputs;
+  for (const ValueInfo& v : graph.outputs) graph_outputs.insert(v.name);
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    for (const std::string& v : graph.nodes[i].outputs) producer[v] = i;
+  }
+
+  std::vector<char> removed(graph.nodes.size(), 0);
+  int folded = 0;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& bn = graph.nodes[i];
+    if (bn.op != OpKind::kBatchNorm || bn.inputs.size() != 5 || bn.attrs.has("activation")) {
+      continue;
+    }
+    const std::string& x = bn.inputs[0];
+    auto p = producer.find(x);
+    if (p == producer.end() || consumers[x] != 1 || graph_outputs.count(x)) continue;
+    Node& prod = graph.nodes[p->second];
+    if ((prod.op != OpKind::kConv2d && prod.op != OpKind::kLinear) || prod.outputs.size() != 1) {
+      continue;
+    }
+    const Initializer* w = constant(graph, prod.inputs[1]);
+    if (!w || w->value.dtype() != DType::kF32 || w->value.rank() < 2) continue;
+    const int64_t channels = w->value.dim(0);  // Conv2d [O, C/g, kh, kw], Linear [out, in]
+    const bool has_bias = prod.inputs.size() > 2 && !prod.inputs[2].empty();
+    const Initializer* b = has_bias ? constant(graph, prod.inputs[2]) : nullptr;
+    if (has_bias && !is_f32_vector(b, channels)) continue;
+    const Initializer *scale = constant(graph, bn.inputs[1]),
+                      *shift = constant(graph, bn.inputs[2]), *mean = constant(graph, bn.inputs[3]),
+                      *var = constant(graph, bn.inputs[4]);
+    if (!is_f32_vector(scale, channels) || !is_f32_vector(shift, channels) ||
+        !is_f32_vector(mean, channels) || !is_f32_vector(var, channels)) {
+      continue;
+    }
+    const double eps = bn.attrs.get_float("epsilon", 1e-5);
+    Tensor new_w(DType::kF32, w->value.shape());
+    Tensor new_b(DType::kF32, {channels});
+    const int64_t per_channel = w->value.numel() / channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      const double s = scale->value.f32()[c] / std::sqrt(double{var->value.f32()[c]} + eps);
+      for (int64_t k = 0; k < per_channel; ++k) {
+        new_w.f32()[c * per_channel + k] =
+            static_cast<float>(w->value.f32()[c * per_channel + k] * s);
+      }
+      const double b0 = has_bias ? b->value.f32()[c] : 0.0;
+      new_b.f32()[c] = static_cast<float>((b0 - mean->value.f32()[c]) * s + shift->value.f32()[c]);
+    }
+    const std::string w_name = fresh_name(graph, prod.name + ".weight_bn_folded");
+    graph.initializers[w_name] = Initializer{new_w, false};
+    const std::string b_name = fresh_name(graph, prod.name + ".bias_bn_folded");
+    graph.initializers[b_name] = Initializer{new_b, false};
+    prod.inputs.resize(3);
+    prod.inputs[1] = w_name;
+    prod.inputs[2] = b_name;
+    prod.outputs[0] = bn.outputs[0];
+    removed[i] = 1;
+    ++folded;
+  }
+  if (folded == 0) return 0;
+  std::vector<Node> kept;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
+  }
+  graph.nodes = std::move(kept);
+  // Initializers nothing reads any more (the unfolded weights, the BN parameters).
+  std::set<std::string> read;
+  for (const Node& n : graph.nodes) read.insert(n.inputs.begin(), n.inputs.end());
+  for (const ValueInfo& v : graph.outputs) read.insert(v.name);
+  for (auto it = graph.initializers.begin(); it != graph.initializers.end();) {
+    it = read.count(it->first) ? std::next(it) : graph.initializers.erase(it);
+  }
+  return folded;
+}
+
+}  // namespace minnow
