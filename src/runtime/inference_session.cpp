@@ -2,6 +2,7 @@
 
 #include "minnow/error.h"
 #include "passes/fold_batchnorm.h"
+#include "passes/simplify_for_inference.h"
 
 namespace minnow {
 
@@ -20,6 +21,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool rewri
   graph_.infer_shapes();
   // Inference-only rewrites; each keeps every graph input and output name.
   if (rewrite) {
+    simplify_for_inference(graph_);
     fold_batchnorm(graph_);
     graph_.validate();
   }
