@@ -176,40 +176,47 @@ inline void prefetch_plane(const float* p, int64_t floats, bool for_write = fals
 
 constexpr int64_t kPrefetchPlanes = 2;  // measured best of 1, 2, 4, 8 (cold caches)
 
-// Per channel: dx planes (when dx is set) and the weight/bias gradient over the batch.
+// One channel: its dx planes (when dx is set) and its weight/bias gradient over the batch.
 template <int S>
-MINNOW_AVX512 void backward_channels(const ConvGeometry& g, const Dims& d, OutBlocks ob,
-                                     InBlocks ib, const float* x, const float* dy, const float* w,
-                                     float* dx, float* dw, float* db) {
+MINNOW_AVX512 void backward_channel(int64_t c, const ConvGeometry& g, const Dims& d, OutBlocks ob,
+                                    InBlocks ib, const float* x, const float* dy, const float* w,
+                                    float* dx, float* dw, float* db) {
   const int64_t hw = g.h * g.w, ohw = g.ohw(), C = g.c;
-#pragma omp parallel for schedule(static) if (g.n * C > 1)
-  for (int64_t c = 0; c < C; ++c) {
-    __m512 acc[10];
-    for (__m512& a : acc) a = _mm512_setzero_ps();
-    for (int64_t n = 0; n < g.n; ++n) {
-      const int64_t p = n * C + c;
-      // The planes of one channel are C planes apart: no hardware prefetcher follows that, and
-      // one plane's work is shorter than a memory round trip, so ask a few planes ahead.
-      const int64_t ahead = std::min<int64_t>(kPrefetchPlanes, g.n - 1 - n);
-      if (ahead > 0) {
-        const int64_t q = p + ahead * C;
-        prefetch_plane(dy + q * ohw, ohw);
-        if (dw) prefetch_plane(x + q * hw, hw);
-        if (dx) prefetch_plane(dx + q * hw, hw, /*for_write=*/true);
-      }
-      if (dx) backward_data_plane<S>(dy + p * ohw, w + c * 9, dx + p * hw, d, ib);
-      if (dw) weights_plane<S>(x + p * hw, dy + p * ohw, acc, d, ob);
+  __m512 acc[10];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  for (int64_t n = 0; n < g.n; ++n) {
+    const int64_t p = n * C + c;
+    // The planes of one channel are C planes apart: no hardware prefetcher follows that, and
+    // one plane's work is shorter than a memory round trip, so ask a few planes ahead.
+    const int64_t ahead = std::min<int64_t>(kPrefetchPlanes, g.n - 1 - n);
+    if (ahead > 0) {
+      const int64_t q = p + ahead * C;
+      prefetch_plane(dy + q * ohw, ohw);
+      if (dw) prefetch_plane(x + q * hw, hw);
+      if (dx) prefetch_plane(dx + q * hw, hw, /*for_write=*/true);
     }
-    if (dw) {
-      for (int t = 0; t < 9; ++t) dw[c * 9 + t] = _mm512_reduce_add_ps(acc[t]);
-    }
-    if (db) db[c] = _mm512_reduce_add_ps(acc[9]);
+    if (dx) backward_data_plane<S>(dy + p * ohw, w + c * 9, dx + p * hw, d, ib);
+    if (dw) weights_plane<S>(x + p * hw, dy + p * ohw, acc, d, ob);
   }
+  if (dw) {
+    for (int t = 0; t < 9; ++t) dw[c * 9 + t] = _mm512_reduce_add_ps(acc[t]);
+  }
+  if (db) db[c] = _mm512_reduce_add_ps(acc[9]);
+}
+
+// The threads share the channels. (No vector types in this function itself: the OpenMP region
+// is outlined into a function that does not inherit the AVX-512 target attribute.)
+template <int S>
+void backward_channels(const ConvGeometry& g, const Dims& d, OutBlocks ob, InBlocks ib,
+                       const float* x, const float* dy, const float* w, float* dx, float* dw,
+                       float* db) {
+#pragma omp parallel for schedule(static) if (g.n * g.c > 1)
+  for (int64_t c = 0; c < g.c; ++c) backward_channel<S>(c, g, d, ob, ib, x, dy, w, dx, dw, db);
 }
 
 template <int S>
-MINNOW_AVX512 void forward_planes(const ConvGeometry& g, const Dims& d, OutBlocks ob,
-                                  const float* x, const float* w, const float* b, float* y) {
+void forward_planes(const ConvGeometry& g, const Dims& d, OutBlocks ob, const float* x,
+                    const float* w, const float* b, float* y) {
   const int64_t planes = g.n * g.c, hw = g.h * g.w, ohw = g.ohw();
 #pragma omp parallel for schedule(static) if (planes > 1)
   for (int64_t p = 0; p < planes; ++p) {
