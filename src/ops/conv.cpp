@@ -1,13 +1,16 @@
 // Conv2d: x [N,C,H,W], w [O,C/group,kh,kw], optional bias [O] -> [N,O,OH,OW].
 // Attributes: strides [sh,sw], pads [top,left,bottom,right], dilations [dh,dw], group.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/conv_algo.h"
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
 #include "kernels/conv_reference.h"
+#include "ops/fused_activation.h"
 #include "ops/op_defs.h"
 #include "ops/op_util.h"
 
@@ -104,6 +107,7 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
 
 void infer_conv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   ConvGeometry g = geometry(n, in);
+  FusedActivation::of(n);  // validates the attribute
   out[0].dtype = in[0]->dtype;
   out[0].shape = {in[0]->shape[0], g.o, g.oh(), g.ow()};
 }
@@ -121,6 +125,11 @@ void check_batch(const ConvGeometry& g, const Tensor& x) {
   }
 }
 
+void clamp_parallel(float* y, int64_t n, float lo, float hi) {
+#pragma omp parallel for if (n >= (int64_t{1} << 16)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+}
+
 void zero_grads(Tensors grad_in) {
   for (Tensor* t : grad_in) {
     if (t) t->fill_zero();
@@ -129,7 +138,7 @@ void zero_grads(Tensors grad_in) {
 
 class ConvReference : public Kernel {
  public:
-  explicit ConvReference(const ConvGeometry& g) : g_(g) {}
+  ConvReference(const ConvGeometry& g, FusedActivation act) : g_(g), act_(act) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     check_batch(g_, *in[0]);
@@ -137,38 +146,56 @@ class ConvReference : public Kernel {
       const T* b = g_.has_bias ? in[2]->data<T>() : nullptr;
       kernels::conv_forward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(), b,
                                          out[0]->data<T>());
+      act_.apply(out[0]->data<T>(), out[0]->numel());
     });
   }
 
-  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+  void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
     if (!grad_out[0]) return zero_grads(grad_in);
     dispatch_float(in[0]->dtype(), [&]<class T>() {
       auto ptr = [&](size_t i) {
         return i < grad_in.size() && grad_in[i] ? grad_in[i]->data<T>() : nullptr;
       };
-      kernels::conv_backward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(),
-                                          grad_out[0]->data<T>(), ptr(0), ptr(1),
-                                          g_.has_bias ? ptr(2) : nullptr);
+      const T* dy = grad_out[0]->data<T>();
+      std::vector<T> masked;
+      if (act_.on) {  // through the fused activation first
+        masked.resize(out[0]->numel());
+        act_.mask(dy, out[0]->data<T>(), masked.data(), out[0]->numel());
+        dy = masked.data();
+      }
+      kernels::conv_backward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(), dy, ptr(0),
+                                          ptr(1), g_.has_bias ? ptr(2) : nullptr);
     });
   }
 
  private:
   ConvGeometry g_;
+  FusedActivation act_;
 };
 
 class ConvFast : public Kernel {
  public:
-  explicit ConvFast(const ConvGeometry& g) : g_(g), algo_(kernels::choose_conv_algo(g)) {}
+  ConvFast(const ConvGeometry& g, FusedActivation act)
+      : g_(g), act_(act), algo_(kernels::choose_conv_algo(g)) {}
 
   void forward(Tensors in, Tensors out, RunContext& ctx) override {
     check_batch(g_, *in[0]);
-    algo_->forward(in[0]->f32(), in[1]->f32(), g_.has_bias ? in[2]->f32() : nullptr, out[0]->f32(),
+    float* y = out[0]->f32();
+    algo_->forward(in[0]->f32(), in[1]->f32(), g_.has_bias ? in[2]->f32() : nullptr, y,
                    ctx.training);
+    // A separate pass, but over an output just written: at inference batch sizes it is still
+    // in cache, which is what saving the activation node buys.
+    if (act_.on) clamp_parallel(y, out[0]->numel(), act_.lo, act_.hi);
   }
 
-  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+  void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
     if (!grad_out[0]) return zero_grads(grad_in);
     const float* dy = grad_out[0]->f32();
+    if (act_.on) {
+      float* m = masked_.get(out[0]->numel());
+      act_.mask(dy, out[0]->f32(), m, out[0]->numel());
+      dy = m;
+    }
     // The first layer's input needs no gradient: skipping backward-data there saves about a
     // third of its backward time.
     float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
@@ -184,8 +211,10 @@ class ConvFast : public Kernel {
 
  private:
   ConvGeometry g_;
+  FusedActivation act_;
   std::unique_ptr<kernels::ConvAlgo> algo_;
   kernels::FloatBuffer unused_dw_;  // weight-gradient target when only db is wanted
+  kernels::FloatBuffer masked_;     // dy through the fused activation
 };
 
 ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
@@ -196,12 +225,12 @@ ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
                                        const std::vector<ValueInfo>&) {
-  return std::make_unique<ConvReference>(concrete_geometry(n, in));
+  return std::make_unique<ConvReference>(concrete_geometry(n, in), FusedActivation::of(n));
 }
 
 std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
                                   const std::vector<ValueInfo>&) {
-  return std::make_unique<ConvFast>(concrete_geometry(n, in));
+  return std::make_unique<ConvFast>(concrete_geometry(n, in), FusedActivation::of(n));
 }
 
 }  // namespace

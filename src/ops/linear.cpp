@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/gemm.h"
+#include "ops/fused_activation.h"
 #include "ops/op_defs.h"
 #include "ops/op_util.h"
 
@@ -33,6 +34,7 @@ void zero(T* p, int64_t n) {
 const ValueInfo* linear_bias(const InputInfos& in) { return in.size() > 2 ? in[2] : nullptr; }
 
 void infer_linear(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
+  FusedActivation::of(n);  // validates the attribute
   const ValueInfo& x = input(n, in, 0);
   const ValueInfo& w = input(n, in, 1);
   require_float(n, x);
@@ -92,7 +94,7 @@ void column_sums(const T* dy, int64_t rows, int64_t cols, T* sums) {
 template <class T>
 class LinearRef final : public Kernel {
  public:
-  explicit LinearRef(LinearDims d) : d_(d) {}
+  LinearRef(LinearDims d, FusedActivation act) : d_(d), act_(act) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const T* x = in[0]->data<T>();
@@ -105,10 +107,16 @@ class LinearRef final : public Kernel {
         for (int64_t j = 0; j < d_.out; ++j) y[i * d_.out + j] += b[j];
       }
     }
+    act_.apply(y, out[0]->numel());
   }
 
-  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+  void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
     const T* dy = grad_out[0] ? grad_out[0]->data<T>() : nullptr;
+    if (dy && act_.on) {  // through the fused activation first
+      masked_.resize(out[0]->numel());
+      act_.mask(dy, out[0]->data<T>(), masked_.data(), out[0]->numel());
+      dy = masked_.data();
+    }
     if (grad_in[0]) {
       T* dx = grad_in[0]->data<T>();
       if (dy) {
@@ -137,6 +145,8 @@ class LinearRef final : public Kernel {
 
  private:
   LinearDims d_;
+  FusedActivation act_;
+  std::vector<T> masked_;
 };
 
 // The three products of a training step, each a prebuilt Sgemm:
@@ -145,17 +155,19 @@ class LinearRef final : public Kernel {
 //   grad W   dW[out,in]   = dy^T · x
 class LinearFast final : public Kernel {
  public:
-  explicit LinearFast(LinearDims d)
+  LinearFast(LinearDims d, FusedActivation act)
       : d_(d),
+        act_(act),
         fwd_(d.rows, d.out, d.in, {.trans_b = true, .with_bias = d.bias}),
         grad_x_(d.rows, d.in, d.out, {}),
         grad_w_(d.out, d.in, d.rows, {.trans_a = true}) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     fwd_.run(in[0]->f32(), in[1]->f32(), out[0]->f32(), d_.bias ? in[2]->f32() : nullptr);
+    act_.apply(out[0]->f32(), out[0]->numel());
   }
 
-  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+  void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
     if (!grad_out[0]) {
       for (Tensor* g : grad_in) {
         if (g) g->fill_zero();
@@ -163,6 +175,11 @@ class LinearFast final : public Kernel {
       return;
     }
     const float* dy = grad_out[0]->f32();
+    if (act_.on) {
+      masked_.resize(out[0]->numel());
+      act_.mask(dy, out[0]->f32(), masked_.data(), out[0]->numel());
+      dy = masked_.data();
+    }
     // The first layer's input needs no gradient: the session passes nullptr and the largest
     // product of the step is skipped.
     if (grad_in[0]) grad_x_.run(dy, in[1]->f32(), grad_in[0]->f32());
@@ -172,20 +189,22 @@ class LinearFast final : public Kernel {
 
  private:
   LinearDims d_;
+  FusedActivation act_;
   Sgemm fwd_, grad_x_, grad_w_;
+  std::vector<float> masked_;  // dy through the fused activation
 };
 
 std::unique_ptr<Kernel> make_linear_ref(const Node& n, const InputInfos& in,
                                         const std::vector<ValueInfo>&) {
   LinearDims d = linear_dims(in);
   return dispatch_float(input(n, in, 0).dtype, [&]<class T>() -> std::unique_ptr<Kernel> {
-    return std::make_unique<LinearRef<T>>(d);
+    return std::make_unique<LinearRef<T>>(d, FusedActivation::of(n));
   });
 }
 
-std::unique_ptr<Kernel> make_linear_fast(const Node&, const InputInfos& in,
+std::unique_ptr<Kernel> make_linear_fast(const Node& n, const InputInfos& in,
                                          const std::vector<ValueInfo>&) {
-  return std::make_unique<LinearFast>(linear_dims(in));
+  return std::make_unique<LinearFast>(linear_dims(in), FusedActivation::of(n));
 }
 
 // ---------------------------------------------------------------------------------------------

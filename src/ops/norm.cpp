@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/bn_stream.h"
+#include "ops/fused_activation.h"
 #include "ops/op_defs.h"
 #include "ops/op_util.h"
 
@@ -182,25 +183,12 @@ constexpr int64_t kParallelMin = int64_t{1} << 15;
 
 struct BnParams {
   double epsilon, momentum;
-  // The fused activation as a clamp range: none (-inf, inf), relu [0, inf), relu6 [0, 6].
-  bool act = false;
-  float lo = -std::numeric_limits<float>::infinity();
-  float hi = std::numeric_limits<float>::infinity();
-  // Whether an output value y passed the activation's gradient (the activation is the identity
-  // on (lo, hi)). Used by the rank-2 and reference paths, which see y.
-  bool passes(double y) const { return !act || (y > lo && y < hi); }
+  FusedActivation act;  // attribute activation: a clamp of the output (ops/fused_activation.h)
 };
 
 BnParams bn_params(const Node& n) {
-  BnParams p{n.attrs.get_float("epsilon", 1e-5), n.attrs.get_float("momentum", 0.1)};
-  const std::string act = n.attrs.get_string("activation", "");
-  if (act == "relu" || act == "relu6") {
-    p.act = true;
-    p.lo = 0.0f;
-    if (act == "relu6") p.hi = 6.0f;
-  } else if (!act.empty()) {
-    fail(n, "attribute activation must be \"\", \"relu\" or \"relu6\", got \"" + act + "\"");
-  }
+  BnParams p{n.attrs.get_float("epsilon", 1e-5), n.attrs.get_float("momentum", 0.1),
+             FusedActivation::of(n)};
   if (!std::isfinite(p.epsilon) || p.epsilon < 0) {
     fail(n, "attribute epsilon must be finite and >= 0, got " + std::to_string(p.epsilon));
   }
@@ -304,7 +292,7 @@ class BatchNormRef final : public BnBase {
       inv_[c] = 1 / std::sqrt(var + p_.epsilon);
       for_channel(c, [&](int64_t i) {
         double v = (x[i] - mean) * inv_[c] * g[c] + b[c];
-        if (p_.act) v = std::min(std::max(v, double{p_.lo}), double{p_.hi});
+        if (p_.act.on) v = std::min(std::max(v, double{p_.act.lo}), double{p_.act.hi});
         y[i] = static_cast<T>(v);
       });
     }
@@ -318,11 +306,11 @@ class BatchNormRef final : public BnBase {
     const T* x = in[0]->data<T>();
     const T* g = in[1]->data<T>();
     const T* dy = grad_out[0]->data<T>();
-    if (p_.act) {
+    if (p_.act.on) {
       // Through the fused activation first: the BN gradient sees dy where y is unclamped.
       const T* y = out[0]->data<T>();
       masked_.resize(out[0]->numel());
-      for (int64_t i = 0; i < out[0]->numel(); ++i) masked_[i] = p_.passes(y[i]) ? dy[i] : T{0};
+      p_.act.mask(dy, y, masked_.data(), out[0]->numel());
       dy = masked_.data();
     }
     const double cnt = static_cast<double>(d_.count());
@@ -425,10 +413,7 @@ class BatchNormFast final : public BnBase {
     }
     float* y = out[0]->f32();
     affine(in[0]->f32(), nullptr, y, a.data(), nullptr, shift.data());
-    if (p_.act) {
-      const int64_t total = d_.n * d_.c;
-      for (int64_t i = 0; i < total; ++i) y[i] = std::min(std::max(y[i], p_.lo), p_.hi);
-    }
+    p_.act.apply(y, d_.n * d_.c);
   }
 
   void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
@@ -442,11 +427,11 @@ class BatchNormFast final : public BnBase {
     const float* x = in[0]->f32();
     const float* g = in[1]->f32();
     const float* dy = grad_out[0]->f32();
-    if (p_.act) {
+    if (p_.act.on) {
       // Through the fused activation first (rank 2 is small: a separate pass is fine).
       const float* y = out[0]->f32();
       masked_.resize(d_.n * d_.c);
-      for (int64_t i = 0; i < d_.n * d_.c; ++i) masked_[i] = p_.passes(y[i]) ? dy[i] : 0.0f;
+      p_.act.mask(dy, y, masked_.data(), d_.n * d_.c);
       dy = masked_.data();
     }
     // s1 = sum dy, s2 = sum dy * (x - mean), per channel.
@@ -520,17 +505,17 @@ class BatchNormFast final : public BnBase {
       inv_[c] = static_cast<float>(1.0 / std::sqrt(var + p_.epsilon));
       const float a = g[c] * inv_[c];
       const float sh = b[c] - mean_[c] * a;
-      if (p_.act) {
+      if (p_.act.on) {
         // Kept for backward, which recomputes the activation's mask from x with these.
         act_a_[c] = a;
         act_sh_[c] = sh;
       }
-      if (stream_ && p_.act) {
-        kernels::stream_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.lo, p_.hi);
+      if (stream_ && p_.act.on) {
+        kernels::stream_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.act.lo, p_.act.hi);
       } else if (stream_) {
         kernels::stream_affine(xc, nullptr, y + c * S, N, stride, S, a, 0.0f, sh);
-      } else if (p_.act) {
-        bn_detail::channel_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.lo, p_.hi);
+      } else if (p_.act.on) {
+        bn_detail::channel_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.act.lo, p_.act.hi);
       } else {
         bn_detail::channel_affine(xc, nullptr, y + c * S, N, stride, S, a, 0.0f, sh);
       }
@@ -553,9 +538,9 @@ class BatchNormFast final : public BnBase {
     for (int64_t c = 0; c < C; ++c) {
       const int64_t off = c * S;
       double sum_dy, sum_dy_xm;
-      if (p_.act) {
+      if (p_.act.on) {
         bn_detail::channel_reduce_masked(dy + off, x + off, N, stride, S, mean_[c], act_a_[c],
-                                         act_sh_[c], p_.lo, p_.hi, &sum_dy, &sum_dy_xm);
+                                         act_sh_[c], p_.act.lo, p_.act.hi, &sum_dy, &sum_dy_xm);
       } else {
         bn_detail::channel_reduce(dy + off, x + off, N, stride, S, mean_[c], &sum_dy, &sum_dy_xm);
       }
@@ -571,13 +556,13 @@ class BatchNormFast final : public BnBase {
         if (dmean) dmean[c] = static_cast<float>(-a * sum_dy);
         if (dvar) dvar[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
       }
-      if (dx && p_.act && stream_) {
+      if (dx && p_.act.on && stream_) {
         kernels::stream_dx_masked(dy + off, x + off, dx + off, N, stride, S, act_a_[c], act_sh_[c],
-                                  p_.lo, p_.hi, static_cast<float>(a), static_cast<float>(c2),
-                                  static_cast<float>(c3));
-      } else if (dx && p_.act) {
+                                  p_.act.lo, p_.act.hi, static_cast<float>(a),
+                                  static_cast<float>(c2), static_cast<float>(c3));
+      } else if (dx && p_.act.on) {
         bn_detail::channel_dx_masked(dy + off, x + off, dx + off, N, stride, S, act_a_[c],
-                                     act_sh_[c], p_.lo, p_.hi, static_cast<float>(a),
+                                     act_sh_[c], p_.act.lo, p_.act.hi, static_cast<float>(a),
                                      static_cast<float>(c2), static_cast<float>(c3));
       } else if (dx && stream_) {
         kernels::stream_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S,

@@ -2,6 +2,7 @@
 
 #include "minnow/error.h"
 #include "passes/fold_batchnorm.h"
+#include "passes/fuse_activation.h"
 #include "passes/simplify_for_inference.h"
 
 namespace minnow {
@@ -23,6 +24,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool rewri
   if (rewrite) {
     simplify_for_inference(graph_);
     fold_batchnorm(graph_);
+    fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
     graph_.validate();
   }
   if (graph_.inputs.empty() || graph_.outputs.empty()) {

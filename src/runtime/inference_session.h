@@ -2,9 +2,10 @@
 //
 // The graph is first rewritten for inference (Dropout and dead nodes removed:
 // passes/simplify_for_inference.h; BatchNorm folded into the Conv2d/Linear before it:
-// passes/fold_batchnorm.h); the caller's graph and its weights are not modified. Kernels
-// (and their oneDNN primitives) are built once per batch size and reused. Later work (issue 4)
-// adds more fusion passes and a static memory plan here; the interface stays.
+// passes/fold_batchnorm.h; ReLU/ReLU6 fused into the op before it: passes/fuse_activation.h); the
+// caller's graph and its weights are not modified. Kernels (and their oneDNN primitives) are built
+// once per batch size and reused. Later work (issue 4) adds more fusion passes and a static memory
+// plan here; the interface stays.
 #pragma once
 
 #include <map>

@@ -5,7 +5,7 @@
 
 #include "core/rng.h"
 #include "minnow/error.h"
-#include "passes/fuse_batchnorm_activation.h"
+#include "passes/fuse_activation.h"
 
 namespace minnow {
 

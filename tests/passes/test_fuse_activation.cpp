@@ -1,6 +1,7 @@
-// fuse_batchnorm_activation: which pairs it fuses (only a BN whose single consumer is ReLU or
-// ReLU6, never a graph output), that value names survive, and that a training session with the
-// pass gives the same loss, parameter gradients and running statistics as one without it.
+// fuse_activation: which pairs it fuses (only a producer whose single consumer is ReLU or ReLU6,
+// never a graph output), that value names survive, that a training session with BatchNorm
+// fusion gives the same loss, parameter gradients and running statistics as one without it, and
+// that after BatchNorm folding the convolutions take the activations.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +9,8 @@
 #include "core/rng.h"
 #include "minnow/builder.h"
 #include "minnow/zoo.h"
-#include "passes/fuse_batchnorm_activation.h"
+#include "passes/fold_batchnorm.h"
+#include "passes/fuse_activation.h"
 #include "train/training_session.h"
 
 namespace minnow {
@@ -96,6 +98,23 @@ TEST(FuseBatchNormActivation, TrainingStepIsUnchanged) {
   for (size_t i = 0; i < s0.size(); ++i) {
     for (int64_t k = 0; k < s0[i].numel(); ++k) ASSERT_NEAR(s0[i].f32()[k], s1[i].f32()[k], 1e-6);
   }
+}
+
+// The inference order: BatchNorm folded into the convolutions, then Conv2d -> ReLU6 fused.
+TEST(FuseActivation, ConvolutionsTakeTheActivationAfterFolding) {
+  zoo::ZooOptions zo;
+  zo.input_shape = {1, 12, 12};
+  Graph g = zoo::build("mobilenet_v2", zo);
+  const int relu6 = count_op(g, OpKind::kRelu6);
+  ASSERT_GT(relu6, 10);
+  EXPECT_EQ(fuse_activation(g, {OpKind::kConv2d}), 0);  // BN sits between conv and ReLU6
+  fold_batchnorm(g);
+  EXPECT_EQ(fuse_activation(g, {OpKind::kConv2d, OpKind::kLinear}), relu6);
+  g.validate();
+  EXPECT_EQ(count_op(g, OpKind::kRelu6), 0);
+  int fused = 0;
+  for (const Node& n : g.nodes) fused += n.attrs.get_string("activation", "") == "relu6";
+  EXPECT_EQ(fused, relu6);
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
-#include "passes/fuse_batchnorm_activation.h"
+#include "passes/fuse_activation.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 namespace minnow {
 
-int fuse_batchnorm_activation(Graph& graph) {
+int fuse_activation(Graph& graph, const std::vector<OpKind>& producers) {
   std::map<std::string, int> consumers;
   for (const Node& n : graph.nodes) {
     for (const std::string& v : n.inputs) {
@@ -14,10 +15,11 @@ int fuse_batchnorm_activation(Graph& graph) {
   }
   std::set<std::string> graph_outputs;
   for (const ValueInfo& v : graph.outputs) graph_outputs.insert(v.name);
-  std::map<std::string, size_t> producer;  // value -> index of the BatchNorm writing it
+  std::map<std::string, size_t> producer;  // value -> index of the fusable node writing it
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
-    if (n.op == OpKind::kBatchNorm && n.outputs.size() == 1 && !n.attrs.has("activation")) {
+    const bool kind = std::find(producers.begin(), producers.end(), n.op) != producers.end();
+    if (kind && n.outputs.size() == 1 && !n.attrs.has("activation")) {
       producer[n.outputs[0]] = i;
     }
   }
@@ -29,9 +31,9 @@ int fuse_batchnorm_activation(Graph& graph) {
     const std::string& v = act.inputs[0];
     auto p = producer.find(v);
     if (p == producer.end() || consumers[v] != 1 || graph_outputs.count(v)) continue;
-    Node& bn = graph.nodes[p->second];
-    bn.attrs.set("activation", std::string(act.op == OpKind::kRelu ? "relu" : "relu6"));
-    bn.outputs[0] = act.outputs[0];
+    Node& prod = graph.nodes[p->second];
+    prod.attrs.set("activation", std::string(act.op == OpKind::kRelu ? "relu" : "relu6"));
+    prod.outputs[0] = act.outputs[0];
     removed[i] = 1;
     ++fused;
   }
