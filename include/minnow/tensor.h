@@ -34,6 +34,9 @@ class Tensor {
   Tensor() = default;
   // Allocates zero-filled storage. Throws minnow::Error for negative or absurd sizes.
   Tensor(DType dtype, Shape shape);
+  // A tensor over existing storage (at least nbytes, suitably aligned), not copied and not
+  // cleared; the shared_ptr keeps it alive (an aliasing shared_ptr can point into an arena).
+  static Tensor wrap(DType dtype, Shape shape, std::shared_ptr<std::byte[]> storage);
 
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }

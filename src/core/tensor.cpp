@@ -63,6 +63,16 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   storage_ = allocate(capacity_);
 }
 
+Tensor Tensor::wrap(DType dtype, Shape shape, std::shared_ptr<std::byte[]> storage) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = checked_numel(t.shape_);
+  t.capacity_ = t.nbytes();
+  t.storage_ = std::move(storage);
+  return t;
+}
+
 void Tensor::check_type(size_t elem_size, bool is_float) const {
   bool ok = elem_size == dtype_size(dtype_) && is_float == dtype_is_float(dtype_);
   if (!ok)

@@ -1,14 +1,20 @@
 #include "runtime/inference_session.h"
 
+#include <cstdlib>
+#include <new>
+
 #include "minnow/error.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fuse_activation.h"
 #include "passes/simplify_for_inference.h"
+#include "runtime/memory_plan.h"
 
 namespace minnow {
 
 struct InferenceSession::Plan {
   std::map<std::string, Tensor> values;  // std::map: pointers stay valid as it grows
+  std::shared_ptr<std::byte[]> arena;    // intermediate values live here (memory_plan.h)
+  size_t arena_bytes = 0, unshared_bytes = 0;
   struct Step {
     std::unique_ptr<Kernel> kernel;
     std::vector<Tensor*> in, out;
@@ -16,12 +22,12 @@ struct InferenceSession::Plan {
   std::vector<Step> steps;
 };
 
-InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool rewrite)
-    : graph_(std::move(graph)), kernels_(kernels) {
+InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optimize)
+    : graph_(std::move(graph)), kernels_(kernels), optimize_(optimize) {
   graph_.validate();
   graph_.infer_shapes();
   // Inference-only rewrites; each keeps every graph input and output name.
-  if (rewrite) {
+  if (optimize) {
     simplify_for_inference(graph_);
     fold_batchnorm(graph_);
     fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
@@ -34,6 +40,48 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool rewri
 
 InferenceSession::~InferenceSession() = default;
 
+// Gives every value a node writes an offset in one arena (runtime/memory_plan.h).
+void InferenceSession::place_in_arena(Plan& plan, const std::map<std::string, ValueInfo>& info) {
+  std::map<std::string, size_t> index;  // value name -> entry in `values`
+  std::vector<PlannedValue> values;
+  std::vector<std::string> names;
+  const int end = static_cast<int>(graph_.nodes.size());
+  for (int step = 0; step < end; ++step) {
+    const Node& n = graph_.nodes[step];
+    for (const std::string& name : n.inputs) {
+      auto it = index.find(name);
+      if (it != index.end()) values[it->second].last = step;
+    }
+    for (const std::string& name : n.outputs) {
+      const ValueInfo& v = info.at(name);
+      index[name] = values.size();
+      values.push_back({shape_numel(v.shape) * dtype_size(v.dtype), step, step});
+      names.push_back(name);
+    }
+  }
+  for (const ValueInfo& v : graph_.outputs) {
+    auto it = index.find(v.name);
+    if (it != index.end()) values[it->second].last = end;  // read by the caller
+  }
+  const MemoryPlan mp = plan_memory(values);
+  void* p = std::aligned_alloc(64, std::max<size_t>(mp.arena_bytes, 64));
+  if (!p) throw std::bad_alloc();
+  plan.arena =
+      std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+  plan.arena_bytes = mp.arena_bytes;
+  plan.unshared_bytes = mp.unshared_bytes;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const ValueInfo& v = info.at(names[i]);
+    std::shared_ptr<std::byte[]> at(plan.arena, plan.arena.get() + mp.offsets[i]);
+    plan.values[names[i]] = Tensor::wrap(v.dtype, v.shape, std::move(at));
+  }
+}
+
+size_t InferenceSession::arena_bytes() const { return last_plan_ ? last_plan_->arena_bytes : 0; }
+size_t InferenceSession::unshared_bytes() const {
+  return last_plan_ ? last_plan_->unshared_bytes : 0;
+}
+
 InferenceSession::Plan& InferenceSession::plan_for(int64_t batch) {
   auto it = plans_.find(batch);
   if (it != plans_.end()) return *it->second;
@@ -41,6 +89,7 @@ InferenceSession::Plan& InferenceSession::plan_for(int64_t batch) {
   auto info = graph_.infer_shapes(batch);
   for (const auto& [name, init] : graph_.initializers) plan->values[name] = init.value;
   for (const ValueInfo& v : graph_.inputs) plan->values[v.name] = Tensor();
+  if (optimize_) place_in_arena(*plan, info);
   for (const Node& n : graph_.nodes) {
     Plan::Step s;
     InputInfos in;
@@ -52,7 +101,9 @@ InferenceSession::Plan& InferenceSession::plan_for(int64_t batch) {
     for (const std::string& name : n.outputs) {
       const ValueInfo& v = info.at(name);
       out.push_back(v);
-      s.out.push_back(&(plan->values[name] = Tensor(v.dtype, v.shape)));
+      Tensor& t = plan->values[name];
+      if (!t.defined()) t = Tensor(v.dtype, v.shape);  // not planned: its own buffer
+      s.out.push_back(&t);
     }
     s.kernel = make_kernel(n, in, out, kernels_);
     plan->steps.push_back(std::move(s));
@@ -90,6 +141,7 @@ const std::vector<Tensor>& InferenceSession::run(const std::map<std::string, Ten
   }
   if (batch < 0) batch = 1;
   Plan& plan = plan_for(batch);
+  last_plan_ = &plan;
   for (const ValueInfo& v : graph_.inputs) plan.values[v.name] = feeds.at(v.name);
   RunContext ctx;
   for (Plan::Step& s : plan.steps) s.kernel->forward(s.in, s.out, ctx);

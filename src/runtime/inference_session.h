@@ -20,9 +20,14 @@ namespace minnow {
 
 class InferenceSession {
  public:
-  // `rewrite` = false runs the graph exactly as given (the oracle for testing the rewrites).
+  // `optimize` = false runs the graph exactly as given with one buffer per value (the oracle
+  // for testing the rewrites and the memory plan).
   explicit InferenceSession(Graph graph, KernelChoice kernels = KernelChoice::kFast,
-                            bool rewrite = true);
+                            bool optimize = true);
+  // Bytes of the activation arena of the last run's batch size (0 before the first run, or
+  // without optimization), and what separate buffers would take.
+  size_t arena_bytes() const;
+  size_t unshared_bytes() const;
   ~InferenceSession();
 
   const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }
@@ -36,9 +41,12 @@ class InferenceSession {
  private:
   struct Plan;
   Plan& plan_for(int64_t batch);
+  void place_in_arena(Plan& plan, const std::map<std::string, ValueInfo>& info);
 
   Graph graph_;
   KernelChoice kernels_;
+  bool optimize_;
+  Plan* last_plan_ = nullptr;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   std::vector<Tensor> results_;
 };

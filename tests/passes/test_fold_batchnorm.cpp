@@ -48,8 +48,8 @@ void expect_same_outputs(const Graph& g, const Shape& x_shape) {
   folded.validate();
   EXPECT_EQ(count_op(folded, OpKind::kBatchNorm), count_op(g, OpKind::kBatchNorm) - n);
   Tensor x = random_input(x_shape, 9);
-  InferenceSession plain(g, KernelChoice::kReference, /*rewrite=*/false);
-  InferenceSession with_folded(folded, KernelChoice::kReference, /*rewrite=*/false);
+  InferenceSession plain(g, KernelChoice::kReference, /*optimize=*/false);
+  InferenceSession with_folded(folded, KernelChoice::kReference, /*optimize=*/false);
   const Tensor want = plain.run({{g.inputs[0].name, x}})[0].clone();
   const Tensor& got = with_folded.run({{g.inputs[0].name, x}})[0];
   ASSERT_EQ(got.shape(), want.shape());
@@ -98,7 +98,7 @@ TEST(FoldBatchNorm, TheSessionFolds) {
   randomize_batchnorm(g, 6);
   Tensor x = random_input({2, 1, 12, 12}, 2);
   InferenceSession fast(g);  // folds internally
-  InferenceSession ref(g, KernelChoice::kReference, /*rewrite=*/false);
+  InferenceSession ref(g, KernelChoice::kReference, /*optimize=*/false);
   const Tensor want = ref.run({{"input", x}})[0].clone();
   const Tensor& got = fast.run({{"input", x}})[0];
   for (int64_t i = 0; i < want.numel(); ++i) {

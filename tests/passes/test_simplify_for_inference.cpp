@@ -29,8 +29,8 @@ TEST(SimplifyForInference, BypassesDropoutAndDropsDeadNodes) {
   EXPECT_EQ(s.initializers.count("fc1.weight"), 1u);
   Tensor xs(DType::kF32, {4, 5});
   for (int64_t i = 0; i < xs.numel(); ++i) xs.f32()[i] = 0.1f * static_cast<float>(i % 9) - 0.3f;
-  InferenceSession plain(g, KernelChoice::kReference, /*rewrite=*/false);
-  InferenceSession simple(s, KernelChoice::kReference, /*rewrite=*/false);
+  InferenceSession plain(g, KernelChoice::kReference, /*optimize=*/false);
+  InferenceSession simple(s, KernelChoice::kReference, /*optimize=*/false);
   const std::vector<Tensor> want = {plain.run({{"input", xs}})[0].clone(),
                                     plain.run({{"input", xs}})[1].clone()};
   const std::vector<Tensor>& got = simple.run({{"input", xs}});

@@ -27,6 +27,9 @@ void run_bench(const BenchArgs& a) {
               r.p99_ms, r.mean_ms, r.min_ms);
   std::printf("throughput: %.1f samples/s\n", r.samples_per_s);
   if (m.file_bytes) std::printf("model file: %lld bytes\n", static_cast<long long>(m.file_bytes));
+  std::printf("activation arena: %.2f MB (separate buffers: %.2f MB)\n",
+              static_cast<double>(session.arena_bytes()) / (1 << 20),
+              static_cast<double>(session.unshared_bytes()) / (1 << 20));
   std::printf("peak resident memory: %.1f MB\n", static_cast<double>(rss) / (1 << 20));
   write_report(a.report, {{"model", m.source},
                           {"batch", r.batch},
@@ -41,6 +44,8 @@ void run_bench(const BenchArgs& a) {
                           {"samples_per_s", r.samples_per_s},
                           {"file_bytes", m.file_bytes},
                           {"params", m.graph.num_params()},
+                          {"arena_bytes", session.arena_bytes()},
+                          {"unshared_activation_bytes", session.unshared_bytes()},
                           {"peak_rss_bytes", rss}});
 }
 
