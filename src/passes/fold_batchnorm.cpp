@@ -1,8 +1,9 @@
 #include "passes/fold_batchnorm.h"
 
 #include <cmath>
-#include <map>
 #include <set>
+
+#include "passes/graph_uses.h"
 
 namespace minnow {
 namespace {
@@ -33,19 +34,7 @@ std::string fresh_name(const Graph& g, const std::string& base) {
 }  // namespace
 
 int fold_batchnorm(Graph& graph) {
-  std::map<std::string, int> consumers;
-  for (const Node& n : graph.nodes) {
-    for (const std::string& v : n.inputs) {
-      if (!v.empty()) ++consumers[v];
-    }
-  }
-  std::set<std::string> graph_outputs;
-  for (const ValueInfo& v : graph.outputs) graph_outputs.insert(v.name);
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    for (const std::string& v : graph.nodes[i].outputs) producer[v] = i;
-  }
-
+  const GraphUses uses(graph);
   std::vector<char> removed(graph.nodes.size(), 0);
   int folded = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -54,8 +43,8 @@ int fold_batchnorm(Graph& graph) {
       continue;
     }
     const std::string& x = bn.inputs[0];
-    auto p = producer.find(x);
-    if (p == producer.end() || consumers[x] != 1 || graph_outputs.count(x)) continue;
+    auto p = uses.writer.find(x);
+    if (p == uses.writer.end() || !uses.only_internal_reader(x)) continue;
     Node& prod = graph.nodes[p->second];
     if ((prod.op != OpKind::kConv2d && prod.op != OpKind::kLinear) || prod.outputs.size() != 1) {
       continue;
@@ -98,11 +87,7 @@ int fold_batchnorm(Graph& graph) {
     ++folded;
   }
   if (folded == 0) return 0;
-  std::vector<Node> kept;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
-  }
-  graph.nodes = std::move(kept);
+  remove_nodes(graph, removed);
   // Initializers nothing reads any more (the unfolded weights, the BN parameters).
   std::set<std::string> read;
   for (const Node& n : graph.nodes) read.insert(n.inputs.begin(), n.inputs.end());

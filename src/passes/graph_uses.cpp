@@ -1,0 +1,28 @@
+#include "passes/graph_uses.h"
+
+namespace minnow {
+
+GraphUses::GraphUses(const Graph& g) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (const std::string& v : g.nodes[i].inputs) {
+      if (!v.empty()) ++readers[v];
+    }
+    for (const std::string& v : g.nodes[i].outputs) writer[v] = i;
+  }
+  for (const ValueInfo& v : g.outputs) graph_outputs.insert(v.name);
+}
+
+bool GraphUses::only_internal_reader(const std::string& v) const {
+  auto r = readers.find(v);
+  return r != readers.end() && r->second == 1 && !graph_outputs.count(v);
+}
+
+void remove_nodes(Graph& g, const std::vector<char>& removed) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!removed[i]) kept.push_back(std::move(g.nodes[i]));
+  }
+  g.nodes = std::move(kept);
+}
+
+}  // namespace minnow
