@@ -184,10 +184,25 @@ minnow_status minnow_run(minnow_model* m, const minnow_tensor* inputs, int num_i
         throw minnow::Error("input '" + std::string(t.name) + "' has an unsupported dtype");
       }
       minnow::Shape shape(t.shape, t.shape + t.rank);
-      for (int64_t d : shape) {
-        if (d < 0) throw minnow::Error("input '" + std::string(t.name) + "' has a negative dim");
+      // Checked against the model before `data` is read: a caller's buffer is only as large as
+      // its own dtype and shape say, so a mismatch must not be copied first and refused after.
+      const minnow::ValueInfo* declared = nullptr;
+      for (const minnow::ValueInfo& v : m->session->inputs()) {
+        if (v.name == t.name) declared = &v;
       }
-      minnow::Tensor x(dt, shape);  // checks the size; the session checks shape and dtype
+      if (!declared) throw minnow::Error("model has no input named '" + std::string(t.name) + "'");
+      bool fits = declared->dtype == dt && declared->shape.size() == shape.size();
+      for (size_t d = 0; fits && d < shape.size(); ++d) {
+        fits = shape[d] >= 0 &&
+               (declared->shape[d] == minnow::kDynamic || declared->shape[d] == shape[d]);
+      }
+      if (!fits) {
+        throw minnow::Error("input '" + declared->name + "' is " + minnow::shape_str(shape) + " " +
+                            std::string(minnow::dtype_name(dt)) + ", the model expects " +
+                            minnow::shape_str(declared->shape) + " " +
+                            std::string(minnow::dtype_name(declared->dtype)));
+      }
+      minnow::Tensor x(dt, shape);  // checks the size; the session checks the common batch
       if (x.numel() > 0 && !t.data) {
         throw minnow::Error("input '" + std::string(t.name) + "' has no data");
       }
