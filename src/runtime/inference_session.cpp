@@ -5,6 +5,7 @@
 
 #include "minnow/error.h"
 #include "passes/fold_batchnorm.h"
+#include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/memory_plan.h"
@@ -29,6 +30,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
   // Inference-only rewrites; each keeps every graph input and output name.
   if (optimize) {
     simplify_for_inference(graph_);
+    fold_constants(graph_);
     fold_batchnorm(graph_);
     fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
     graph_.validate();

@@ -1,11 +1,12 @@
 // InferenceSession: runs a graph forward in eval mode for any number of inputs and outputs.
 //
-// The graph is first rewritten for inference (Dropout and dead nodes removed:
-// passes/simplify_for_inference.h; BatchNorm folded into the Conv2d/Linear before it:
-// passes/fold_batchnorm.h; ReLU/ReLU6 fused into the op before it: passes/fuse_activation.h); the
-// caller's graph and its weights are not modified. Kernels (and their oneDNN primitives) are built
-// once per batch size and reused. Later work (issue 4) adds more fusion passes and a static memory
-// plan here; the interface stays.
+// The graph is first rewritten for inference, keeping every input and output name: Dropout and
+// dead nodes removed (passes/simplify_for_inference.h), constant subgraphs evaluated
+// (passes/fold_constants.h), BatchNorm folded into the Conv2d/Linear before it
+// (passes/fold_batchnorm.h), ReLU/ReLU6 fused into the op before it (passes/fuse_activation.h).
+// The caller's graph and its weights are not modified. Per batch size, kernels (and their
+// oneDNN primitives) are built once and every intermediate value gets a place in one arena
+// (runtime/memory_plan.h): runs after the first reuse every buffer.
 #pragma once
 
 #include <map>

@@ -1,0 +1,15 @@
+// Graph pass for inference: a node whose inputs are all constant initializers is run once, now,
+// with its reference kernel in eval mode, and its outputs become initializers. Graphs imported
+// from other tools carry such subgraphs (shape arithmetic, reshaped or transposed weights).
+// Dropout is left alone (simplify_for_inference removes it), and so are nodes whose outputs are
+// graph outputs (a graph output must stay computed by a node).
+#pragma once
+
+#include "minnow/graph.h"
+
+namespace minnow {
+
+// Returns the number of nodes folded.
+int fold_constants(Graph& graph);
+
+}  // namespace minnow
