@@ -88,13 +88,8 @@ int fold_batchnorm(Graph& graph) {
   }
   if (folded == 0) return 0;
   remove_nodes(graph, removed);
-  // Initializers nothing reads any more (the unfolded weights, the BN parameters).
-  std::set<std::string> read;
-  for (const Node& n : graph.nodes) read.insert(n.inputs.begin(), n.inputs.end());
-  for (const ValueInfo& v : graph.outputs) read.insert(v.name);
-  for (auto it = graph.initializers.begin(); it != graph.initializers.end();) {
-    it = read.count(it->first) ? std::next(it) : graph.initializers.erase(it);
-  }
+  // The unfolded weights and the BN parameters are no longer read.
+  remove_unread_initializers(graph);
   return folded;
 }
 

@@ -1,7 +1,5 @@
 #include "passes/fold_constants.h"
 
-#include <set>
-
 #include "core/op_registry.h"
 #include "passes/graph_uses.h"
 
@@ -48,12 +46,7 @@ int fold_constants(Graph& graph) {
   }
   if (folded == 0) return 0;
   remove_nodes(graph, removed);
-  // Constants only the folded nodes read are dropped.
-  std::set<std::string> read;
-  for (const Node& n : graph.nodes) read.insert(n.inputs.begin(), n.inputs.end());
-  for (auto it = graph.initializers.begin(); it != graph.initializers.end();) {
-    it = read.count(it->first) ? std::next(it) : graph.initializers.erase(it);
-  }
+  remove_unread_initializers(graph);  // constants only the folded nodes read
   return folded;
 }
 

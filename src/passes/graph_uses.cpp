@@ -25,4 +25,13 @@ void remove_nodes(Graph& g, const std::vector<char>& removed) {
   g.nodes = std::move(kept);
 }
 
+void remove_unread_initializers(Graph& g) {
+  std::set<std::string> read;
+  for (const Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
+  for (const ValueInfo& v : g.outputs) read.insert(v.name);
+  for (auto it = g.initializers.begin(); it != g.initializers.end();) {
+    it = read.count(it->first) ? std::next(it) : g.initializers.erase(it);
+  }
+}
+
 }  // namespace minnow

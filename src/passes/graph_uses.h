@@ -23,5 +23,7 @@ struct GraphUses {
 
 // Removes the nodes whose flag is set, keeping the order of the rest.
 void remove_nodes(Graph& g, const std::vector<char>& removed);
+// Drops the initializers that no node reads and that are not graph outputs.
+void remove_unread_initializers(Graph& g);
 
 }  // namespace minnow

@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "passes/graph_uses.h"
+
 namespace minnow {
 
 int simplify_for_inference(Graph& graph) {
@@ -40,9 +42,7 @@ int simplify_for_inference(Graph& graph) {
   for (size_t i = 0; i < kept.size(); ++i) {
     if (live[i]) graph.nodes.push_back(std::move(kept[i]));
   }
-  for (auto it = graph.initializers.begin(); it != graph.initializers.end();) {
-    it = needed.count(it->first) ? std::next(it) : graph.initializers.erase(it);
-  }
+  remove_unread_initializers(graph);
   return static_cast<int>(before - graph.nodes.size());
 }
 

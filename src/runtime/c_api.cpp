@@ -4,14 +4,13 @@
 
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <new>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "io/atomic_file.h"
 #include "io/mnw.h"
 #include "minnow/error.h"
 #include "minnow/minnow_c.h"
@@ -99,13 +98,7 @@ minnow_model* minnow_model_load_file(const char* path) {
     return nullptr;
   }
   std::string bytes;
-  const minnow_status st = guarded([&] {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw minnow::Error(std::string(path) + ": cannot open");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    bytes = ss.str();
-  });
+  const minnow_status st = guarded([&] { bytes = minnow::io::read_file(path); });
   if (st != MINNOW_OK) return nullptr;
   return load(bytes.data(), bytes.size(), path);
 }
