@@ -8,8 +8,13 @@
 #include "io/atomic_file.h"
 #include "io/mnw.h"
 #include "minnow/error.h"
+#include "onnx/onnx_import.h"
 
 namespace minnow::cli {
+
+bool is_onnx_path(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+}
 
 LoadedModel load_model(const std::string& spec, const zoo::ZooOptions& zoo_options) {
   LoadedModel m;
@@ -24,9 +29,13 @@ LoadedModel load_model(const std::string& spec, const zoo::ZooOptions& zoo_optio
     }
     throw Error(spec + ": no such model file");
   }
-  io::MnwContents c = io::load_mnw(spec);
-  m.graph = std::move(c.graph);
-  m.metadata = std::move(c.metadata);
+  if (is_onnx_path(spec)) {
+    m.graph = onnx::import_onnx_file(spec);
+  } else {
+    io::MnwContents c = io::load_mnw(spec);
+    m.graph = std::move(c.graph);
+    m.metadata = std::move(c.metadata);
+  }
   m.file_bytes = static_cast<int64_t>(std::filesystem::file_size(spec));
   return m;
 }

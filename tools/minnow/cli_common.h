@@ -12,7 +12,7 @@
 
 namespace minnow::cli {
 
-// A model given on the command line: a zoo name or a .mnw file.
+// A model given on the command line: a zoo name, a .mnw file or an .onnx file (imported).
 struct LoadedModel {
   Graph graph;
   nlohmann::json metadata = nlohmann::json::object();
@@ -20,6 +20,7 @@ struct LoadedModel {
   int64_t file_bytes = 0;  // 0 for zoo models
 };
 LoadedModel load_model(const std::string& spec, const zoo::ZooOptions& zoo_options);
+bool is_onnx_path(const std::string& path);  // by the .onnx extension
 // The normalization stored with a model, or the given fallback when it has none.
 data::Normalization model_normalization(const nlohmann::json& metadata,
                                         const data::Normalization& fallback);
@@ -54,5 +55,6 @@ void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_zoo_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace minnow::cli
