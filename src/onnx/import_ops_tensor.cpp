@@ -1,4 +1,5 @@
 // Converters for elementwise ops, activations, reductions and layout ops.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -17,8 +18,10 @@ OpKind kind_of(ImportContext& cx, const std::string& name) {
   }
 }
 
-void require_float_inputs(ImportContext& cx) {
-  for (int i = 0; i < cx.node().input_size(); ++i) {
+// Checks the first `count` inputs (all when -1) for floating-point dtypes.
+void require_float_inputs(ImportContext& cx, int count = -1) {
+  const int n = count < 0 ? cx.node().input_size() : std::min(count, cx.node().input_size());
+  for (int i = 0; i < n; ++i) {
     if (cx.in(i).empty()) continue;
     const DType t = cx.info(cx.in(i)).dtype;
     if (!dtype_is_float(t)) {
@@ -64,7 +67,7 @@ void convert_unary(ImportContext& cx) {
 }
 
 void convert_clip(ImportContext& cx) {
-  require_float_inputs(cx);
+  require_float_inputs(cx, 1);
   double lo = -std::numeric_limits<double>::infinity(), hi = -lo;
   if (cx.opset() < 11) {
     lo = cx.attr_float("min", lo);
@@ -260,7 +263,7 @@ void convert_dropout(ImportContext& cx) {
 }
 
 void convert_reduce(ImportContext& cx) {
-  require_float_inputs(cx);
+  require_float_inputs(cx, 1);
   const std::string& op = cx.node().op_type();
   std::vector<int64_t> axes = cx.attr_ints("axes", {});
   const bool axes_as_input = (op == "ReduceSum" && cx.opset() >= 13) || cx.opset() >= 18;
@@ -287,7 +290,7 @@ void convert_global_max_pool(ImportContext& cx) {
 }
 
 void convert_pad(ImportContext& cx) {
-  require_float_inputs(cx);
+  require_float_inputs(cx, 1);
   std::vector<int64_t> pads = cx.attr_ints("pads", {});
   double value = cx.attr_float("value", 0.0);
   if (cx.opset() >= 11) {

@@ -8,6 +8,7 @@
 #include "io/atomic_file.h"
 #include "io/mnw.h"
 #include "minnow/error.h"
+#include "onnx/import_context.h"
 #include "onnx/onnx_import.h"
 
 namespace minnow::cli {
@@ -30,7 +31,17 @@ LoadedModel load_model(const std::string& spec, const zoo::ZooOptions& zoo_optio
     throw Error(spec + ": no such model file");
   }
   if (is_onnx_path(spec)) {
-    m.graph = onnx::import_onnx_file(spec);
+    // The batch (first) dimension is made symbolic so the model trains and runs at any batch
+    // size; a graph that bakes its batch into a constant shape is imported as written.
+    onnx::ImportOptions dynamic;
+    dynamic.dynamic_batch = true;
+    try {
+      m.graph = onnx::import_onnx_file(spec, dynamic);
+    } catch (const onnx::Unsupported&) {
+      throw;
+    } catch (const Error&) {
+      m.graph = onnx::import_onnx_file(spec);
+    }
   } else {
     io::MnwContents c = io::load_mnw(spec);
     m.graph = std::move(c.graph);

@@ -7,6 +7,7 @@
 #include "io/mnw.h"
 #include "minnow/error.h"
 #include "progress.h"
+#include "train/reinit.h"
 #include "train/trainer.h"
 
 namespace minnow::cli {
@@ -16,6 +17,7 @@ struct TrainArgs {
   std::string model, out, report, resume, checkpoint;
   DataFlags data;
   bool no_checkpoint = false;
+  bool reinit = false;
   int threads = 2;
   int64_t classes = 0;
   std::vector<int64_t> hidden;
@@ -56,6 +58,12 @@ void run_train(const TrainArgs& a) {
     zo.dropout = a.dropout;
     if (d.tokenizer) zo.vocab_size = d.tokenizer->vocab_size();
     m = load_model(a.model, zo);
+  }
+  if (a.reinit) {
+    if (zoo_model || a.model.empty())
+      throw Error("--reinit applies to a model file (--model FILE)");
+    const int n = reinitialize_parameters(m.graph, a.cfg.seed);
+    std::printf("re-initialized %d parameter tensors\n", n);
   }
   data::Normalization norm = data_normalization(m.metadata, d.train);
   if (d.tokenizer) m.metadata["tokenizer"] = d.tokenizer->to_json();
@@ -108,7 +116,10 @@ void run_train(const TrainArgs& a) {
 void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* c = app.add_subcommand("train", "Train a zoo model or a .mnw model on a dataset");
-  c->add_option("--model", a->model, "Zoo model name (see `minnow zoo`) or a .mnw file");
+  c->add_option("--model", a->model,
+                "Zoo model name (see `minnow zoo`), a .mnw file or an .onnx file");
+  c->add_flag("--reinit", a->reinit,
+              "Re-initialize the parameters of a model file (train it from scratch)");
   add_data_flags(*c, a->data);
   c->add_option("--out", a->out, "Where to save the trained model (.mnw)");
   c->add_option("--epochs", a->cfg.epochs, "Training epochs")->capture_default_str();
