@@ -30,5 +30,18 @@ extern const OpDef kSoftmaxCrossEntropyDef, kMseLossDef, kBceWithLogitsDef;
 extern const OpDef kEmbeddingDef, kLayerNormDef, kMultiHeadAttentionDef;
 // lstm.cpp, gru.cpp
 extern const OpDef kLstmDef, kGruDef;
+// math_unary.cpp
+extern const OpDef kExpDef, kLogDef, kSqrtDef, kNegDef, kAbsDef, kReciprocalDef, kErfDef, kFloorDef,
+    kCeilDef, kRoundDef, kSignDef, kSinDef, kCosDef, kTanDef, kAsinDef, kAcosDef, kAtanDef,
+    kSinhDef, kCoshDef, kAsinhDef, kAcoshDef, kAtanhDef, kSoftplusDef, kSoftsignDef, kEluDef,
+    kSeluDef, kCeluDef, kThresholdedReluDef, kClipDef;
+// math_binary.cpp
+extern const OpDef kDivDef, kPowDef, kMaxDef, kMinDef;
+// reduce.cpp
+extern const OpDef kReduceMeanDef, kReduceSumDef, kReduceMaxDef, kReduceMinDef, kReduceProdDef,
+    kReduceL1Def, kReduceL2Def, kReduceSumSquareDef, kReduceLogSumDef, kReduceLogSumExpDef;
+// shape_ops.cpp, slice.cpp, pad.cpp, gather.cpp, cast.cpp
+extern const OpDef kSqueezeDef, kUnsqueezeDef, kIdentityDef, kExpandDef, kDepthToSpaceDef,
+    kSpaceToDepthDef, kSliceDef, kPadDef, kGatherDef, kCastDef;
 
 }  // namespace minnow::ops
