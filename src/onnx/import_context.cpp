@@ -24,7 +24,13 @@ void ImportContext::unsupported(const std::string& what) const {
 }
 
 bool ImportContext::has_value(const std::string& name) const {
-  return consts_.count(name) || alias_.count(name) || info_.count(name);
+  return consts_.count(name) || alias_.count(name) || info_.count(name) ||
+         symbolic_zeros_.count(name);
+}
+
+void ImportContext::set_symbolic_zeros(const std::string& name, ValueInfo info) {
+  info.name = name;
+  symbolic_zeros_[name] = std::move(info);
 }
 
 bool ImportContext::is_const(const std::string& name) const { return consts_.count(name) != 0; }
@@ -42,6 +48,7 @@ const Tensor& ImportContext::const_value(const std::string& name, const std::str
 
 ValueInfo ImportContext::info(const std::string& name) const {
   if (const Tensor* t = find_const(name)) return ValueInfo{name, t->dtype(), t->shape()};
+  if (auto z = symbolic_zeros_.find(name); z != symbolic_zeros_.end()) return z->second;
   auto a = alias_.find(name);
   const std::string& m = a == alias_.end() ? name : a->second;
   auto it = info_.find(m);
@@ -62,6 +69,9 @@ std::string ImportContext::value(const std::string& name) {
   }
   auto a = alias_.find(name);
   if (a != alias_.end()) return a->second;
+  if (symbolic_zeros_.count(name)) {
+    unsupported("'" + name + "' is a constant whose shape depends on the batch size");
+  }
   if (!info_.count(name)) fail("input '" + name + "' is not defined before this node");
   return name;
 }

@@ -56,6 +56,13 @@ class ImportContext {
   std::string frozen_value(const std::string& onnx_name);
 
   void set_const(const std::string& onnx_name, Tensor t, bool trainable = false);
+  // A zero-filled value whose shape involves the symbolic batch (PyTorch builds the zero initial
+  // state of an RNN as ConstantOfShape(Concat(.., Shape(x)[0], ..))). Only consumers that
+  // accept "zeros" (the recurrent converters: the default initial state) can read it.
+  void set_symbolic_zeros(const std::string& onnx_name, ValueInfo info);
+  bool is_symbolic_zeros(const std::string& onnx_name) const {
+    return symbolic_zeros_.count(onnx_name) != 0;
+  }
   // The ONNX value is the same as an existing minnow value (Identity, Dropout at inference).
   void alias(const std::string& onnx_name, const std::string& minnow_name);
   void add_input(const ValueInfo& v);
@@ -92,6 +99,12 @@ class ImportContext {
     return graph_outputs_.count(onnx_name);
   }
   void set_graph_outputs(std::set<std::string> names) { graph_outputs_ = std::move(names); }
+  // Whether any node or the graph output list reads the value (exporters name outputs that
+  // nothing uses, e.g. PyTorch's LSTM Y_c).
+  bool is_read(const std::string& onnx_name) const {
+    return read_values_.count(onnx_name) || graph_outputs_.count(onnx_name);
+  }
+  void set_read_values(std::set<std::string> names) { read_values_ = std::move(names); }
   const std::map<std::string, ValueInfo>& infos() const { return info_; }
 
  private:
@@ -101,11 +114,13 @@ class ImportContext {
   const ::onnx::NodeProto* node_ = nullptr;
   std::string label_;
   std::map<std::string, Tensor> consts_;
+  std::map<std::string, ValueInfo> symbolic_zeros_;
   std::set<std::string> trainable_consts_;
   std::map<std::string, std::string> alias_;  // ONNX name -> minnow value name
   std::map<std::string, ValueInfo> info_;     // minnow value name -> inferred info
   std::set<std::string> used_names_;
   std::set<std::string> graph_outputs_;
+  std::set<std::string> read_values_;
 };
 
 }  // namespace minnow::onnx

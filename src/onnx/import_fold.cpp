@@ -369,12 +369,28 @@ bool try_fold(ImportContext& cx) {
     return true;
   }
   std::vector<const Tensor*> ins;
+  // Layout ops on batch-sized zeros (the initial states of a multi-layer RNN, sliced per layer)
+  // fold on a stand-in whose batch is an unusual size, recognised again in the result.
+  constexpr int64_t kStandInBatch = 9973;
+  const bool layout_op = op == "Slice" || op == "Gather" || op == "Squeeze" || op == "Unsqueeze" ||
+                         op == "Concat" || op == "Transpose" || op == "Identity";
+  bool symbolic = false;
+  std::vector<Tensor> stand_ins;
+  stand_ins.reserve(cx.node().input_size());
   for (int i = 0; i < cx.node().input_size(); ++i) {
     if (cx.in(i).empty()) {
       ins.push_back(nullptr);
       continue;
     }
     const Tensor* t = cx.find_const(cx.in(i));
+    if (!t && layout_op && cx.is_symbolic_zeros(cx.in(i))) {
+      Shape s = cx.info(cx.in(i)).shape;
+      for (int64_t& d : s) d = d == kDynamic ? kStandInBatch : d;
+      if (shape_numel(s) > (int64_t{1} << 24)) return false;
+      stand_ins.emplace_back(cx.info(cx.in(i)).dtype, s);
+      t = &stand_ins.back();
+      symbolic = true;
+    }
     if (!t) return false;
     ins.push_back(t);
   }
@@ -387,7 +403,18 @@ bool try_fold(ImportContext& cx) {
     return v;
   };
   std::optional<Tensor> res;
-  if (op == "ConstantOfShape") {
+  if (op == "ConstantOfShape" && has_batch_marker(x)) {
+    Tensor fill(DType::kF32, {1});
+    if (const auto* a = cx.attr("value")) fill = tensor_from_proto(a->t(), cx.node_label());
+    if (fill.numel() != 1 || get_num(fill, 0) != 0) return false;
+    ValueInfo v{cx.out(0), fill.dtype(), {}};
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int64_t d = get_int(x, i);
+      v.shape.push_back(d == kBatchDim ? kDynamic : d);
+    }
+    cx.set_symbolic_zeros(cx.out(0), v);
+    return true;
+  } else if (op == "ConstantOfShape") {
     res = fold_constant_of_shape(cx, x);
   } else if (op == "Identity") {
     res = x;
@@ -441,6 +468,12 @@ bool try_fold(ImportContext& cx) {
     res = fold_arith(cx, x, *ins[1]);
   }
   if (!res) return false;
+  if (symbolic) {
+    ValueInfo v{cx.out(0), res->dtype(), res->shape()};
+    for (int64_t& d : v.shape) d = d == kStandInBatch ? kDynamic : d;
+    cx.set_symbolic_zeros(cx.out(0), v);
+    return true;
+  }
   cx.set_const(cx.out(0), *res);
   return true;
 }

@@ -24,6 +24,8 @@ const ConverterTable& converters();
 
 // Shared by converters: an ONNX axis normalized against `rank` (fails naming the attribute).
 int64_t onnx_axis(ImportContext& cx, int64_t axis, int64_t rank, const char* what = "axis");
+// A one-element constant of any dtype as a double (Clip's min/max, Pad's constant_value).
+double const_scalar(ImportContext& cx, const std::string& name, const std::string& role);
 // A constant integer tensor (i64/i32) as a vector, e.g. Reshape's shape input.
 std::vector<int64_t> const_ints(ImportContext& cx, const std::string& name,
                                 const std::string& role);

@@ -88,13 +88,15 @@ void convert_recurrent(ImportContext& cx) {
     bh = reorder_gates(rb, dirs, gates, h, order).reshaped({dirs * gates * h});
   }
   for (int i : {5, 6}) {  // initial_h, initial_c: only zeros (minnow starts from zero state)
-    if (cx.in(i).empty() || (i == 6 && !lstm)) continue;
+    if (cx.in(i).empty() || (i == 6 && !lstm) || cx.is_symbolic_zeros(cx.in(i))) continue;
     if (!all_zero(cx.const_value(cx.in(i), i == 5 ? "initial_h" : "initial_c"))) {
       cx.unsupported("a non-zero initial state");
     }
   }
   if (lstm && !cx.in(7).empty()) cx.unsupported("LSTM peepholes (input P)");
-  if (lstm && !cx.out(2).empty()) cx.unsupported("the Y_c output of LSTM");
+  if (lstm && !cx.out(2).empty() && cx.is_read(cx.out(2))) {
+    cx.unsupported("the Y_c output of LSTM (the final cell state)");
+  }
 
   const ValueInfo x = cx.info(cx.in(0));
   if (x.shape.size() != 3) cx.fail("X has shape " + shape_str(x.shape));
@@ -127,7 +129,7 @@ void convert_recurrent(ImportContext& cx) {
       } catch (const Unsupported&) {
         throw;
       } catch (const Error&) {
-        cx.unsupported("sequence_lens of type i32 (minnow has no Cast op)");
+        cx.unsupported("sequence_lens of type " + std::string(dtype_name(cx.info(len_name).dtype)));
       }
     }
   }
@@ -137,7 +139,7 @@ void convert_recurrent(ImportContext& cx) {
   const auto outs = cx.emit(lstm ? OpKind::kLstm : OpKind::kGru, ins, a, {"", ""});
   const int64_t t = x.shape[layout == 0 ? 0 : 1];
   if (t == kDynamic) cx.unsupported("a symbolic sequence length");
-  if (!cx.out(0).empty()) {
+  if (!cx.out(0).empty() && cx.is_read(cx.out(0))) {
     Attrs rs;
     rs.set("shape", std::vector<int64_t>{-1, t, dirs, h});
     std::string y = cx.emit1(OpKind::kReshape, {outs[0]}, rs, layout == 0 ? "" : cx.out(0));
@@ -147,7 +149,7 @@ void convert_recurrent(ImportContext& cx) {
       cx.emit1(OpKind::kTranspose, {y}, p, cx.out(0));
     }
   }
-  if (!cx.out(1).empty()) {
+  if (!cx.out(1).empty() && cx.is_read(cx.out(1))) {
     Attrs rs;
     rs.set("shape", std::vector<int64_t>{-1, dirs, h});
     std::string y = cx.emit1(OpKind::kReshape, {outs[1]}, rs, layout == 0 ? "" : cx.out(1));

@@ -73,14 +73,8 @@ void convert_clip(ImportContext& cx) {
     lo = cx.attr_float("min", lo);
     hi = cx.attr_float("max", hi);
   } else {
-    if (!cx.in(1).empty())
-      lo = cx.const_value(cx.in(1), "min").dtype() == DType::kF64
-               ? cx.const_value(cx.in(1), "min").data<double>()[0]
-               : cx.const_value(cx.in(1), "min").f32()[0];
-    if (!cx.in(2).empty())
-      hi = cx.const_value(cx.in(2), "max").dtype() == DType::kF64
-               ? cx.const_value(cx.in(2), "max").data<double>()[0]
-               : cx.const_value(cx.in(2), "max").f32()[0];
+    if (!cx.in(1).empty()) lo = const_scalar(cx, cx.in(1), "min");
+    if (!cx.in(2).empty()) hi = const_scalar(cx, cx.in(2), "max");
   }
   const std::string x = cx.value(cx.in(0));
   if (lo == 0 && hi == 6) {
@@ -290,15 +284,11 @@ void convert_global_max_pool(ImportContext& cx) {
 }
 
 void convert_pad(ImportContext& cx) {
-  require_float_inputs(cx, 1);
   std::vector<int64_t> pads = cx.attr_ints("pads", {});
   double value = cx.attr_float("value", 0.0);
   if (cx.opset() >= 11) {
     pads = const_ints(cx, cx.in(1), "pads");
-    if (!cx.in(2).empty()) {
-      const Tensor& v = cx.const_value(cx.in(2), "constant_value");
-      value = v.dtype() == DType::kF64 ? v.data<double>()[0] : v.f32()[0];
-    }
+    if (!cx.in(2).empty()) value = const_scalar(cx, cx.in(2), "constant_value");
     if (!cx.in(3).empty()) cx.unsupported("the axes input of Pad");
   }
   Attrs a;

@@ -45,6 +45,26 @@ std::vector<int64_t> const_ints(ImportContext& cx, const std::string& name,
   return v;
 }
 
+double const_scalar(ImportContext& cx, const std::string& name, const std::string& role) {
+  const Tensor& t = cx.const_value(name, role);
+  if (t.numel() != 1) cx.fail(role + " '" + name + "' must hold one value");
+  switch (t.dtype()) {
+    case DType::kF32:
+      return static_cast<const float*>(t.raw())[0];
+    case DType::kF64:
+      return static_cast<const double*>(t.raw())[0];
+    case DType::kI64:
+      return static_cast<double>(static_cast<const int64_t*>(t.raw())[0]);
+    case DType::kI32:
+      return static_cast<const int32_t*>(t.raw())[0];
+    case DType::kI8:
+      return static_cast<const int8_t*>(t.raw())[0];
+    case DType::kU8:
+      return static_cast<const uint8_t*>(t.raw())[0];
+  }
+  return 0;
+}
+
 namespace {
 
 // Ops evaluated at import only (their results are always constants).
@@ -151,6 +171,10 @@ Graph import_onnx_bytes(const void* data, size_t size, const std::string& origin
   std::set<std::string> outputs;
   for (const auto& o : gp.output()) outputs.insert(o.name());
   cx.set_graph_outputs(outputs);
+  std::set<std::string> read;
+  for (const auto& n : gp.node())
+    for (const std::string& in : n.input()) read.insert(in);
+  cx.set_read_values(std::move(read));
 
   for (int i = 0; i < gp.node_size(); ++i) {
     const ::onnx::NodeProto& n = gp.node(i);
@@ -169,8 +193,9 @@ Graph import_onnx_bytes(const void* data, size_t size, const std::string& origin
     if (fold_only(n.op_type())) cx.unsupported("cannot evaluate this node at import");
     converters().at(n.op_type())(cx);
     for (const std::string& out : n.output()) {
-      if (!out.empty() && !cx.has_value(out))
+      if (!out.empty() && cx.is_read(out) && !cx.has_value(out)) {
         cx.fail("internal: output '" + out + "' not produced");
+      }
     }
   }
 
