@@ -49,6 +49,9 @@ int fold_batchnorm(Graph& graph) {
     if ((prod.op != OpKind::kConv2d && prod.op != OpKind::kLinear) || prod.outputs.size() != 1) {
       continue;
     }
+    // BN after a fused activation normalizes the activation's output: not foldable into the
+    // weights (the clamp sits between them).
+    if (!prod.attrs.get_string("activation", "").empty()) continue;
     const Initializer* w = constant(graph, prod.inputs[1]);
     if (!w || w->value.dtype() != DType::kF32 || w->value.rank() < 2) continue;
     const int64_t channels = w->value.dim(0);  // Conv2d [O, C/g, kh, kw], Linear [out, in]

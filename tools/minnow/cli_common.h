@@ -56,5 +56,6 @@ void add_run_command(CLI::App& app);
 void add_zoo_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace minnow::cli
