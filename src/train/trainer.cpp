@@ -145,7 +145,9 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
                     " — try a lower --lr or --clip-grad-norm");
       }
       if (c.clip_grad_norm > 0) clip_grad_norm(session.params(), c.clip_grad_norm);
+      if (c.before_step) c.before_step(result.steps, session.params());
       opt->step(session.params(), lr);
+      if (c.after_step) c.after_step(result.steps, session.params());
       ++result.steps;
       ++step_in_epoch;
       loss_sum += static_cast<double>(loss) * static_cast<double>(b.size);

@@ -50,6 +50,13 @@ struct TrainConfig {
   std::string checkpoint_path;   // written atomically after every epoch when non-empty
   std::string resume_path;       // continue from this checkpoint
   int64_t stop_after_epoch = 0;  // for tests: return after this epoch as if killed (0: off)
+  // Hooks for the compression drivers (src/compress/): called every optimizer step with the
+  // session's parameters — before_step after the gradients are computed (and clipped), e.g. to
+  // mask pruned weights' gradients or share them across a weight cluster; after_step after the
+  // update, e.g. to re-apply pruning masks or advance a gradual-pruning schedule. `step` counts
+  // optimizer steps from 0 over the whole run.
+  std::function<void(int64_t step, std::vector<ParamRef>& params)> before_step;
+  std::function<void(int64_t step, std::vector<ParamRef>& params)> after_step;
   std::function<void(const TrainProgress&)> on_progress;
   std::function<void(const EpochSummary&)> on_epoch;
 };

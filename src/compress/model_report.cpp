@@ -1,0 +1,118 @@
+#include "compress/model_report.h"
+
+#include <cstdio>
+#include <set>
+
+#include "io/mnw.h"
+#include "runtime/benchmark.h"
+#include "runtime/inference_session.h"
+#include "train/trainer.h"
+
+namespace minnow::compress {
+namespace {
+
+// BatchNorm running statistics are state, not parameters (PyTorch counts them as buffers).
+std::set<std::string> running_statistics(const Graph& g) {
+  std::set<std::string> s;
+  for (const Node& n : g.nodes) {
+    if (n.op != OpKind::kBatchNorm) continue;
+    for (size_t i = 3; i < n.inputs.size(); ++i) s.insert(n.inputs[i]);
+  }
+  return s;
+}
+
+template <class Count>
+int64_t over_params(const Graph& g, Count count) {
+  const std::set<std::string> stats = running_statistics(g);
+  int64_t n = 0;
+  for (const auto& [name, init] : g.initializers) {
+    if (!dtype_is_float(init.value.dtype()) || stats.count(name)) continue;
+    n += count(init.value);
+  }
+  return n;
+}
+
+}  // namespace
+
+int64_t count_params(const Graph& g) {
+  return over_params(g, [](const Tensor& t) { return t.numel(); });
+}
+
+int64_t count_nonzero_params(const Graph& g) {
+  return over_params(g, [](const Tensor& t) {
+    int64_t nz = 0;
+    if (t.dtype() == DType::kF32) {
+      const float* p = t.f32();
+      for (int64_t i = 0; i < t.numel(); ++i) nz += p[i] != 0.0f;
+    } else {
+      const double* p = t.data<double>();
+      for (int64_t i = 0; i < t.numel(); ++i) nz += p[i] != 0.0;
+    }
+    return nz;
+  });
+}
+
+ModelReport measure_model(const Graph& g, const data::Dataset* test,
+                          const data::Normalization& norm, const nlohmann::json& metadata,
+                          const MeasureOptions& opts) {
+  ModelReport r;
+  r.params = count_params(g);
+  r.nonzero_params = count_nonzero_params(g);
+  io::MnwContents c;
+  c.graph = g;
+  c.metadata = metadata;
+  r.file_bytes = static_cast<int64_t>(io::serialize_mnw(c).size());
+  for (const NodeStats& s : graph_stats(g)) r.macs += s.macs;
+  if (test) r.test_acc = evaluate_model(g, *test, norm).accuracy;
+  if (opts.measure_latency) {
+    InferenceSession session(g);
+    BenchOptions b;
+    b.batch = 1;
+    b.iters = opts.latency_iters;
+    b.warmup = 20;
+    r.latency_ms_p50 = benchmark_session(session, b).p50_ms;
+  }
+  return r;
+}
+
+nlohmann::json to_json(const ModelReport& r) {
+  nlohmann::json j = {{"params", r.params},
+                      {"nonzero_params", r.nonzero_params},
+                      {"file_bytes", r.file_bytes},
+                      {"macs", r.macs},
+                      {"test_acc", r.test_acc < 0 ? nlohmann::json() : nlohmann::json(r.test_acc)},
+                      {"latency_ms_p50", r.latency_ms_p50}};
+  if (r.trainable_params >= 0) j["trainable_params"] = r.trainable_params;
+  return j;
+}
+
+nlohmann::json before_after_json(const ModelReport& before, const ModelReport& after,
+                                 const nlohmann::json& extra) {
+  nlohmann::json j = extra.is_object() ? extra : nlohmann::json::object();
+  j["before"] = to_json(before);
+  j["after"] = to_json(after);
+  return j;
+}
+
+void print_before_after(const ModelReport& b, const ModelReport& a) {
+  auto row_i = [](const char* what, int64_t x, int64_t y) {
+    std::printf("  %-16s %14lld %14lld   x%.2f\n", what, static_cast<long long>(x),
+                static_cast<long long>(y),
+                y ? static_cast<double>(x) / static_cast<double>(y) : 0.0);
+  };
+  std::printf("  %-16s %14s %14s   %s\n", "", "before", "after", "before/after");
+  row_i("params", b.params, a.params);
+  row_i("nonzero params", b.nonzero_params, a.nonzero_params);
+  row_i("file bytes", b.file_bytes, a.file_bytes);
+  row_i("MACs", b.macs, a.macs);
+  if (b.trainable_params >= 0 || a.trainable_params >= 0)
+    row_i("trainable params", b.trainable_params, a.trainable_params);
+  if (b.test_acc >= 0 || a.test_acc >= 0) {
+    std::printf("  %-16s %14.4f %14.4f   %+.2f points\n", "test accuracy", b.test_acc, a.test_acc,
+                100.0 * (a.test_acc - b.test_acc));
+  }
+  std::printf("  %-16s %14.4f %14.4f   x%.2f\n", "latency ms p50", b.latency_ms_p50,
+              a.latency_ms_p50, a.latency_ms_p50 > 0 ? b.latency_ms_p50 / a.latency_ms_p50 : 0.0);
+}
+
+}  // namespace minnow::compress
