@@ -55,7 +55,7 @@ void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand(
       "bench", "Inference latency p50/p90/p99, throughput, model size and peak memory");
-  c->add_option("model", a->model, "Model (.mnw file or zoo name)")->required();
+  c->add_option("model", a->model, "Model (.mnw or .onnx file, or zoo name)")->required();
   c->add_option("--batch", a->options.batch, "Samples per run")->capture_default_str();
   c->add_option("--threads", a->threads, "Threads")->capture_default_str();
   c->add_option("--iters", a->options.iters, "Timed runs")->capture_default_str();

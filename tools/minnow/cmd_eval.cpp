@@ -41,7 +41,7 @@ void run_eval(const EvalArgs& a) {
 void add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* c = app.add_subcommand("eval", "Evaluate a model on a dataset's test split");
-  c->add_option("model", a->model, "Model (.mnw)")->required();
+  c->add_option("model", a->model, "Model (.mnw or .onnx)")->required();
   add_data_flags(*c, a->data);
   c->add_option("--threads", a->threads, "Threads")->capture_default_str();
   c->add_option("--batch", a->batch, "Batch size")->capture_default_str();

@@ -48,7 +48,7 @@ void run_inspect(const InspectArgs& a) {
 void add_inspect_command(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   CLI::App* c = app.add_subcommand("inspect", "Per-node table of a model: op, shape, params, MACs");
-  c->add_option("model", a->model, "Model (.mnw file or zoo name)")->required();
+  c->add_option("model", a->model, "Model (.mnw or .onnx file, or zoo name)")->required();
   c->add_option("--report-json", a->report, "Write a JSON report");
   c->callback([a] { run_inspect(*a); });
 }

@@ -80,7 +80,7 @@ void run_run(const RunArgs& a) {
 void add_run_command(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* c = app.add_subcommand("run", "Run a model on .npy inputs");
-  c->add_option("model", a->model, "Model (.mnw)")->required();
+  c->add_option("model", a->model, "Model (.mnw or .onnx)")->required();
   c->add_option("--input", a->inputs, "[NAME=]FILE.npy (repeatable)")->required();
   c->add_option("--output", a->output, "Output .npy (single-output models)");
   c->add_option("--output-dir", a->output_dir, "Directory for OUTPUT_NAME.npy files");
