@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "io/byte_order.h"
 #include "io/json_check.h"
+#include "io/mnw_compact.h"
 #include "minnow/error.h"
 
 namespace minnow::io {
@@ -19,6 +21,18 @@ using detail::JsonField;
 using nlohmann::json;
 
 constexpr size_t kMaxRank = 32;
+
+// Compact tensors expand on load, so their dense size is not bounded by the section's bytes.
+// This bound keeps a small crafted file from requesting a giant allocation while leaving room
+// for real models (a 99.9%-sparse tensor expands ~700x): the dense bytes of all compact tensors
+// of a section are at most kCompactSlack + kCompactExpansion x the section's size.
+constexpr uint64_t kCompactSlack = uint64_t{64} << 20;
+constexpr uint64_t kCompactExpansion = 1024;
+
+uint64_t compact_limit(uint64_t section_bytes) {
+  if (section_bytes > (UINT64_MAX - kCompactSlack) / kCompactExpansion) return UINT64_MAX;
+  return kCompactSlack + kCompactExpansion * section_bytes;
+}
 
 uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
@@ -76,12 +90,14 @@ struct IndexEntry {
   Shape shape;
   QuantParams quant;
   uint64_t offset = 0;
-  uint64_t nbytes = 0;
+  uint64_t nbytes = 0;               // stored bytes
+  uint64_t dense_bytes = 0;          // bytes once loaded
+  std::optional<JsonField> compact;  // set for encoding "compact"
 };
 
-IndexEntry entry_from_json(const JsonField& f, uint64_t data_len) {
+IndexEntry entry_from_json(const JsonField& f, uint64_t data_len, uint64_t compact_len) {
   f.require_object(
-      {"name", "dtype", "shape", "trainable", "offset", "nbytes", "encoding", "quant"});
+      {"name", "dtype", "shape", "trainable", "offset", "nbytes", "encoding", "quant", "compact"});
   IndexEntry e;
   e.record.name = f.at("name").str();
   if (e.record.name.empty()) f.at("name").fail("empty tensor name");
@@ -99,8 +115,14 @@ IndexEntry entry_from_json(const JsonField& f, uint64_t data_len) {
   }
   e.record.trainable = f.at("trainable").boolean();
   JsonField encoding = f.at("encoding");
-  if (encoding.str() != "raw") {
-    encoding.fail("unsupported encoding '" + encoding.str() + "' (this minnow reads 'raw')");
+  if (encoding.str() == "compact") {
+    e.compact = f.at("compact");
+    if (f.find("quant")) f.at("quant").fail("a compact tensor cannot carry quantization");
+  } else if (encoding.str() != "raw") {
+    encoding.fail("unsupported encoding '" + encoding.str() +
+                  "' (this minnow reads 'raw' and 'compact')");
+  } else if (f.find("compact")) {
+    f.at("compact").fail("only a tensor with encoding 'compact' has this field");
   }
   JsonField offset = f.at("offset");
   e.offset = offset.uint64();
@@ -109,11 +131,18 @@ IndexEntry entry_from_json(const JsonField& f, uint64_t data_len) {
   JsonField nbytes = f.at("nbytes");
   e.nbytes = nbytes.uint64();
   uint64_t expected = 0;
-  if (!shape_bytes(e.shape, dtype_size(e.dtype), data_len, &expected)) {
+  if (e.compact) {
+    if (!shape_bytes(e.shape, dtype_size(e.dtype), compact_len, &expected)) {
+      shape.fail("shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
+                 " expands to more than the " + std::to_string(compact_len) +
+                 " bytes a compact tensor of this section may");
+    }
+  } else if (!shape_bytes(e.shape, dtype_size(e.dtype), data_len, &expected)) {
     shape.fail("shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
                " needs more than the section's " + std::to_string(data_len) + " data bytes");
   }
-  if (e.nbytes != expected) {
+  e.dense_bytes = expected;
+  if (!e.compact && e.nbytes != expected) {
     nbytes.fail("nbytes " + std::to_string(e.nbytes) + " does not match shape " +
                 shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) + " (" +
                 std::to_string(expected) + " bytes)");
@@ -169,11 +198,12 @@ std::string quant_params_problem(const QuantParams& q, DType dtype, const Shape&
   return "";
 }
 
-std::string encode_tensor_section(const std::vector<TensorRecord>& records,
-                                  const std::string& what) {
+std::string encode_tensor_section(const std::vector<TensorRecord>& records, const std::string& what,
+                                  bool compact) {
   json index = json::array();
   uint64_t data_len = 0;
   std::vector<uint64_t> offsets;
+  std::vector<std::optional<CompactTensor>> packed;
   for (const TensorRecord& r : records) {
     if (r.name.empty()) throw Error(what + ": a tensor has an empty name");
     if (!r.value.defined()) throw Error(what + ": tensor '" + r.name + "' has no data");
@@ -184,9 +214,17 @@ std::string encode_tensor_section(const std::vector<TensorRecord>& records,
                   {"offset", data_len},       {"nbytes", static_cast<uint64_t>(r.value.nbytes())},
                   {"encoding", "raw"}};
     if (!r.value.quant.empty()) entry["quant"] = quant_to_json(r.value.quant);
+    packed.push_back(compact ? encode_compact(r.value) : std::nullopt);
+    uint64_t stored = r.value.nbytes();
+    if (packed.back()) {
+      stored = packed.back()->payload.size();
+      entry["nbytes"] = stored;
+      entry["encoding"] = "compact";
+      entry["compact"] = packed.back()->spec;
+    }
     index.push_back(std::move(entry));
     offsets.push_back(data_len);
-    data_len += align64(r.value.nbytes());
+    data_len += align64(stored);
   }
   std::string index_text = detail::dump_json(index, what);
   std::string out;
@@ -196,6 +234,11 @@ std::string encode_tensor_section(const std::vector<TensorRecord>& records,
   out.resize(data_start + data_len, '\0');
   for (size_t i = 0; i < records.size(); ++i) {
     const Tensor& t = records[i].value;
+    if (packed[i]) {
+      std::copy(packed[i]->payload.begin(), packed[i]->payload.end(),
+                out.begin() + static_cast<std::ptrdiff_t>(data_start + offsets[i]));
+      continue;
+    }
     copy_le_elements(out.data() + data_start + offsets[i], t.raw(), static_cast<size_t>(t.numel()),
                      dtype_size(t.dtype()));
   }
@@ -219,9 +262,19 @@ std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_
   JsonField root(index, where);
   std::vector<IndexEntry> entries;
   std::set<std::string> names;
+  const uint64_t compact_len = compact_limit(size);
+  uint64_t compact_total = 0;
   for (size_t i = 0; i < root.array_size(); ++i) {
     JsonField f = root.at(i);
-    entries.push_back(entry_from_json(f, data_len));
+    entries.push_back(entry_from_json(f, data_len, compact_len));
+    if (entries.back().compact) {
+      compact_total += entries.back().dense_bytes;
+      if (compact_total > compact_len) {
+        f.fail("compact tensors of this section expand to more than " +
+               std::to_string(compact_len) + " bytes (at most " +
+               std::to_string(kCompactExpansion) + "x the section's size + 64 MiB)");
+      }
+    }
     if (!names.insert(entries.back().record.name).second) {
       f.fail("duplicate tensor name '" + entries.back().record.name + "'");
     }
@@ -243,6 +296,12 @@ std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_
   std::vector<TensorRecord> out;
   out.reserve(entries.size());
   for (IndexEntry& e : entries) {
+    if (e.compact) {
+      e.record.value =
+          decode_compact(*e.compact, e.dtype, e.shape, data + data_start + e.offset, e.nbytes);
+      out.push_back(std::move(e.record));
+      continue;
+    }
     try {
       e.record.value = Tensor(e.dtype, e.shape);
     } catch (const Error& err) {

@@ -1,5 +1,6 @@
-// The TENSORS and OPTIMIZER sections of a .mnw file: a JSON index followed by raw little-endian
-// tensor data, every tensor 64-byte aligned (docs/mnw.md).
+// The TENSORS and OPTIMIZER sections of a .mnw file: a JSON index followed by little-endian
+// tensor data (raw, or compact for sparse and clustered weights), every tensor 64-byte aligned
+// (docs/mnw.md).
 #pragma once
 
 #include <cstddef>
@@ -17,10 +18,11 @@ struct TensorRecord {
 };
 
 // The section's bytes. The section must be placed at a 64-byte aligned file offset for the
-// tensor data to be aligned in the file. Throws minnow::Error for an undefined tensor, an empty
-// name or inconsistent quantization parameters (`what` names the section in the message).
-std::string encode_tensor_section(const std::vector<TensorRecord>& records,
-                                  const std::string& what);
+// tensor data to be aligned in the file. With `compact`, sparse and few-valued float tensors are
+// stored compactly when that is smaller (io/mnw_compact.h). Throws minnow::Error for an undefined
+// tensor, an empty name or inconsistent quantization parameters (`what` names the section).
+std::string encode_tensor_section(const std::vector<TensorRecord>& records, const std::string& what,
+                                  bool compact = true);
 
 // Validates the index (schema, dtypes, shapes, sizes, bounds, overlaps, duplicate names,
 // quantization parameters) before allocating anything; errors are prefixed with `where`.

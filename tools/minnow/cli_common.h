@@ -57,5 +57,7 @@ void add_zoo_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_factorize_command(CLI::App& app);
+void add_cluster_command(CLI::App& app);
 
 }  // namespace minnow::cli

@@ -1,0 +1,36 @@
+// Compact tensor storage in .mnw (docs/mnw.md, "Compact tensors"): float tensors that are mostly
+// zero (pruned) are stored as their non-zero values plus their positions (a bitmask or
+// LEB128-coded gaps), tensors with at most 256 distinct values (clustered) as packed indices
+// into a codebook, both together for pruned + clustered weights, optionally zlib-deflated.
+// Loading expands them to dense tensors bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "io/json_check.h"
+#include "minnow/tensor.h"
+
+namespace minnow::io {
+
+struct CompactTensor {
+  nlohmann::json spec;  // the index entry's "compact" object
+  std::string payload;  // the bytes stored in the data area
+};
+
+// The smallest compact form of `t` when it takes fewer 64-byte blocks than the raw data;
+// nullopt for tensors that do not qualify (not f32/f64, quantized, under 64 elements, dense
+// with many distinct values) or would not shrink. Deterministic.
+std::optional<CompactTensor> encode_compact(const Tensor& t);
+
+// Expands a compact tensor. `spec` is the entry's "compact" field, `stored` its data
+// (`stored_bytes` long). The caller has bounded numel(shape); every other inconsistency (bad
+// index, truncated or trailing bytes, positions out of range, counts that do not add up, a
+// corrupt zlib stream) is a minnow::Error through spec.fail().
+Tensor decode_compact(const detail::JsonField& spec, DType dtype, const Shape& shape,
+                      const unsigned char* stored, size_t stored_bytes);
+
+}  // namespace minnow::io
