@@ -1,13 +1,18 @@
-// Writes the fuzzers' seed corpora (fuzz/corpus/mnw, fuzz/corpus/npy): small valid files that
-// cover the loaders' features, so fuzzing starts from deep inside the formats.
+// Writes the fuzzers' seed corpora (fuzz/corpus/mnw, fuzz/corpus/npy, fuzz/corpus/onnx): small
+// valid files that cover the loaders' features, so fuzzing starts from deep inside the formats.
+// The ONNX seeds are the same small graphs exported by minnow, plus PyTorch-style shape
+// arithmetic written directly with the protobuf classes.
 //   build/fuzz_make_seeds fuzz/corpus
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "io/mnw.h"
 #include "io/npy.h"
 #include "minnow/builder.h"
+#include "onnx/onnx_export.h"
+#include "onnx/onnx_tensor.h"
 
 namespace fs = std::filesystem;
 using namespace minnow;
@@ -20,12 +25,16 @@ int main(int argc, char** argv) {
   const fs::path dir = argv[1];
   fs::create_directories(dir / "mnw");
   fs::create_directories(dir / "npy");
+  fs::create_directories(dir / "onnx");
 
   auto save = [&](const std::string& name, Graph g, nlohmann::json metadata) {
     io::MnwContents c;
     c.graph = std::move(g);
     c.metadata = std::move(metadata);
     io::save_mnw((dir / "mnw" / (name + ".mnw")).string(), c);
+    minnow::onnx::ExportOptions eo;
+    eo.opset = name == "tiny_mlp" ? 13 : 17;
+    minnow::onnx::export_onnx_file(c.graph, (dir / "onnx" / (name + ".onnx")).string(), eo);
   };
   {
     GraphBuilder b("tiny_cnn", 1);
@@ -59,6 +68,61 @@ int main(int argc, char** argv) {
     std::string s = b.op(OpKind::kAdd, {x, b.batch_norm(d, 1e-5, 0.1, "bn")}, {}, "add");
     b.output(b.linear(b.flatten(b.global_avg_pool(s)), 2, true, "fc"));
     save("tiny_block", b.build(), nlohmann::json::object());
+  }
+
+  {
+    // A pruned + clustered layer: stored as a compact tensor (zeros as a bitmask or gaps,
+    // values as codebook indices, zlib), so fuzzing reaches that decoder too.
+    GraphBuilder b("tiny_compact", 5);
+    std::string x = b.input("input", {kDynamic, 96});
+    b.output(b.linear(x, 40, true, "fc"));
+    Graph g = b.build();
+    Tensor& w = g.initializers.at(g.nodes[0].inputs[1]).value;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      w.f32()[i] = i % 11 == 0 ? 0.0625f * static_cast<float>(i % 7 - 3) : 0.0f;
+    }
+    save("tiny_compact", std::move(g), nlohmann::json::object());
+  }
+  {
+    // x.view(x.size(0), -1) as PyTorch exports it, then Gemm and Softmax (opset 11 semantics).
+    ::onnx::ModelProto m;
+    m.set_ir_version(7);
+    m.add_opset_import()->set_version(11);
+    auto* g = m.mutable_graph();
+    g->set_name("shape_arith");
+    auto* in = g->add_input();
+    in->set_name("x");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(::onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("N");
+    for (int d : {2, 3}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    auto node = [&](const char* op, std::vector<std::string> ins, std::string out) {
+      auto* n = g->add_node();
+      n->set_op_type(op);
+      n->set_name(out);
+      for (auto& i : ins) n->add_input(i);
+      n->add_output(out);
+      return n;
+    };
+    Tensor zero(DType::kI64, {1}), minus1(DType::kI64, {1}), w(DType::kF32, {6, 4});
+    static_cast<int64_t*>(minus1.raw())[0] = -1;
+    for (int64_t i = 0; i < w.numel(); ++i) w.f32()[i] = 0.1f * static_cast<float>(i % 5);
+    minnow::onnx::tensor_to_proto(zero, "zero", g->add_initializer());
+    minnow::onnx::tensor_to_proto(minus1, "minus1", g->add_initializer());
+    minnow::onnx::tensor_to_proto(w, "w", g->add_initializer());
+    node("Shape", {"x"}, "s");
+    node("Gather", {"s", "zero"}, "n");
+    auto* cat = node("Concat", {"n", "minus1"}, "shape");
+    auto* axis = cat->add_attribute();
+    axis->set_name("axis");
+    axis->set_type(::onnx::AttributeProto::INT);
+    axis->set_i(0);
+    node("Reshape", {"x", "shape"}, "flat");
+    node("Gemm", {"flat", "w"}, "logits");
+    node("Softmax", {"logits"}, "y");
+    g->add_output()->set_name("y");
+    std::ofstream f(dir / "onnx" / "shape_arith.onnx", std::ios::binary);
+    f << m.SerializeAsString();
   }
 
   auto npy = [&](const std::string& name, Tensor t) {

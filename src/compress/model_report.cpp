@@ -105,8 +105,11 @@ void print_before_after(const ModelReport& b, const ModelReport& a) {
   row_i("nonzero params", b.nonzero_params, a.nonzero_params);
   row_i("file bytes", b.file_bytes, a.file_bytes);
   row_i("MACs", b.macs, a.macs);
-  if (b.trainable_params >= 0 || a.trainable_params >= 0)
-    row_i("trainable params", b.trainable_params, a.trainable_params);
+  if (b.trainable_params >= 0 || a.trainable_params >= 0) {
+    auto cell = [](int64_t v) { return v < 0 ? std::string("-") : std::to_string(v); };
+    std::printf("  %-16s %14s %14s\n", "trainable params", cell(b.trainable_params).c_str(),
+                cell(a.trainable_params).c_str());
+  }
   if (b.test_acc >= 0 || a.test_acc >= 0) {
     std::printf("  %-16s %14.4f %14.4f   %+.2f points\n", "test accuracy", b.test_acc, a.test_acc,
                 100.0 * (a.test_acc - b.test_acc));

@@ -1,4 +1,4 @@
-// Replays the fuzzers' corpora (fuzz/corpus/mnw, fuzz/corpus/npy: the seeds, and any input a
+// Replays the fuzzers' corpora (fuzz/corpus/{mnw,npy,onnx}: the seeds, and any input a
 // fuzzing run found that once crashed) through the loaders in the normal build: each file loads
 // or is refused with minnow::Error, nothing else.
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include "io/mnw.h"
 #include "io/npy.h"
 #include "minnow/error.h"
+#include "onnx/onnx_import.h"
 #include "runtime/inference_session.h"
 
 namespace fs = std::filesystem;
@@ -43,6 +44,21 @@ TEST(FuzzCorpus, MnwFilesLoadOrFailCleanly) {
     }
   }
   EXPECT_GE(loaded, 4);  // the seeds are valid models
+}
+
+TEST(FuzzCorpus, OnnxFilesImportOrFailCleanly) {
+  const auto files = corpus("onnx");
+  ASSERT_GE(files.size(), 5u);
+  int loaded = 0;
+  for (const auto& [name, bytes] : files) {
+    SCOPED_TRACE(name);
+    try {
+      InferenceSession session(onnx::import_onnx_bytes(bytes.data(), bytes.size(), name));
+      ++loaded;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_GE(loaded, 5);  // the seeds are valid models
 }
 
 TEST(FuzzCorpus, NpyFilesLoadOrFailCleanly) {
