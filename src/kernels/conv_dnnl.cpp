@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <string>
-#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "kernels/dnnl_glue.h"
 
@@ -45,12 +46,15 @@ void ConvDnnl::Port::init(const memory::desc& plain, const memory::desc& want, b
     return;
   }
   inner = memory(want, eng);
-  reorder = to_inner ? dnnl::reorder(user, inner) : dnnl::reorder(inner, user);
+  reorder = to_inner ? dnnl_glue::Call(dnnl_glue::make_reorder(user, inner),
+                                       {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, inner}})
+                     : dnnl_glue::Call(dnnl_glue::make_reorder(inner, user),
+                                       {{DNNL_ARG_FROM, inner}, {DNNL_ARG_TO, user}});
 }
 
 memory& ConvDnnl::Port::in(const void* p) {
   user.set_data_handle(const_cast<void*>(p));
-  if (reorder) reorder->execute(dnnl_glue::stream(), user, inner);
+  if (reorder) reorder();
   return inner;
 }
 
@@ -60,7 +64,7 @@ memory& ConvDnnl::Port::out(void* p) {
 }
 
 void ConvDnnl::Port::out_done() {
-  if (reorder) reorder->execute(dnnl_glue::stream(), inner, user);
+  if (reorder) reorder();
 }
 
 ConvDnnl::ConvDnnl(const ConvGeometry& g, Layout layout) : g_(g), layout_(layout) {
@@ -114,45 +118,66 @@ ConvDnnl::ConvDnnl(const ConvGeometry& g, Layout layout) : g_(g), layout_(layout
                 bwd_weights_pd_.scratchpad_desc().get_size()});
   scratch_ =
       memory(memory::desc({static_cast<memory::dim>(scratch)}, memory::data_type::u8, Tag::x), eng);
+
+  std::vector<std::pair<int, memory>> fa{{DNNL_ARG_SRC, fwd_src_.inner},
+                                         {DNNL_ARG_WEIGHTS, fwd_wei_.inner},
+                                         {DNNL_ARG_DST, fwd_dst_.inner},
+                                         {DNNL_ARG_SCRATCHPAD, scratch_}};
+  if (g.has_bias) fa.push_back({DNNL_ARG_BIAS, bias_.inner});
+  fwd_call_ = dnnl_glue::Call(fwd_, fa);
+  bwd_data_call_ = dnnl_glue::Call(bwd_data_, {{DNNL_ARG_DIFF_DST, bd_dst_.inner},
+                                               {DNNL_ARG_WEIGHTS, bd_wei_.inner},
+                                               {DNNL_ARG_DIFF_SRC, bd_src_.inner},
+                                               {DNNL_ARG_SCRATCHPAD, scratch_}});
+  std::vector<std::pair<int, memory>> ba{
+      {DNNL_ARG_SRC, reuse_fwd_src_ ? fwd_src_.inner : bw_src_.inner},
+      {DNNL_ARG_DIFF_DST, bw_dst_.inner},
+      {DNNL_ARG_DIFF_WEIGHTS, bw_wei_.inner},
+      {DNNL_ARG_SCRATCHPAD, scratch_}};
+  if (g.has_bias) {
+    std::vector<std::pair<int, memory>> unused = ba;
+    unused.push_back({DNNL_ARG_DIFF_BIAS, unused_bias_grad_});
+    bwd_weights_no_db_call_ = dnnl_glue::Call(bwd_weights_, unused);
+    ba.push_back({DNNL_ARG_DIFF_BIAS, bw_bias_.inner});
+  }
+  bwd_weights_call_ = dnnl_glue::Call(bwd_weights_, ba);
 }
 
 void ConvDnnl::forward(const float* x, const float* w, const float* b, float* y, bool training) {
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, fwd_src_.in(x)},
-                                       {DNNL_ARG_WEIGHTS, fwd_wei_.in(w)},
-                                       {DNNL_ARG_DST, fwd_dst_.out(y)},
-                                       {DNNL_ARG_SCRATCHPAD, scratch_}};
-  if (g_.has_bias) args[DNNL_ARG_BIAS] = bias_.in(b);
-  fwd_.execute(dnnl_glue::stream(), args);
+  fwd_src_.in(x);
+  fwd_wei_.in(w);
+  if (g_.has_bias) bias_.in(b);
+  fwd_dst_.out(y);
+  fwd_call_();
   fwd_dst_.out_done();
   fwd_src_of_ = training ? x : nullptr;
   dnnl_glue::stream().wait();
 }
 
 void ConvDnnl::backward_data(const float* dy, const float* w, float* dx) {
-  bwd_data_.execute(dnnl_glue::stream(), {{DNNL_ARG_DIFF_DST, bd_dst_.in(dy)},
-                                          {DNNL_ARG_WEIGHTS, bd_wei_.in(w)},
-                                          {DNNL_ARG_DIFF_SRC, bd_src_.out(dx)},
-                                          {DNNL_ARG_SCRATCHPAD, scratch_}});
+  bd_dst_.in(dy);
+  bd_wei_.in(w);
+  bd_src_.out(dx);
+  bwd_data_call_();
   bd_src_.out_done();
   dnnl_glue::stream().wait();
 }
 
 void ConvDnnl::backward_weights(const float* x, const float* dy, float* dw, float* db) {
-  memory src;
-  if (reuse_fwd_src_ && fwd_src_of_ == x) {
-    src = fwd_src_.inner;
-  } else if (reuse_fwd_src_) {
-    src = fwd_src_.in(x);  // same layout as forward's; refresh the copy
+  if (reuse_fwd_src_ && fwd_src_of_ != x) {
+    fwd_src_.in(x);  // same layout as forward's; refresh the copy
     fwd_src_of_ = x;
-  } else {
-    src = bw_src_.in(x);
+  } else if (!reuse_fwd_src_) {
+    bw_src_.in(x);
   }
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                       {DNNL_ARG_DIFF_DST, bw_dst_.in(dy)},
-                                       {DNNL_ARG_DIFF_WEIGHTS, bw_wei_.out(dw)},
-                                       {DNNL_ARG_SCRATCHPAD, scratch_}};
-  if (g_.has_bias) args[DNNL_ARG_DIFF_BIAS] = db ? bw_bias_.out(db) : unused_bias_grad_;
-  bwd_weights_.execute(dnnl_glue::stream(), args);
+  bw_dst_.in(dy);
+  bw_wei_.out(dw);
+  if (g_.has_bias && db) bw_bias_.out(db);
+  if (g_.has_bias && !db) {
+    bwd_weights_no_db_call_();
+  } else {
+    bwd_weights_call_();
+  }
   bw_wei_.out_done();
   if (g_.has_bias && db) bw_bias_.out_done();
   dnnl_glue::stream().wait();

@@ -7,10 +7,10 @@
 #pragma once
 
 #include <dnnl.hpp>
-#include <optional>
 
 #include "kernels/conv_algo.h"
 #include "kernels/conv_geometry.h"
+#include "kernels/dnnl_glue.h"
 
 namespace minnow::kernels {
 
@@ -35,7 +35,7 @@ class ConvDnnl : public ConvAlgo {
   // reorder between them.
   struct Port {
     dnnl::memory user, inner;
-    std::optional<dnnl::reorder> reorder;
+    dnnl_glue::Call reorder;  // empty when the layouts agree
     void init(const dnnl::memory::desc& plain, const dnnl::memory::desc& want, bool to_inner);
     // Input: set the user pointer, reorder into the internal layout if needed.
     dnnl::memory& in(const void* p);
@@ -58,6 +58,8 @@ class ConvDnnl : public ConvAlgo {
   const float* fwd_src_of_ = nullptr;  // the x whose reordered copy fwd_src_.inner holds
   dnnl::memory scratch_;
   dnnl::memory unused_bias_grad_;  // target of the bias gradient when the caller wants none
+  // Each pass with its arguments bound once (ports repoint their user memories per call).
+  dnnl_glue::Call fwd_call_, bwd_data_call_, bwd_weights_call_, bwd_weights_no_db_call_;
   Layout layout_;
 };
 

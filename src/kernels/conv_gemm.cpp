@@ -18,6 +18,8 @@ namespace {
 constexpr int64_t kMaxSavedFloats = int64_t{32} << 20;
 // Floats of dy and x packed per pointwise weight-gradient GEMM (256 KB: stays in L2).
 constexpr int64_t kPackFloats = int64_t{64} << 10;
+// Smallest product (MACs) that one sample's forward splits across threads.
+constexpr int64_t kThreadedMacs = int64_t{512} << 10;
 
 }  // namespace
 
@@ -34,11 +36,31 @@ ConvGemm::ConvGemm(const ConvGeometry& g) : g_(g) {
   reserve_scratch(std::max(1, omp_get_max_threads()));
   // Pointwise convolutions read x directly as the column matrix: nothing to save.
   can_save_ = !g_.is_pointwise() && g_.n * g_.group * col_size() <= kMaxSavedFloats;
+  MatmulPrim::Spec spec;
+  spec.m = g_.og();
+  spec.n = g_.ohw();
+  spec.k = g_.is_pointwise() ? g_.cg() : g_.col_rows();
+  spec.lda = spec.k;
+  spec.ldb = g_.is_pointwise() ? g_.h * g_.w : g_.ohw();
+  spec.ldc = g_.ohw();
+  // Samples split over threads: each product runs on its own thread. One sample: only
+  // products of kThreadedMacs and more are split (2 threads, 1 sample: 6x784x25 1.5 us on one
+  // thread vs 4.1 on two, 16x100x150 2.6 vs 3.2, 64x49x192 7.0 vs 5.6, 64x64x288 9.9 vs 7.1).
+  const int threads = static_cast<int>(scratch_.size());
+  spec.threads = g_.n >= threads || spec.m * spec.n * spec.k < kThreadedMacs ? 1 : threads;
+  // No fused bias: a per-row bias sends oneDNN 2.6 to its reference matmul (ms, not us).
+  try {
+    fwd_gemm_ = std::make_unique<MatmulPrim>(spec, threads);
+    if (fwd_gemm_->is_reference()) fwd_gemm_.reset();
+  } catch (const dnnl::error&) {
+    fwd_gemm_.reset();  // dnnl_sgemm computes every shape
+  }
 }
 
 void ConvGemm::reserve_scratch(int threads) {
   if (static_cast<int>(scratch_.size()) >= threads) return;
   scratch_.resize(threads);
+  for (int t = 0; t < threads; ++t) scratch_[t].slot = t;
   for (Scratch& s : scratch_) {
     s.col.get(col_size());
     s.dw.get(g_.o * g_.col_rows());
@@ -73,12 +95,21 @@ void ConvGemm::forward(const float* x, const float* w, const float* b, float* y,
   if (save) saved_cols_.get(g_.n * g_.group * col_size());
   saved_for_ = nullptr;
   run_chunks([&](Scratch& s, int64_t n0, int64_t n1) {
+    MatmulPrim* prim =
+        !training && fwd_gemm_ && s.slot < fwd_gemm_->slots() ? fwd_gemm_.get() : nullptr;
     for (int64_t n = n0; n < n1; ++n) {
       for (int64_t gi = 0; gi < g_.group; ++gi) {
         const float* xs = x + (n * g_.c + gi * cg) * hw;
         float* ys = y + (n * g_.o + gi * og) * ohw;
         const float* wg = w + gi * og * k;
-        if (g_.is_pointwise()) {
+        if (prim) {
+          const float* src = xs;
+          if (!g_.is_pointwise()) {
+            im2col(g_, xs, s.col.data(), ohw, s.pad.data());
+            src = s.col.data();
+          }
+          prim->run(wg, src, ys, nullptr, s.slot);
+        } else if (g_.is_pointwise()) {
           sgemm('N', 'N', og, ohw, cg, 1.0f, wg, cg, xs, hw, 0.0f, ys, ohw);
         } else {
           float* col = save ? saved_cols_.data() + (n * g_.group + gi) * col_size() : s.col.data();

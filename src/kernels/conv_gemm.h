@@ -7,12 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels/conv_algo.h"
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
+#include "kernels/matmul_prim.h"
 
 namespace minnow::kernels {
 
@@ -25,7 +27,9 @@ class ConvGemm : public ConvAlgo {
   explicit ConvGemm(const ConvGeometry& g);
 
   // In training, the column matrices of the whole batch are kept (when they fit a budget) so
-  // that backward_weights does not build them again.
+  // that backward_weights does not build them again. Inference runs the products on a prebuilt
+  // matmul primitive, which allocates nothing per call; training keeps
+  // dnnl_sgemm, the path its timings were tuned on.
   void forward(const float* x, const float* w, const float* b, float* y, bool training) override;
   void backward_data(const float* dy, const float* w, float* dx) override;
   void backward_weights(const float* x, const float* dy, float* dw, float* db) override;
@@ -38,6 +42,7 @@ class ConvGemm : public ConvAlgo {
   struct Scratch {
     FloatBuffer col, dw, db, pad;
     FloatBuffer packed_dy, packed_x;  // pointwise weight gradient: several samples side by side
+    int slot = 0;                     // this thread's slot of fwd_gemm_
   };
   // Calls fn(scratch, first_sample, end_sample) on each thread; one thread (with a threaded
   // sgemm) when the batch is too small to split. Returns the number of threads used.
@@ -64,6 +69,7 @@ class ConvGemm : public ConvAlgo {
   FloatBuffer saved_cols_;            // [n][group][col_rows][ohw] from the last training forward
   const float* saved_for_ = nullptr;  // the x those columns belong to (nullptr: none)
   bool can_save_ = false;
+  std::unique_ptr<MatmulPrim> fwd_gemm_;  // null: oneDNN has no matmul for this shape
 };
 
 }  // namespace minnow::kernels

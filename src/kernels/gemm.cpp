@@ -4,9 +4,8 @@
 
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 
-#include "kernels/dnnl_glue.h"
+#include "kernels/matmul_prim.h"
 
 namespace minnow::kernels {
 namespace {
@@ -14,6 +13,9 @@ namespace {
 // Below these sizes oneDNN's matmul primitive loses to dnnl_sgemm: its fixed execute cost
 // (~0.5-2 us) dominates, and for a single row sgemm takes a tuned gemv path (bench numbers in
 // the Linear op's design notes: batch 1 784->300 forward 7 us via sgemm vs 25 us via matmul).
+// Those skinny and tiny products are also the ones where dnnl_sgemm allocates nothing; from 8
+// rows on it allocates packing buffers on every call (16x4x64 included), so any column count
+// takes the primitive there.
 constexpr int64_t kMinPrimitiveRows = 8;
 constexpr int64_t kMinPrimitiveMacs = 4096;
 
@@ -39,50 +41,25 @@ void add_rows(float* c, const float* bias, int64_t m, int64_t n) {
   }
 }
 
-// A row-major [rows, cols] matrix, or its transpose stored as [cols, rows], described to
-// oneDNN as a logical [rows, cols] matrix with strides.
-dnnl::memory::desc matrix_desc(int64_t rows, int64_t cols, bool transposed) {
-  dnnl::memory::dims strides =
-      transposed ? dnnl::memory::dims{1, rows} : dnnl::memory::dims{cols, 1};
-  return dnnl::memory::desc({rows, cols}, dnnl::memory::data_type::f32, strides);
-}
-
 }  // namespace
 
-struct Sgemm::Primitive {
-  dnnl::matmul prim;
-  dnnl::memory a, b, c, bias;
-  std::unordered_map<int, dnnl::memory> args;
-};
-
 Sgemm::Sgemm(int64_t m, int64_t n, int64_t k, Options opt) : m_(m), n_(n), k_(k), opt_(opt) {
-  if (m < kMinPrimitiveRows || n < kMinPrimitiveRows || m * n * k < kMinPrimitiveMacs) return;
-  using dnnl::memory;
-  auto& eng = dnnl_glue::engine();
-  memory::desc ad = matrix_desc(m, k, opt.trans_a);
-  memory::desc bd = matrix_desc(k, n, opt.trans_b);
-  memory::desc cd = matrix_desc(m, n, false);
-  memory::desc biasd = opt.with_bias ? matrix_desc(1, n, false) : memory::desc();
-  dnnl::primitive_attr attr;
-  if (opt.accumulate) {
-    dnnl::post_ops ops;
-    ops.append_sum(1.0f);
-    attr.set_post_ops(ops);
-  }
+  // n == 1 is sgemm's allocation-free gemv (64x1x128: 0.33 us against the primitive's 1.4).
+  if (m < kMinPrimitiveRows || n == 1 || m * n * k < kMinPrimitiveMacs) return;
+  MatmulPrim::Spec spec;
+  spec.m = m;
+  spec.n = n;
+  spec.k = k;
+  spec.lda = opt.trans_a ? m : k;
+  spec.ldb = opt.trans_b ? k : n;
+  spec.ldc = n;
+  spec.trans_a = opt.trans_a;
+  spec.trans_b = opt.trans_b;
+  spec.accumulate = opt.accumulate;
+  if (opt.with_bias) spec.bias = MatmulPrim::Spec::Bias::kPerColumn;
   try {
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, biasd, cd), attr, eng);
-    auto p = std::make_unique<Primitive>();
-    p->prim = dnnl::matmul(pd);
-    // Handles are set on every run(); the args map shares these memory objects.
-    p->a = memory(ad, eng, DNNL_MEMORY_NONE);
-    p->b = memory(bd, eng, DNNL_MEMORY_NONE);
-    p->c = memory(cd, eng, DNNL_MEMORY_NONE);
-    p->args = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b}, {DNNL_ARG_DST, p->c}};
-    if (opt.with_bias) {
-      p->bias = memory(biasd, eng, DNNL_MEMORY_NONE);
-      p->args[DNNL_ARG_BIAS] = p->bias;
-    }
-    prim_ = std::move(p);
+    prim_ = std::make_unique<MatmulPrim>(spec);
+    if (prim_->is_reference()) prim_.reset();
   } catch (const dnnl::error&) {
     prim_.reset();  // unsupported on this CPU/build: dnnl_sgemm handles every shape
   }
@@ -93,12 +70,7 @@ Sgemm::~Sgemm() = default;
 void Sgemm::run(const float* a, const float* b, float* c, const float* bias) {
   if (m_ == 0 || n_ == 0) return;
   if (prim_) {
-    prim_->a.set_data_handle(const_cast<float*>(a));
-    prim_->b.set_data_handle(const_cast<float*>(b));
-    prim_->c.set_data_handle(c);
-    if (opt_.with_bias) prim_->bias.set_data_handle(const_cast<float*>(bias));
-    prim_->prim.execute(dnnl_glue::stream(), prim_->args);
-    dnnl_glue::stream().wait();
+    prim_->run(a, b, c, bias);
     return;
   }
   bool acc = opt_.accumulate;

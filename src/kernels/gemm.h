@@ -1,8 +1,9 @@
 // Row-major matrix products for the dense ops (Linear, MatMul).
 //
 // Sgemm is the fast f32 path: its shape is fixed at construction (kernels are built once per
-// shape), so the oneDNN primitive and its argument map are created once and every run() only
-// swaps data pointers. gemm_ref is the portable oracle used by the reference kernels.
+// shape), so the oneDNN primitive and its arguments are bound once and every run() only swaps
+// data pointers and allocates nothing (kernels/matmul_prim.h). gemm_ref is the portable oracle used
+// by the reference kernels.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,8 @@ namespace minnow::kernels {
 
 // C[m,n] = op(A)[m,k] · op(B)[k,n] (+ bias[n] on every row) (+ C when accumulating).
 // op(A) = A^T when trans_a (A stored [k,m]), likewise for B. All matrices are packed row-major.
+class MatmulPrim;
+
 class Sgemm {
  public:
   struct Options {
@@ -28,10 +31,9 @@ class Sgemm {
   void run(const float* a, const float* b, float* c, const float* bias = nullptr);
 
  private:
-  struct Primitive;
   int64_t m_, n_, k_;
   Options opt_;
-  std::unique_ptr<Primitive> prim_;  // null: dnnl_sgemm is used (tiny or skinny products)
+  std::unique_ptr<MatmulPrim> prim_;  // null: dnnl_sgemm is used (tiny or skinny products)
 };
 
 // One-shot product with the same semantics and no prebuilt state (for shapes that vary).

@@ -1,6 +1,8 @@
 #include "kernels/pool_dnnl.h"
 
-#include "kernels/dnnl_glue.h"
+#include <utility>
+#include <vector>
+
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -24,42 +26,38 @@ PoolDnnl::PoolDnnl(const PoolGeometry& g, bool max) : max_(max) {
   memory::dims strides{g.sh, g.sw}, kernel{g.kh, g.kw}, pad_l{g.pt, g.pl}, pad_r{pb, pr};
   pooling_forward::desc fd(prop_kind::forward_training, alg, src, dst, strides, kernel, pad_l,
                            pad_r);
-  pooling_forward::primitive_desc fpd(fd, eng);
+  const primitive_attr attr = dnnl_glue::user_scratchpad_attr();
+  pooling_forward::primitive_desc fpd(fd, attr, eng);
   pooling_backward::desc bd(alg, src, dst, strides, kernel, pad_l, pad_r);
-  pooling_backward::primitive_desc bpd(bd, eng, fpd);
+  pooling_backward::primitive_desc bpd(bd, attr, eng, fpd);
   fwd_ = pooling_forward(fpd);
   bwd_ = pooling_backward(bpd);
   src_ = memory(src, eng, nullptr);
   dst_ = memory(dst, eng, nullptr);
   diff_src_ = memory(src, eng, nullptr);
   diff_dst_ = memory(dst, eng, nullptr);
-  if (max) workspace_ = memory(fpd.workspace_desc(), eng);
+  std::vector<std::pair<int, memory>> fa{{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}};
+  std::vector<std::pair<int, memory>> ba{{DNNL_ARG_DIFF_DST, diff_dst_},
+                                         {DNNL_ARG_DIFF_SRC, diff_src_}};
+  if (max) {
+    workspace_ = memory(fpd.workspace_desc(), eng);
+    fa.push_back({DNNL_ARG_WORKSPACE, workspace_});
+    ba.push_back({DNNL_ARG_WORKSPACE, workspace_});
+  }
+  fwd_call_ = dnnl_glue::Call(fwd_, fa);
+  bwd_call_ = dnnl_glue::Call(bwd_, ba);
 }
 
 void PoolDnnl::forward(const float* x, float* y) {
   src_.set_data_handle(const_cast<float*>(x));
   dst_.set_data_handle(y);
-  if (max_) {
-    fwd_.execute(dnnl_glue::stream(),
-                 {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}, {DNNL_ARG_WORKSPACE, workspace_}});
-  } else {
-    fwd_.execute(dnnl_glue::stream(), {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}});
-  }
-  dnnl_glue::stream().wait();
+  fwd_call_();
 }
 
 void PoolDnnl::backward(const float* dy, float* dx) {
   diff_dst_.set_data_handle(const_cast<float*>(dy));
   diff_src_.set_data_handle(dx);
-  if (max_) {
-    bwd_.execute(dnnl_glue::stream(), {{DNNL_ARG_DIFF_DST, diff_dst_},
-                                       {DNNL_ARG_DIFF_SRC, diff_src_},
-                                       {DNNL_ARG_WORKSPACE, workspace_}});
-  } else {
-    bwd_.execute(dnnl_glue::stream(),
-                 {{DNNL_ARG_DIFF_DST, diff_dst_}, {DNNL_ARG_DIFF_SRC, diff_src_}});
-  }
-  dnnl_glue::stream().wait();
+  bwd_call_();
 }
 
 }  // namespace minnow::kernels

@@ -4,6 +4,7 @@
 
 #include <dnnl.hpp>
 
+#include "kernels/dnnl_glue.h"
 #include "kernels/pool_geometry.h"
 
 namespace minnow::kernels {
@@ -21,6 +22,7 @@ class PoolDnnl {
   dnnl::pooling_forward fwd_;
   dnnl::pooling_backward bwd_;
   dnnl::memory src_, dst_, diff_src_, diff_dst_, workspace_;
+  dnnl_glue::Call fwd_call_, bwd_call_;  // arguments bound once
   bool max_;
 };
 

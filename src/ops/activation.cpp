@@ -222,12 +222,17 @@ class DnnlEltwiseKernel final : public Kernel {
         dnnl::eltwise_backward::desc(alg, md_, md_, alpha, beta), eng, fwd_pd);
     fwd_ = dnnl::eltwise_forward(fwd_pd);
     bwd_ = dnnl::eltwise_backward(bwd_pd);
+    // Bound once: the C++ execute() would build an argument map on every call.
+    fwd_call_ = dnnl_glue::Call(fwd_, {{DNNL_ARG_SRC, mems_[0]}, {DNNL_ARG_DST, mems_[1]}});
+    bwd_call_ = dnnl_glue::Call(bwd_, {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, mems_[0]},
+                                       {DNNL_ARG_DIFF_DST, mems_[2]},
+                                       {DNNL_ARG_DIFF_SRC, mems_[3]}});
   }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
-    fwd_.execute(dnnl_glue::stream(),
-                 {{DNNL_ARG_SRC, bind(0, *in[0])}, {DNNL_ARG_DST, bind(1, *out[0])}});
-    dnnl_glue::stream().wait();
+    bind(0, *in[0]);
+    bind(1, *out[0]);
+    fwd_call_();
   }
 
   void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
@@ -238,10 +243,10 @@ class DnnlEltwiseKernel final : public Kernel {
     }
     // The *_use_dst_for_bwd algorithms read the forward output instead of the input.
     const Tensor& data = uses_dst_ ? *out[0] : *in[0];
-    bwd_.execute(dnnl_glue::stream(), {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, bind(0, data)},
-                                       {DNNL_ARG_DIFF_DST, bind(2, *grad_out[0])},
-                                       {DNNL_ARG_DIFF_SRC, bind(3, *grad_in[0])}});
-    dnnl_glue::stream().wait();
+    bind(0, data);
+    bind(2, *grad_out[0]);
+    bind(3, *grad_in[0]);
+    bwd_call_();
   }
 
  private:
@@ -260,6 +265,7 @@ class DnnlEltwiseKernel final : public Kernel {
   dnnl::eltwise_forward fwd_;
   dnnl::eltwise_backward bwd_;
   dnnl::memory mems_[4];  // src or dst, dst, diff_dst, diff_src
+  dnnl_glue::Call fwd_call_, bwd_call_;
 };
 
 std::unique_ptr<Kernel> make_dnnl(dnnl::algorithm alg, const InputInfos& in) {

@@ -147,8 +147,11 @@ const std::vector<Tensor>& InferenceSession::run(const std::map<std::string, Ten
   for (const ValueInfo& v : graph_.inputs) plan.values[v.name] = feeds.at(v.name);
   RunContext ctx;
   for (Plan::Step& s : plan.steps) s.kernel->forward(s.in, s.out, ctx);
-  results_.clear();
-  for (const ValueInfo& v : graph_.outputs) results_.push_back(plan.values.at(v.name));
+  // Assigned in place, not rebuilt: a copied Tensor would allocate its shape every run.
+  results_.resize(graph_.outputs.size());
+  for (size_t i = 0; i < results_.size(); ++i) {
+    results_[i] = plan.values.at(graph_.outputs[i].name);
+  }
   return results_;
 }
 
