@@ -243,7 +243,8 @@ void emit_generic(ExportContext& cx, const Node& n) {
                static_cast<int64_t>(dtype_to_onnx(dtype_from_name(std::get<std::string>(value)))));
       continue;
     }
-    std::visit([&](const auto& v) { set_attr(p, key, v); }, value);
+    const std::string& name = key;  // structured bindings cannot be captured (clang 14)
+    std::visit([&](const auto& v) { set_attr(p, name, v); }, value);
   }
 }
 
