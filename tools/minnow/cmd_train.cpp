@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "compress/prune_masks.h"
 #include "data/sources.h"
 #include "io/mnw.h"
 #include "minnow/error.h"
@@ -69,6 +70,12 @@ void run_train(const TrainArgs& a) {
   if (d.tokenizer) m.metadata["tokenizer"] = d.tokenizer->to_json();
 
   TrainConfig cfg = a.cfg;
+  if (m.metadata.contains("pruning") && !a.reinit) {
+    // A pruned model keeps its sparsity through further training: its zeros are its mask.
+    auto masks = std::make_shared<compress::PruneMasks>(
+        compress::PruneMasks::from_zeros(m.graph, compress::prunable_layers(m.graph)));
+    compress::PruneMasks::install(masks, cfg);
+  }
   cfg.resume_path = a.resume;
   cfg.checkpoint_path =
       a.no_checkpoint ? "" : (a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint);
