@@ -335,10 +335,10 @@ Tensor reshaped_const(ImportContext& cx, const Tensor& x, Shape shape) {
   int infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 0 && i < static_cast<size_t>(x.rank())) shape[i] = x.dim(static_cast<int>(i));
-    if (shape[i] == -1) {
+    if (shape[i] == -1 && infer < 0) {
       infer = static_cast<int>(i);
-    } else {
-      known *= shape[i];
+    } else if (shape[i] < 0 || __builtin_mul_overflow(known, shape[i], &known)) {
+      cx.fail("cannot reshape constant to " + shape_str(shape));
     }
   }
   if (infer >= 0) shape[infer] = known ? x.numel() / known : 0;

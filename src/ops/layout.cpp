@@ -280,14 +280,14 @@ void infer_reshape(const Node& n, const InputInfos& in, std::vector<ValueInfo>& 
       shape[i] = target[i];
     }
   }
-  auto known = [](const Shape& s, int skip, int* dynamic) {
+  auto known = [&](const Shape& s, int skip, int* dynamic) {
     int64_t p = 1;
     for (size_t i = 0; i < s.size(); ++i) {
       if (static_cast<int>(i) == skip) continue;
       if (s[i] == kDynamic) {
         ++*dynamic;
-      } else {
-        p *= s[i];
+      } else if (__builtin_mul_overflow(p, s[i], &p)) {
+        fail(n, what + "the sizes overflow");
       }
     }
     return p;
