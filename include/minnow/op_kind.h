@@ -45,6 +45,7 @@ enum class OpKind : uint16_t {
   kSoftmaxCrossEntropy,
   kMseLoss,
   kBceWithLogits,
+  kDistillationLoss,  // Hinton soft targets + hard labels (training-only)
   // Sequence models (src/ops/embedding.cpp, layer_norm.cpp, attention.cpp)
   kEmbedding,
   kLayerNorm,

@@ -42,6 +42,7 @@ const std::array<const OpDef*, static_cast<size_t>(OpKind::kCount)> kTable = {
     &kSoftmaxCrossEntropyDef,
     &kMseLossDef,
     &kBceWithLogitsDef,
+    &kDistillationLossDef,
     &kEmbeddingDef,
     &kLayerNormDef,
     &kMultiHeadAttentionDef,

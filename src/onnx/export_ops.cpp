@@ -330,6 +330,7 @@ void emit_node(ExportContext& cx, const Node& n) {
     case OpKind::kSoftmaxCrossEntropy:
     case OpKind::kMseLoss:
     case OpKind::kBceWithLogits:
+    case OpKind::kDistillationLoss:
       export_fail(n,
                   "losses are training-only and have no ONNX inference form; export with "
                   "drop_losses (CLI: --drop-losses) to leave them out");

@@ -18,7 +18,8 @@ constexpr int kMinOpset = 13;
 constexpr int kMaxOpset = 18;
 
 bool is_loss(OpKind k) {
-  return k == OpKind::kSoftmaxCrossEntropy || k == OpKind::kMseLoss || k == OpKind::kBceWithLogits;
+  return k == OpKind::kSoftmaxCrossEntropy || k == OpKind::kMseLoss ||
+         k == OpKind::kBceWithLogits || k == OpKind::kDistillationLoss;
 }
 
 // The graph without its losses and whatever only they needed (nodes, inputs such as labels).

@@ -5,6 +5,7 @@
 //    d loss / d logits = (p - q) / N with q = (1-s) onehot(y) + s/C   (F.cross_entropy)
 //  MseLoss(pred, target): mean (pred - target)^2
 //  BceWithLogits(x, t): mean max(x,0) - x t + log(1 + exp(-|x|))   (stable for any x)
+//  DistillationLoss(logits, labels, teacher_logits; temperature, alpha): Hinton soft targets
 //
 // Reference kernels are the only kernels: each is one or two passes over small tensors.
 // Sums are accumulated in double so the mean does not depend on the batch size's rounding.
@@ -233,6 +234,155 @@ std::unique_ptr<Kernel> make_pair_loss(const Node& n, const InputInfos& in,
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// DistillationLoss(logits [N,C], labels [N] i64, teacher_logits [N,C]; temperature T, alpha a):
+//   loss = a T^2 mean_i KL(softmax(t_i/T) || softmax(s_i/T)) + (1-a) mean_i CE(s_i, y_i)
+// (Hinton et al. 2015; the T^2 keeps the soft term's gradient scale independent of T).
+//   d/ds = [a T (q_s - q_t) + (1-a)(p_s - onehot(y))] / N,  q = softmax(./T), p = softmax(.)
+//   d/dt = a T q_t (log q_t - log q_s - KL_i) / N
+// The teacher gradient exists so the op is a complete table entry (and for the finite-difference
+// test); training feeds the teacher's logits as data, so the session never asks for it.
+
+struct DistillAttrs {
+  double temperature, alpha;
+};
+
+DistillAttrs distill_attrs(const Node& n) {
+  DistillAttrs a{n.attrs.get_float("temperature", 1.0), n.attrs.get_float("alpha", 0.5)};
+  if (!(a.temperature > 0) || !std::isfinite(a.temperature)) {
+    fail(n, "attribute temperature must be > 0, got " + std::to_string(a.temperature));
+  }
+  if (!(a.alpha >= 0 && a.alpha <= 1)) {
+    fail(n, "attribute alpha must be in [0, 1], got " + std::to_string(a.alpha));
+  }
+  return a;
+}
+
+void infer_distillation(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
+  distill_attrs(n);
+  infer_cross_entropy(n, in, out);  // logits and labels as for SoftmaxCrossEntropy
+  const ValueInfo& logits = input(n, in, 0);
+  require_same_shape(n, logits, input(n, in, 2));
+}
+
+// Softmax of row `x` divided by `scale` into `p` (as T), returns log of the normalizer of the
+// shifted row so that log p[c] = (x[c] - m) / scale - log_z.
+template <class T>
+double softmax_row(const T* x, int64_t C, double scale, T* p, double* shift) {
+  const double m = static_cast<double>(*std::max_element(x, x + C));
+  double s = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const double e = std::exp((static_cast<double>(x[c]) - m) / scale);
+    p[c] = static_cast<T>(e);
+    s += e;
+  }
+  for (int64_t c = 0; c < C; ++c) p[c] = static_cast<T>(static_cast<double>(p[c]) / s);
+  *shift = m;
+  return std::log(s);
+}
+
+template <class T>
+class DistillationKernel final : public Kernel {
+ public:
+  DistillationKernel(const Node& node, int64_t rows, int64_t classes)
+      : node_(node),
+        rows_(rows),
+        classes_(classes),
+        attrs_(distill_attrs(node)),
+        p_(rows * classes),
+        qs_(rows * classes),
+        qt_(rows * classes),
+        log_ratio_(rows * classes),
+        kl_(rows) {}
+
+  void forward(Tensors in, Tensors out, RunContext&) override {
+    const T* s = in[0]->data<T>();
+    const int64_t* y = in[1]->data<int64_t>();
+    const T* t = in[2]->data<T>();
+    const int64_t C = classes_;
+    const double temp = attrs_.temperature, a = attrs_.alpha;
+    double ce_total = 0, kl_total = 0;
+    for (int64_t i = 0; i < rows_; ++i) {
+      if (y[i] < 0 || y[i] >= C) {
+        fail(node_, "label " + std::to_string(y[i]) + " at index " + std::to_string(i) +
+                        " is out of range [0, " + std::to_string(C) + ")");
+      }
+      const T* si = s + i * C;
+      const T* ti = t + i * C;
+      double ms, mt, m1;
+      const double lz1 = softmax_row(si, C, 1.0, p_.data() + i * C, &m1);
+      ce_total += -((static_cast<double>(si[y[i]]) - m1) - lz1);
+      const double lzs = softmax_row(si, C, temp, qs_.data() + i * C, &ms);
+      const double lzt = softmax_row(ti, C, temp, qt_.data() + i * C, &mt);
+      double kl = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const double log_qt = (static_cast<double>(ti[c]) - mt) / temp - lzt;
+        const double log_qs = (static_cast<double>(si[c]) - ms) / temp - lzs;
+        const double r = log_qt - log_qs;
+        log_ratio_[i * C + c] = static_cast<T>(r);
+        kl += static_cast<double>(qt_[i * C + c]) * r;
+      }
+      kl_[i] = static_cast<T>(kl);
+      kl_total += kl;
+    }
+    const double n = static_cast<double>(rows_);
+    out[0]->data<T>()[0] = static_cast<T>(a * temp * temp * kl_total / n + (1 - a) * ce_total / n);
+  }
+
+  void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    const int64_t* y = in[1]->data<int64_t>();
+    const int64_t C = classes_;
+    const double g = grad_scale<T>(grad_out, rows_);
+    const double temp = attrs_.temperature, a = attrs_.alpha;
+    if (grad_in[0]) {
+      T* ds = grad_in[0]->data<T>();
+      for (int64_t i = 0; i < rows_; ++i) {
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t k = i * C + c;
+          const double hard = static_cast<double>(p_[k]) - (c == y[i] ? 1.0 : 0.0);
+          const double soft = static_cast<double>(qs_[k]) - static_cast<double>(qt_[k]);
+          ds[k] = static_cast<T>(g * (a * temp * soft + (1 - a) * hard));
+        }
+      }
+    }
+    if (grad_in[2]) {
+      T* dt = grad_in[2]->data<T>();
+      for (int64_t i = 0; i < rows_; ++i) {
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t k = i * C + c;
+          const double d = static_cast<double>(qt_[k]) *
+                           (static_cast<double>(log_ratio_[k]) - static_cast<double>(kl_[i]));
+          dt[k] = static_cast<T>(g * a * temp * d);
+        }
+      }
+    }
+  }
+
+ private:
+  Node node_;
+  int64_t rows_, classes_;
+  DistillAttrs attrs_;
+  // Saved by forward for backward: softmax(s), softmax(s/T), softmax(t/T), log(q_t/q_s), KL.
+  std::vector<T> p_, qs_, qt_, log_ratio_, kl_;
+};
+
+std::unique_ptr<Kernel> make_distillation(const Node& n, const InputInfos& in,
+                                          const std::vector<ValueInfo>&) {
+  const ValueInfo& logits = input(n, in, 0);
+  const int64_t rows = logits.shape[0], classes = logits.shape[1];
+  if (input(n, in, 1).shape != Shape{rows}) {
+    fail(n, "labels have shape " + shape_str(in[1]->shape) + ", expected [" + std::to_string(rows) +
+                "]");
+  }
+  if (input(n, in, 2).shape != logits.shape) {
+    fail(n, "teacher logits have shape " + shape_str(in[2]->shape) + ", expected " +
+                shape_str(logits.shape));
+  }
+  return dispatch_float(logits.dtype, [&]<class T>() -> std::unique_ptr<Kernel> {
+    return std::make_unique<DistillationKernel<T>>(n, rows, classes);
+  });
+}
+
 }  // namespace
 
 const OpDef kSoftmaxCrossEntropyDef = {
@@ -243,5 +393,8 @@ const OpDef kMseLossDef = {OpKind::kMseLoss,      "MseLoss", 2,    2,      1, in
 const OpDef kBceWithLogitsDef = {
     OpKind::kBceWithLogits, "BceWithLogits",       2,       2,    1,
     infer_pair_loss,        make_pair_loss<BceFn>, nullptr, true, nullptr};
+const OpDef kDistillationLossDef = {
+    OpKind::kDistillationLoss, "DistillationLoss", 3,       3,    1,
+    infer_distillation,        make_distillation,  nullptr, true, nullptr};
 
 }  // namespace minnow::ops

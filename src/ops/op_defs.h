@@ -25,7 +25,7 @@ extern const OpDef kSoftmaxDef, kLogSoftmaxDef;
 // dropout.cpp
 extern const OpDef kDropoutDef;
 // loss.cpp
-extern const OpDef kSoftmaxCrossEntropyDef, kMseLossDef, kBceWithLogitsDef;
+extern const OpDef kSoftmaxCrossEntropyDef, kMseLossDef, kBceWithLogitsDef, kDistillationLossDef;
 // embedding.cpp, layer_norm.cpp, attention.cpp
 extern const OpDef kEmbeddingDef, kLayerNormDef, kMultiHeadAttentionDef;
 // lstm.cpp, gru.cpp

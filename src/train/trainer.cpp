@@ -21,14 +21,21 @@ double seconds_since(Clock::time_point t0) {
 // Settings that must not change between a run and its resumption, or the resumed run would
 // not reproduce the uninterrupted one.
 nlohmann::json run_identity(const TrainConfig& c, int64_t train_size) {
-  return {{"batch", c.batch},
-          {"lr", c.lr},
-          {"optimizer", c.optimizer.kind},
-          {"seed", c.seed},
-          {"val_split", c.val_split},
-          {"train_size", train_size},
-          {"schedule", c.schedule.kind},
-          {"label_smoothing", c.label_smoothing}};
+  nlohmann::json id = {{"batch", c.batch},
+                       {"lr", c.lr},
+                       {"optimizer", c.optimizer.kind},
+                       {"seed", c.seed},
+                       {"val_split", c.val_split},
+                       {"train_size", train_size},
+                       {"schedule", c.schedule.kind},
+                       {"label_smoothing", c.label_smoothing}};
+  if (c.teacher) {
+    id["distill"] = {{"temperature", c.distill.temperature},
+                     {"alpha", c.distill.alpha},
+                     {"student_feature", c.distill.student_feature},
+                     {"feature_weight", c.distill.feature_weight}};
+  }
+  return id;
 }
 
 struct EarlyStop {
@@ -115,7 +122,12 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
     if (!result.history.empty()) result.final_train_loss = result.history.back().train_loss;
   }
 
-  TrainingSession session(graph, SessionOptions{LossKind::kSoftmaxCrossEntropy, c.label_smoothing});
+  SessionOptions session_options{LossKind::kSoftmaxCrossEntropy, c.label_smoothing};
+  if (c.teacher) {
+    session_options.loss = LossKind::kDistillation;
+    session_options.distill = c.distill;
+  }
+  TrainingSession session(graph, session_options);
   std::unique_ptr<Optimizer> opt = make_optimizer(c.optimizer, session.params());
   if (!c.resume_path.empty())
     opt->load_state(resumed.optimizer_state, resumed.trainer_state["optimizer_steps"]);
@@ -124,6 +136,7 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
   LrSchedule schedule(c.schedule, c.lr, steps_per_epoch, steps_per_epoch * c.epochs);
 
   data::Batch b;
+  Tensor teacher_logits, teacher_feature;  // filled by c.teacher for each batch
   for (int64_t epoch = first_epoch; epoch <= c.epochs; ++epoch) {
     loader.start_epoch(epoch - 1);
     EpochSummary summary;
@@ -134,6 +147,11 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
     while (loader.next(b)) {
       double lr = schedule.at(result.steps);
       Rng step_rng = Rng::derive(c.seed, 0xD5, static_cast<uint64_t>(result.steps));
+      if (c.teacher) {
+        const int64_t* ids = loader.epoch_order().data() + step_in_epoch * c.batch;
+        c.teacher(TeacherBatch{b, ids, epoch, c.augment.any()}, teacher_logits, teacher_feature);
+        session.set_teacher(teacher_logits, teacher_feature);
+      }
       float loss = session.train_step(b.x, b.y, step_rng, b.lengths);
       if (!std::isfinite(loss)) {
         std::string where = session.first_non_finite_node();

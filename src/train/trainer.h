@@ -10,6 +10,7 @@
 
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "data/normalize.h"
 #include "minnow/graph.h"
 #include "train/lr_schedule.h"
@@ -32,6 +33,14 @@ struct EpochSummary {
   double val_loss = -1, val_acc = -1;  // -1 without a validation split
   double lr = 0;
   double seconds = 0;
+};
+
+// One training batch as the distillation teacher sees it (TrainConfig::teacher).
+struct TeacherBatch {
+  const data::Batch& batch;  // exactly what the student gets: normalized and augmented
+  const int64_t* indices;    // training-set indices of its batch.size samples
+  int64_t epoch = 0;         // 1-based
+  bool augmented = false;    // false: an index always stands for the same input
 };
 
 struct TrainConfig {
@@ -57,6 +66,12 @@ struct TrainConfig {
   // optimizer steps from 0 over the whole run.
   std::function<void(int64_t step, std::vector<ParamRef>& params)> before_step;
   std::function<void(int64_t step, std::vector<ParamRef>& params)> after_step;
+  // Knowledge distillation (src/compress/distill.h): when set, the loss is
+  // LossKind::kDistillation with `distill`, and `teacher` is called for every batch before the
+  // step to fill the teacher's logits [N, classes] (and its feature [N, ...], when
+  // distill.student_feature is set). The tensors it fills must stay valid until the next call.
+  std::function<void(const TeacherBatch&, Tensor& logits, Tensor& feature)> teacher;
+  DistillationOptions distill;
   std::function<void(const TrainProgress&)> on_progress;
   std::function<void(const EpochSummary&)> on_epoch;
 };

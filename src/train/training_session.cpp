@@ -28,6 +28,7 @@ struct TrainingSession::Plan {
   };
   std::vector<Step> steps;
   int input_id = -1, labels_id = -1, output_id = -1, loss_id = -1, lengths_id = -1;
+  int teacher_id = -1, feature_id = -1;
   bool grads_allocated = false;
 };
 
@@ -66,10 +67,19 @@ TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
     case LossKind::kBceWithLogits:
       loss.op = OpKind::kBceWithLogits;
       break;
+    case LossKind::kDistillation:
+      labels.dtype = DType::kI64;
+      labels.shape = {logits.shape.empty() ? kDynamic : logits.shape[0]};
+      break;
   }
-  if (options.fuse_batchnorm_activation) fuse_batchnorm_activation(graph_);
   graph_.inputs.push_back(labels);
-  graph_.nodes.push_back(loss);
+  if (options.loss == LossKind::kDistillation) {
+    add_distillation_loss(logits);
+  } else {
+    graph_.nodes.push_back(loss);
+  }
+  // Fused after the loss nodes exist: a value the hint term reads has two readers and stays.
+  if (options.fuse_batchnorm_activation) fuse_batchnorm_activation(graph_);
   graph_.outputs = {ValueInfo{loss_name_, DType::kF32, {}}};
   graph_.validate();
   for (auto& [name, init] : graph_.initializers) {
@@ -79,6 +89,94 @@ TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
 }
 
 TrainingSession::~TrainingSession() = default;
+
+void TrainingSession::add_distillation_loss(const ValueInfo& logits) {
+  const DistillationOptions& d = options_.distill;
+  teacher_name_ = "__teacher_logits";
+  graph_.inputs.push_back(ValueInfo{teacher_name_, logits.dtype, logits.shape});
+  Node kd;
+  kd.name = "__distill_loss";
+  kd.op = OpKind::kDistillationLoss;
+  kd.inputs = {output_name_, labels_name_, teacher_name_};
+  kd.attrs.set("temperature", d.temperature);
+  kd.attrs.set("alpha", d.alpha);
+  if (d.student_feature.empty()) {
+    kd.outputs = {loss_name_};
+    graph_.nodes.push_back(kd);
+    return;
+  }
+  kd.outputs = {"__distill_soft"};
+  graph_.nodes.push_back(kd);
+  if (!(d.feature_weight >= 0)) throw Error("distillation feature weight must be >= 0");
+  auto info = graph_.infer_shapes();
+  auto it = info.find(d.student_feature);
+  if (it == info.end()) {
+    throw Error("distillation feature: student '" + graph_.name + "' has no value '" +
+                d.student_feature + "'");
+  }
+  const ValueInfo& s = it->second;
+  const Shape& t = d.teacher_feature;
+  const bool conv =
+      s.shape.size() == 4 && t.size() == 3 && s.shape[2] == t[1] && s.shape[3] == t[2];
+  const bool dense = s.shape.size() == 2 && t.size() == 1;
+  if (!conv && !dense) {
+    throw Error("distillation feature: student value '" + d.student_feature + "' has shape " +
+                shape_str(s.shape) + " and the teacher's feature has per-sample shape " +
+                shape_str(t) +
+                "; expected [N, C] and [C'] or [N, C, H, W] and [C', H, W] (same H, W)");
+  }
+  feature_name_ = "__teacher_feature";
+  Shape tshape = {kDynamic};
+  tshape.insert(tshape.end(), t.begin(), t.end());
+  graph_.inputs.push_back(ValueInfo{feature_name_, s.dtype, tshape});
+  // Adapter: PyTorch-default init (U(+-1/sqrt(fan_in))), trained with the student.
+  const int64_t cin = s.shape[1], cout = t[0];
+  Rng rng = Rng::derive(d.adapter_seed, 0xADA9);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(cin));
+  Tensor w(DType::kF32, conv ? Shape{cout, cin, 1, 1} : Shape{cout, cin});
+  Tensor b(DType::kF32, {cout});
+  for (int64_t i = 0; i < w.numel(); ++i) w.f32()[i] = rng.uniform(-bound, bound);
+  for (int64_t i = 0; i < b.numel(); ++i) b.f32()[i] = rng.uniform(-bound, bound);
+  adapter_params_ = w.numel() + b.numel();
+  graph_.initializers["__adapter.weight"] = Initializer{w, true};
+  graph_.initializers["__adapter.bias"] = Initializer{b, true};
+  Tensor weight(DType::kF32, {});
+  weight.f32()[0] = static_cast<float>(d.feature_weight);
+  graph_.initializers["__hint_weight"] = Initializer{weight, false};
+  Node adapter;
+  adapter.name = "__adapter";
+  adapter.op = conv ? OpKind::kConv2d : OpKind::kLinear;
+  adapter.inputs = {d.student_feature, "__adapter.weight", "__adapter.bias"};
+  adapter.outputs = {"__adapter"};
+  if (conv) {
+    adapter.attrs.set("strides", std::vector<int64_t>{1, 1});
+    adapter.attrs.set("pads", std::vector<int64_t>{0, 0, 0, 0});
+    adapter.attrs.set("dilations", std::vector<int64_t>{1, 1});
+    adapter.attrs.set("group", int64_t{1});
+  }
+  Node mse;
+  mse.name = "__hint_mse";
+  mse.op = OpKind::kMseLoss;
+  mse.inputs = {"__adapter", feature_name_};
+  mse.outputs = {"__hint_mse"};
+  Node scaled;
+  scaled.name = "__hint_loss";
+  scaled.op = OpKind::kMul;
+  scaled.inputs = {"__hint_mse", "__hint_weight"};
+  scaled.outputs = {"__hint_loss"};
+  Node total;
+  total.name = "__loss";
+  total.op = OpKind::kAdd;
+  total.inputs = {"__distill_soft", "__hint_loss"};
+  total.outputs = {loss_name_};
+  graph_.nodes.insert(graph_.nodes.end(), {adapter, mse, scaled, total});
+}
+
+void TrainingSession::set_teacher(const Tensor& logits, const Tensor& feature) {
+  if (!distilling()) throw Error("set_teacher: the session was not made for distillation");
+  teacher_logits_ = logits;
+  teacher_feature_ = feature;
+}
 
 TrainingSession::Plan& TrainingSession::plan_for(int64_t batch) {
   auto it = plans_.find(batch);
@@ -145,6 +243,8 @@ TrainingSession::Plan& TrainingSession::plan_for(int64_t batch) {
   plan->labels_id = id.at(labels_name_);
   plan->output_id = id.at(output_name_);
   plan->loss_id = id.at(loss_name_);
+  if (!teacher_name_.empty()) plan->teacher_id = id.at(teacher_name_);
+  if (!feature_name_.empty()) plan->feature_id = id.at(feature_name_);
   if (!lengths_name_.empty()) plan->lengths_id = id.at(lengths_name_);
   for (const ParamRef& p : params_) plan->param_ids.push_back(id.at(p.name));
   Plan& ref = *plan;
@@ -168,9 +268,22 @@ static void check_batch_input(const std::string& what, const Tensor& t, const Va
 float TrainingSession::run_forward(Plan& plan, const Tensor& x, const Tensor& labels,
                                    const Tensor& lengths, bool training, Rng* rng) {
   check_batch_input("input", x, graph_.inputs[0], plan.batch);
-  check_batch_input("labels", labels, graph_.inputs.back(), plan.batch);
+  const size_t labels_index = lengths_name_.empty() ? 1 : 2;
+  check_batch_input("labels", labels, graph_.inputs[labels_index], plan.batch);
   plan.values[plan.input_id] = x;
   plan.values[plan.labels_id] = labels;
+  if (plan.teacher_id >= 0) {
+    if (!teacher_logits_.defined()) throw Error("distillation: no teacher logits for this batch");
+    check_batch_input("teacher logits", teacher_logits_, graph_.inputs[labels_index + 1],
+                      plan.batch);
+    plan.values[plan.teacher_id] = teacher_logits_;
+  }
+  if (plan.feature_id >= 0) {
+    if (!teacher_feature_.defined()) throw Error("distillation: no teacher feature for this batch");
+    check_batch_input("teacher feature", teacher_feature_, graph_.inputs[labels_index + 2],
+                      plan.batch);
+    plan.values[plan.feature_id] = teacher_feature_;
+  }
   if (plan.lengths_id >= 0) {
     if (!lengths.defined()) throw Error("model '" + graph_.name + "' needs sequence lengths");
     check_batch_input("lengths", lengths, graph_.inputs[1], plan.batch);

@@ -19,11 +19,28 @@ namespace minnow {
 
 class Rng;
 
-enum class LossKind { kSoftmaxCrossEntropy, kMse, kBceWithLogits };
+enum class LossKind { kSoftmaxCrossEntropy, kMse, kBceWithLogits, kDistillation };
+
+// Knowledge distillation (LossKind::kDistillation): the loss node is DistillationLoss (Hinton
+// soft targets at `temperature`, weight `alpha`, plus (1 - alpha) cross-entropy on the labels)
+// and reads the teacher's logits, given per batch with set_teacher(). With `student_feature`
+// set, a hint term feature_weight * MSE(adapter(student value), teacher feature) is added,
+// where the adapter is a learned 1x1 Conv2d (4-d values) or Linear (2-d values) that exists in
+// the session's graph only: it trains with the student but is never part of the caller's graph,
+// so a saved student does not contain it.
+struct DistillationOptions {
+  double temperature = 4.0;
+  double alpha = 0.9;
+  std::string student_feature;  // value name in the student graph; empty: no hint term
+  Shape teacher_feature;        // per-sample shape of the teacher's value: [C] or [C, H, W]
+  double feature_weight = 1.0;
+  uint64_t adapter_seed = 0;
+};
 
 struct SessionOptions {
   LossKind loss = LossKind::kSoftmaxCrossEntropy;
   double label_smoothing = 0.0;
+  DistillationOptions distill;  // used by LossKind::kDistillation
   KernelChoice kernels = KernelChoice::kFast;
   // Fuse BatchNorm -> ReLU/ReLU6 pairs into one node (same results, less memory traffic).
   bool fuse_batchnorm_activation = true;
@@ -48,6 +65,13 @@ class TrainingSession {
   float train_step(const Tensor& x, const Tensor& labels, Rng& rng, const Tensor& lengths = {});
   // Forward in eval mode (running BN statistics, no dropout); returns the mean loss.
   float evaluate(const Tensor& x, const Tensor& labels, const Tensor& lengths = {});
+  // Distillation: the teacher's logits [N, classes] (and, with a hint term, its feature
+  // [N, ...teacher_feature]) for the batch of the next train_step() or evaluate(). The tensors
+  // are read, not copied; they must stay valid until that call returns.
+  void set_teacher(const Tensor& logits, const Tensor& feature = {});
+  bool distilling() const { return options_.loss == LossKind::kDistillation; }
+  // Parameter count of the distillation adapter (0 without a hint term).
+  int64_t adapter_params() const { return adapter_params_; }
   bool takes_lengths() const { return !lengths_name_.empty(); }
   // Model output of the last train_step() or evaluate().
   const Tensor& logits() const;
@@ -66,7 +90,11 @@ class TrainingSession {
   Graph graph_;  // model + loss node; initializers share storage with the caller's graph
   SessionOptions options_;
   std::string input_name_, output_name_, labels_name_, loss_name_;
-  std::string lengths_name_;  // empty unless the model takes sequence lengths
+  std::string lengths_name_;                 // empty unless the model takes sequence lengths
+  std::string teacher_name_, feature_name_;  // distillation inputs ("" when absent)
+  Tensor teacher_logits_, teacher_feature_;  // set by set_teacher() for the next step
+  int64_t adapter_params_ = 0;
+  void add_distillation_loss(const ValueInfo& logits);
   std::vector<ParamRef> params_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   Plan* last_plan_ = nullptr;

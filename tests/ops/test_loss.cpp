@@ -1,5 +1,6 @@
 // Losses: values and gradients against PyTorch (literals below), label smoothing 0 / 0.1 / 0.3,
-// finite-difference gradients, stability for huge logits, bad labels and shapes.
+// finite-difference gradients, stability for huge logits, bad labels and shapes; distillation
+// (soft targets + hard labels) against PyTorch.
 #include <gtest/gtest.h>
 
 #include "dense_test_util.h"
@@ -173,6 +174,112 @@ TEST(PairLosses, InferAndBadInput) {
     EXPECT_THROW(dense::infer(n, {info({4, 3}), info({12})}), Error);
     EXPECT_THROW(dense::infer(n, {info({4, 3}), info({4, 3}, DType::kF64)}), Error);
     EXPECT_THROW(dense::infer(n, {info({4, 3}, DType::kI64), info({4, 3}, DType::kI64)}), Error);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// DistillationLoss
+
+Node kd_node(double temperature, double alpha) {
+  return dense::node(OpKind::kDistillationLoss, {{"temperature", temperature}, {"alpha", alpha}});
+}
+
+// PyTorch 1.13, float64, s = [[1,2,3],[1,-1,.5]], t = [[.5,2.5,1],[-1,0,2]], y = [2, 0]:
+//   l = a*T*T*F.kl_div(F.log_softmax(s/T,1), F.log_softmax(t/T,1), log_target=True,
+//                      reduction='batchmean') + (1-a)*F.cross_entropy(s, y); l.backward()
+struct KdExpected {
+  double temperature, alpha, loss;
+  std::vector<double> ds, dt;
+};
+const KdExpected kKdTorch[] = {
+    {4.0,
+     0.7,
+     0.7352732096750079,
+     {-0.0006973788520675695, -0.11653217297262561, 0.11722955182469323, 0.1804755276570172,
+      -0.055649524362452, -0.1248260032945652},
+     {0.0012480646691365414, 0.1546416142048689, -0.1558896788740055, -0.20349768434058857,
+      0.045047562984877505, 0.158450121355711}},
+    {1.0,
+     1.0,
+     0.6359878020071862,
+     {-0.004796537445968937, -0.2456981266288981, 0.250494664074867, 0.2660434634168143,
+      -0.018249810118011953, -0.24779365329880232},
+     {-0.024395205474305924, 0.18780482036171026, -0.16340961488740427, -0.06922979886600061,
+      -0.016893305168432373, 0.08612310403443296}},
+    // alpha 0 is plain cross-entropy (same numbers as kCeTorch[0]); the teacher has no effect.
+    {2.0,
+     0.0,
+     0.48128144204318557,
+     {0.04501528658519022, 0.12236423552739882, -0.1673795221125891, -0.21295150351615272,
+      0.03884778957428529, 0.1741037139418674},
+     {0, 0, 0, 0, 0, 0}},
+};
+
+TEST(DistillationLoss, MatchesPyTorch) {
+  for (const KdExpected& e : kKdTorch) {
+    for (DType dt : {DType::kF32, DType::kF64}) {
+      SCOPED_TRACE("T " + std::to_string(e.temperature) + " alpha " + std::to_string(e.alpha));
+      dense::Run r = dense::run(kd_node(e.temperature, e.alpha),
+                                {tensor({2, 3}, {1, 2, 3, 1, -1, 0.5}, dt), dense::labels({2, 0}),
+                                 tensor({2, 3}, {0.5, 2.5, 1, -1, 0, 2}, dt)},
+                                dense::opts().grads({tensor({}, {1}, dt)}));
+      const double tol = dt == DType::kF64 ? 1e-12 : 1e-6;
+      expect_values(r.outputs[0], {e.loss}, tol, "loss");
+      expect_values(r.grads[0], e.ds, tol, "dlogits");
+      expect_values(r.grads[2], e.dt, tol, "dteacher");
+      EXPECT_FALSE(r.grads[1].defined());
+    }
+  }
+}
+
+// A student that already equals the teacher has zero KL: with alpha 1 the loss is 0 and so is
+// the gradient, however large the logits.
+TEST(DistillationLoss, IdenticalLogitsGiveZero) {
+  dense::Run r = dense::run(
+      kd_node(3, 1),
+      {tensor({2, 2}, {0, 1000, -7, 3}), dense::labels({1, 0}), tensor({2, 2}, {0, 1000, -7, 3})},
+      dense::opts().grads({tensor({}, {1})}));
+  expect_values(r.outputs[0], {0}, 1e-6, "loss");
+  expect_values(r.grads[0], {0, 0, 0, 0}, 1e-6, "grad");
+}
+
+TEST(DistillationLoss, GradientMatchesFiniteDifference) {
+  Rng rng(63);
+  const Shape shapes[] = {{1, 3}, {5, 7}, {4, 10}, {3, 1}};
+  for (double temperature : {1.0, 2.5, 8.0}) {
+    for (double alpha : {0.0, 0.5, 1.0}) {
+      for (const Shape& shape : shapes) {
+        OpCase c;
+        c.label = "kd " + shape_str(shape) + " T " + std::to_string(temperature) + " alpha " +
+                  std::to_string(alpha);
+        c.node = kd_node(temperature, alpha);
+        c.inputs = {random_tensor(shape, rng, -3, 3), random_labels(shape[0], shape[1], rng),
+                    random_tensor(shape, rng, -3, 3)};
+        expect_gradient_matches_finite_difference(c);
+      }
+    }
+  }
+}
+
+TEST(DistillationLoss, InferAndBadInput) {
+  const ValueInfo logits = info({kDynamic, 10}), labels = info({kDynamic}, DType::kI64);
+  auto out = dense::infer(kd_node(4, 0.9), {logits, labels, logits});
+  EXPECT_EQ(out[0].shape, Shape{});
+  EXPECT_EQ(out[0].dtype, DType::kF32);
+  EXPECT_THROW(dense::infer(kd_node(4, 0.9), {logits, labels, info({kDynamic, 9})}), Error);
+  EXPECT_THROW(dense::infer(kd_node(4, 0.9), {logits, labels, info({kDynamic, 10}, DType::kF64)}),
+               Error);
+  EXPECT_THROW(dense::infer(kd_node(4, 0.9), {logits, info({kDynamic}), logits}), Error);
+  EXPECT_THROW(dense::infer(kd_node(0, 0.9), {logits, labels, logits}), Error);
+  EXPECT_THROW(dense::infer(kd_node(-1, 0.9), {logits, labels, logits}), Error);
+  EXPECT_THROW(dense::infer(kd_node(4, 1.5), {logits, labels, logits}), Error);
+  EXPECT_THROW(dense::infer(kd_node(4, -0.1), {logits, labels, logits}), Error);
+  try {
+    dense::run(kd_node(2, 0.5), {tensor({2, 3}, {1, 2, 3, 4, 5, 6}), dense::labels({0, 7}),
+                                 tensor({2, 3}, {1, 2, 3, 4, 5, 6})});
+    ADD_FAILURE() << "label 7 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("label 7"), std::string::npos) << e.what();
   }
 }
 

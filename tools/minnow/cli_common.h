@@ -59,6 +59,9 @@ void add_convert_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_factorize_command(CLI::App& app);
 void add_cluster_command(CLI::App& app);
+void add_distill_command(CLI::App& app);
+void add_finetune_command(CLI::App& app);
+void add_merge_lora_command(CLI::App& app);
 void add_prune_command(CLI::App& app);
 
 }  // namespace minnow::cli

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   minnow::cli::add_export_command(app);
   minnow::cli::add_factorize_command(app);
   minnow::cli::add_cluster_command(app);
+  minnow::cli::add_distill_command(app);
+  minnow::cli::add_finetune_command(app);
+  minnow::cli::add_merge_lora_command(app);
   minnow::cli::add_prune_command(app);
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
   if (argc > 1 && argv[1][0] != '-') {
