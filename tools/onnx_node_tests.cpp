@@ -34,23 +34,7 @@ Tensor read_tensor_pb(const fs::path& p) {
   return mo::tensor_from_proto(t, p.string());
 }
 
-double elem(const Tensor& t, int64_t i) {
-  switch (t.dtype()) {
-    case DType::kF32:
-      return static_cast<const float*>(t.raw())[i];
-    case DType::kF64:
-      return static_cast<const double*>(t.raw())[i];
-    case DType::kI64:
-      return static_cast<double>(static_cast<const int64_t*>(t.raw())[i]);
-    case DType::kI32:
-      return static_cast<const int32_t*>(t.raw())[i];
-    case DType::kI8:
-      return static_cast<const int8_t*>(t.raw())[i];
-    case DType::kU8:
-      return static_cast<const uint8_t*>(t.raw())[i];
-  }
-  return 0;
-}
+double elem(const Tensor& t, int64_t i) { return mo::element_as_double(t, i); }
 
 // Empty when equal, else what differs.
 std::string compare(const Tensor& got, const Tensor& want) {

@@ -20,23 +20,7 @@ Shape strides_of(const Shape& s) {
   return st;
 }
 
-double get_num(const Tensor& t, int64_t i) {
-  switch (t.dtype()) {
-    case DType::kF32:
-      return static_cast<const float*>(t.raw())[i];
-    case DType::kF64:
-      return static_cast<const double*>(t.raw())[i];
-    case DType::kI64:
-      return static_cast<double>(static_cast<const int64_t*>(t.raw())[i]);
-    case DType::kI32:
-      return static_cast<const int32_t*>(t.raw())[i];
-    case DType::kI8:
-      return static_cast<const int8_t*>(t.raw())[i];
-    case DType::kU8:
-      return static_cast<const uint8_t*>(t.raw())[i];
-  }
-  return 0;
-}
+double get_num(const Tensor& t, int64_t i) { return element_as_double(t, i); }
 
 int64_t get_int(const Tensor& t, int64_t i) {
   if (t.dtype() == DType::kI64) return static_cast<const int64_t*>(t.raw())[i];

@@ -48,21 +48,7 @@ std::vector<int64_t> const_ints(ImportContext& cx, const std::string& name,
 double const_scalar(ImportContext& cx, const std::string& name, const std::string& role) {
   const Tensor& t = cx.const_value(name, role);
   if (t.numel() != 1) cx.fail(role + " '" + name + "' must hold one value");
-  switch (t.dtype()) {
-    case DType::kF32:
-      return static_cast<const float*>(t.raw())[0];
-    case DType::kF64:
-      return static_cast<const double*>(t.raw())[0];
-    case DType::kI64:
-      return static_cast<double>(static_cast<const int64_t*>(t.raw())[0]);
-    case DType::kI32:
-      return static_cast<const int32_t*>(t.raw())[0];
-    case DType::kI8:
-      return static_cast<const int8_t*>(t.raw())[0];
-    case DType::kU8:
-      return static_cast<const uint8_t*>(t.raw())[0];
-  }
-  return 0;
+  return element_as_double(t, 0);
 }
 
 namespace {

@@ -149,6 +149,24 @@ Tensor tensor_from_proto(const TensorProto& p, const std::string& what) {
   return t;
 }
 
+double element_as_double(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::kF32:
+      return static_cast<const float*>(t.raw())[i];
+    case DType::kF64:
+      return static_cast<const double*>(t.raw())[i];
+    case DType::kI64:
+      return static_cast<double>(static_cast<const int64_t*>(t.raw())[i]);
+    case DType::kI32:
+      return static_cast<const int32_t*>(t.raw())[i];
+    case DType::kI8:
+      return static_cast<const int8_t*>(t.raw())[i];
+    case DType::kU8:
+      return static_cast<const uint8_t*>(t.raw())[i];
+  }
+  return 0;
+}
+
 void tensor_to_proto(const Tensor& t, const std::string& name, TensorProto* p) {
   p->Clear();
   p->set_name(name);

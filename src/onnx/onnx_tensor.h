@@ -21,6 +21,9 @@ std::string onnx_type_name(int elem_type);
 // Throws minnow::Error naming `what` for unsupported types, external data, or sizes that do not
 // match the dims.
 Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& what);
+// Element i of a tensor of any dtype, as a double (i64 beyond 2^53 rounds).
+double element_as_double(const Tensor& t, int64_t i);
+
 void tensor_to_proto(const Tensor& t, const std::string& name, ::onnx::TensorProto* p);
 
 }  // namespace minnow::onnx

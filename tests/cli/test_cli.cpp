@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_test_util.h"
 #include "core/rng.h"
 #include "io/npy.h"
 
@@ -16,36 +17,10 @@ namespace fs = std::filesystem;
 namespace minnow {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout + stderr
-};
-
-Result minnow(const std::string& args) {
-  std::string cmd = std::string(MINNOW_CLI_PATH) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-// A user error: exit code 2 and exactly one line mentioning `needle`.
-void expect_user_error(const std::string& args, const std::string& needle) {
-  Result r = minnow(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.out;
-}
-
-void write_be32(std::ofstream& f, uint32_t v) {
-  unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                        static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  f.write(reinterpret_cast<char*>(b), 4);
-}
+using cli_test::expect_user_error;
+using cli_test::write_be32;
+using Result = cli_test::CliResult;
+inline Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
 // Writes an MNIST-format dataset of 12x12 images: class k has a bright row at 2k+1.
 void write_dataset(const fs::path& dir, int n_train, int n_test) {

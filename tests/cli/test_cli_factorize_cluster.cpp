@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_test_util.h"
 #include "compress/cluster.h"
 #include "core/rng.h"
 #include "io/mnw.h"
@@ -18,28 +19,9 @@ namespace fs = std::filesystem;
 namespace minnow {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout + stderr
-};
-
-Result minnow(const std::string& args) {
-  std::string cmd = std::string(MINNOW_CLI_PATH) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-void write_be32(std::ofstream& f, uint32_t v) {
-  unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                        static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  f.write(reinterpret_cast<char*>(b), 4);
-}
+using Result = cli_test::CliResult;
+using cli_test::write_be32;
+inline Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
 // MNIST-format 12x12 images: class k (of 4) has a bright row at 3k+1.
 void write_dataset(const fs::path& dir, int n_train, int n_test) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_test_util.h"
 #include "io/npy.h"
 
 namespace fs = std::filesystem;
@@ -18,29 +19,9 @@ namespace fs = std::filesystem;
 namespace minnow {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run_cli(const std::string& args) {
-  std::string cmd = std::string(MINNOW_CLI_PATH) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-void expect_user_error(const std::string& args, const std::string& needle) {
-  Result r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.out;
-}
+using cli_test::expect_user_error;
+using cli_test::run_cli;
+using Result = cli_test::CliResult;
 
 class CliOnnx : public ::testing::Test {
  protected:

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_test_util.h"
 #include "core/rng.h"
 
 namespace fs = std::filesystem;
@@ -17,29 +18,10 @@ namespace fs = std::filesystem;
 namespace minnow {
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out;  // stdout + stderr
-};
-
-CliRun run_minnow(const std::string& args) {
-  const std::string cmd = std::string(MINNOW_CLI_PATH) + " " + args + " 2>&1";
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-void be32(std::ofstream& f, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24),
-                              static_cast<unsigned char>(v >> 16),
-                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  f.write(reinterpret_cast<const char*>(b), 4);
-}
+using CliRun = cli_test::CliResult;
+inline CliRun run_minnow(const std::string& args) { return cli_test::run_cli(args); }
+constexpr auto be32 = cli_test::write_be32;
+using cli_test::expect_user_error;
 
 // MNIST-format 10x10 images in 4 classes: class k has a bright column at 2k+1, plus noise.
 void write_idx(const fs::path& dir) {
@@ -87,12 +69,6 @@ class PruneCli : public ::testing::Test {
   static std::string prune_args(const std::string& model, const std::string& out) {
     return "prune " + path(model) + " --data " + data() + " --threads 1 --latency-iters 3 --out " +
            path(out + ".mnw") + " --report-json " + path(out + ".json");
-  }
-  static void expect_user_error(const std::string& args, const std::string& needle) {
-    const CliRun r = run_minnow(args);
-    EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
-    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-    EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in " << r.out;
   }
   static fs::path dir_;
 };
