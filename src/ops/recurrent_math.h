@@ -20,8 +20,11 @@ inline float select(bool c, float a, float b) {
 
 // e^x for float: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor polynomial
 // (truncation error < 1e-7 relative), 2^n put directly into the exponent bits.
-inline float exp_vec(float x) {
-  // Clamping keeps n + 127 a normal exponent (and the int conversion below defined).
+inline float exp_vec(float in) {
+  // Clamping keeps n + 127 a normal exponent and the int conversion below defined; a NaN is
+  // computed as 0 and put back at the end (converting NaN to int is undefined).
+  const bool nan = in != in;
+  float x = select(nan, 0.0f, in);
   x = select(x < -87.0f, -87.0f, x);
   x = select(x > 88.0f, 88.0f, x);
   const float t = x * 1.44269504088896341f;  // log2(e)
@@ -36,7 +39,7 @@ inline float exp_vec(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  return p * std::bit_cast<float>((n + 127) << 23);
+  return select(nan, in, p * std::bit_cast<float>((n + 127) << 23));
 }
 
 inline float sigmoid_vec(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
