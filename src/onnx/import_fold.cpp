@@ -4,6 +4,7 @@
 // they serve every dtype; arithmetic works on i64 and float. The symbolic batch dimension enters
 // as kBatchDim from Shape and survives only layout ops: arithmetic on it is not foldable (the
 // node then goes to its ordinary converter, which usually reports it unsupported).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -22,9 +23,17 @@ Shape strides_of(const Shape& s) {
 
 double get_num(const Tensor& t, int64_t i) { return element_as_double(t, i); }
 
+// A double as an int64 without undefined behaviour: truncated, saturated at +-2^62 (far beyond
+// any size or index a check downstream would accept), NaN as 0.
+int64_t saturate_to_int(double v) {
+  constexpr double kLimit = 4611686018427387904.0;  // 2^62
+  if (!(v == v)) return 0;
+  return static_cast<int64_t>(std::clamp(v, -kLimit, kLimit));
+}
+
 int64_t get_int(const Tensor& t, int64_t i) {
   if (t.dtype() == DType::kI64) return static_cast<const int64_t*>(t.raw())[i];
-  return static_cast<int64_t>(get_num(t, i));
+  return saturate_to_int(get_num(t, i));
 }
 
 void set_num(Tensor& t, int64_t i, double v, int64_t iv, bool from_int) {
@@ -36,16 +45,16 @@ void set_num(Tensor& t, int64_t i, double v, int64_t iv, bool from_int) {
       static_cast<double*>(t.raw())[i] = v;
       break;
     case DType::kI64:
-      static_cast<int64_t*>(t.raw())[i] = from_int ? iv : static_cast<int64_t>(v);
+      static_cast<int64_t*>(t.raw())[i] = from_int ? iv : saturate_to_int(v);
       break;
-    case DType::kI32:
-      static_cast<int32_t*>(t.raw())[i] = static_cast<int32_t>(from_int ? iv : v);
+    case DType::kI32:  // integer narrowing wraps (defined), like numpy's astype
+      static_cast<int32_t*>(t.raw())[i] = static_cast<int32_t>(from_int ? iv : saturate_to_int(v));
       break;
     case DType::kI8:
-      static_cast<int8_t*>(t.raw())[i] = static_cast<int8_t>(from_int ? iv : v);
+      static_cast<int8_t*>(t.raw())[i] = static_cast<int8_t>(from_int ? iv : saturate_to_int(v));
       break;
     case DType::kU8:
-      static_cast<uint8_t*>(t.raw())[i] = static_cast<uint8_t>(from_int ? iv : v);
+      static_cast<uint8_t*>(t.raw())[i] = static_cast<uint8_t>(from_int ? iv : saturate_to_int(v));
       break;
   }
 }
