@@ -15,9 +15,13 @@
 namespace minnow::onnx {
 namespace {
 
+// Row-major strides. Dims can only multiply past int64 when another dim is 0 (the tensor
+// exists, so its element count fits): then no element is ever addressed and 0 is as good.
 Shape strides_of(const Shape& s) {
   Shape st(s.size(), 1);
-  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
+  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) {
+    if (__builtin_mul_overflow(st[i + 1], s[i + 1], &st[i])) st[i] = 0;
+  }
   return st;
 }
 
