@@ -100,4 +100,30 @@ inline void parallel_copy(T* dst, const T* src, int64_t n) {
   });
 }
 
+// Same bytes, new shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity): the output and the
+// input gradient are byte copies, for every dtype.
+class ByteCopyKernel final : public Kernel {
+ public:
+  void forward(Tensors in, Tensors out, RunContext&) override { copy(*out[0], *in[0]); }
+  void backward(Tensors, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    if (!grad_in[0]) return;
+    if (!grad_out[0]) {
+      grad_in[0]->fill_zero();
+      return;
+    }
+    copy(*grad_in[0], *grad_out[0]);
+  }
+
+ private:
+  static void copy(Tensor& dst, const Tensor& src) {
+    parallel_copy(static_cast<std::byte*>(dst.raw()), static_cast<const std::byte*>(src.raw()),
+                  static_cast<int64_t>(src.nbytes()));
+  }
+};
+
+inline std::unique_ptr<Kernel> make_byte_copy(const Node&, const InputInfos&,
+                                              const std::vector<ValueInfo>&) {
+  return std::make_unique<ByteCopyKernel>();
+}
+
 }  // namespace minnow::ops

@@ -232,30 +232,7 @@ std::unique_ptr<Kernel> make_split(const Node& n, const InputInfos& in,
                                        dtype_size(x.dtype));
 }
 
-// ---- Reshape / Flatten: same bytes, new shape.
-
-class CopyKernel final : public Kernel {
- public:
-  void forward(Tensors in, Tensors out, RunContext&) override { copy(*out[0], *in[0]); }
-  void backward(Tensors, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
-    if (!grad_in[0]) return;
-    if (!grad_out[0]) {
-      grad_in[0]->fill_zero();
-      return;
-    }
-    copy(*grad_in[0], *grad_out[0]);
-  }
-
- private:
-  static void copy(Tensor& dst, const Tensor& src) {
-    parallel_copy(static_cast<std::byte*>(dst.raw()), static_cast<const std::byte*>(src.raw()),
-                  static_cast<int64_t>(src.nbytes()));
-  }
-};
-
-std::unique_ptr<Kernel> make_copy(const Node&, const InputInfos&, const std::vector<ValueInfo>&) {
-  return std::make_unique<CopyKernel>();
-}
+// ---- Reshape / Flatten: same bytes, new shape (ByteCopyKernel, ops/elementwise.h).
 
 void infer_reshape(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ValueInfo& x = input(n, in, 0);
@@ -491,10 +468,10 @@ const OpDef kConcatDef = {OpKind::kConcat, "Concat",    1,       64,   1,
                           infer_concat,    make_concat, nullptr, true, nullptr};
 const OpDef kSplitDef = {OpKind::kSplit, "Split",    1,       1,    -1,
                          infer_split,    make_split, nullptr, true, nullptr};
-const OpDef kReshapeDef = {OpKind::kReshape, "Reshape", 1,       1,    1,
-                           infer_reshape,    make_copy, nullptr, true, nullptr};
-const OpDef kFlattenDef = {OpKind::kFlatten, "Flatten", 1,       1,    1,
-                           infer_flatten,    make_copy, nullptr, true, nullptr};
+const OpDef kReshapeDef = {OpKind::kReshape, "Reshape",      1,       1,    1,
+                           infer_reshape,    make_byte_copy, nullptr, true, nullptr};
+const OpDef kFlattenDef = {OpKind::kFlatten, "Flatten",      1,       1,    1,
+                           infer_flatten,    make_byte_copy, nullptr, true, nullptr};
 const OpDef kTransposeDef = {OpKind::kTranspose, "Transpose",    1,       1,    1,
                              infer_transpose,    make_transpose, nullptr, true, nullptr};
 

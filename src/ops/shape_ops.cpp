@@ -18,31 +18,7 @@
 namespace minnow::ops {
 namespace {
 
-// ---- Same bytes, new shape: Squeeze, Unsqueeze, Identity (any dtype).
-
-class ByteCopyKernel final : public Kernel {
- public:
-  void forward(Tensors in, Tensors out, RunContext&) override { copy(*out[0], *in[0]); }
-  void backward(Tensors, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
-    if (!grad_in[0]) return;
-    if (!grad_out[0]) {
-      grad_in[0]->fill_zero();
-      return;
-    }
-    copy(*grad_in[0], *grad_out[0]);
-  }
-
- private:
-  static void copy(Tensor& dst, const Tensor& src) {
-    parallel_copy(static_cast<std::byte*>(dst.raw()), static_cast<const std::byte*>(src.raw()),
-                  static_cast<int64_t>(src.nbytes()));
-  }
-};
-
-std::unique_ptr<Kernel> make_byte_copy(const Node&, const InputInfos&,
-                                       const std::vector<ValueInfo>&) {
-  return std::make_unique<ByteCopyKernel>();
-}
+// ---- Same bytes, new shape: Squeeze, Unsqueeze, Identity (ByteCopyKernel, ops/elementwise.h).
 
 void infer_squeeze(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ValueInfo& x = input(n, in, 0);
