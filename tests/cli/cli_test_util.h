@@ -48,4 +48,15 @@ inline void write_be32(std::ofstream& f, uint32_t v) {
   f.write(reinterpret_cast<const char*>(b), 4);
 }
 
+// The headers of an IDX image file (n images of rows x cols bytes) and its label file.
+inline void write_idx_headers(std::ofstream& images, std::ofstream& labels, uint32_t n,
+                              uint32_t rows, uint32_t cols) {
+  write_be32(images, 0x00000803);
+  write_be32(images, n);
+  write_be32(images, rows);
+  write_be32(images, cols);
+  write_be32(labels, 0x00000801);
+  write_be32(labels, n);
+}
+
 }  // namespace minnow::cli_test

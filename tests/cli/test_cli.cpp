@@ -18,7 +18,6 @@ namespace minnow {
 namespace {
 
 using cli_test::expect_user_error;
-using cli_test::write_be32;
 using Result = cli_test::CliResult;
 inline Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
@@ -29,12 +28,7 @@ void write_dataset(const fs::path& dir, int n_train, int n_test) {
   for (auto [prefix, n] : {std::pair{"train", n_train}, std::pair{"t10k", n_test}}) {
     std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
     std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
-    write_be32(img, 0x00000803);
-    write_be32(img, n);
-    write_be32(img, 12);
-    write_be32(img, 12);
-    write_be32(lab, 0x00000801);
-    write_be32(lab, n);
+    cli_test::write_idx_headers(img, lab, static_cast<uint32_t>(n), 12, 12);
     for (int i = 0; i < n; ++i) {
       unsigned char label = static_cast<unsigned char>(rng.below(4));
       for (int p = 0; p < 144; ++p) {

@@ -20,7 +20,6 @@ namespace minnow {
 namespace {
 
 using Result = cli_test::CliResult;
-using cli_test::write_be32;
 inline Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
 // MNIST-format 12x12 images: class k (of 4) has a bright row at 3k+1.
@@ -30,12 +29,7 @@ void write_dataset(const fs::path& dir, int n_train, int n_test) {
   for (auto [prefix, n] : {std::pair{"train", n_train}, std::pair{"t10k", n_test}}) {
     std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
     std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
-    write_be32(img, 0x00000803);
-    write_be32(img, n);
-    write_be32(img, 12);
-    write_be32(img, 12);
-    write_be32(lab, 0x00000801);
-    write_be32(lab, n);
+    cli_test::write_idx_headers(img, lab, static_cast<uint32_t>(n), 12, 12);
     for (int i = 0; i < n; ++i) {
       const int k = static_cast<int>(rng.below(4));
       for (int p = 0; p < 144; ++p) {

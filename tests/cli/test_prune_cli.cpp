@@ -20,7 +20,6 @@ namespace {
 
 using CliRun = cli_test::CliResult;
 inline CliRun run_minnow(const std::string& args) { return cli_test::run_cli(args); }
-constexpr auto be32 = cli_test::write_be32;
 using cli_test::expect_user_error;
 
 // MNIST-format 10x10 images in 4 classes: class k has a bright column at 2k+1, plus noise.
@@ -30,12 +29,7 @@ void write_idx(const fs::path& dir) {
   for (auto [prefix, n] : {std::pair{"train", 320}, std::pair{"t10k", 80}}) {
     std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
     std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
-    be32(img, 0x00000803);
-    be32(img, static_cast<uint32_t>(n));
-    be32(img, 10);
-    be32(img, 10);
-    be32(lab, 0x00000801);
-    be32(lab, static_cast<uint32_t>(n));
+    cli_test::write_idx_headers(img, lab, static_cast<uint32_t>(n), 10, 10);
     for (int i = 0; i < n; ++i) {
       const int cls = static_cast<int>(rng.below(4));
       for (int r = 0; r < 10; ++r) {
