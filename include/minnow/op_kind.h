@@ -108,6 +108,14 @@ enum class OpKind : uint16_t {
   kPad,
   kGather,
   kCast,  // src/ops/cast.cpp
+  // Quantized inference (src/ops/quantize_linear.cpp, qlinear_conv.cpp, qlinear_linear.cpp,
+  // qlinear_add.cpp, qlinear_pool.cpp)
+  kQuantizeLinear,
+  kDequantizeLinear,
+  kQLinearConv,
+  kQLinearLinear,
+  kQLinearAdd,
+  kQLinearGlobalAvgPool,
   kCount
 };
 

@@ -21,15 +21,40 @@ std::set<std::string> running_statistics(const Graph& g) {
   return s;
 }
 
+// Scales and zero points of quantized values describe the number format, they are not weights.
+std::set<std::string> quantization_parameters(const Graph& g) {
+  std::set<std::string> s;
+  for (const Node& n : g.nodes) {
+    if (n.op != OpKind::kQuantizeLinear && n.op != OpKind::kDequantizeLinear) continue;
+    for (size_t i = 1; i < n.inputs.size(); ++i) s.insert(n.inputs[i]);
+  }
+  return s;
+}
+
+// Weights are float, or integer when quantized (int8 weights, int32 biases); i64 constants are
+// shapes and indices.
+bool holds_weights(DType t) {
+  return dtype_is_float(t) || t == DType::kI8 || t == DType::kU8 || t == DType::kI32;
+}
+
 template <class Count>
 int64_t over_params(const Graph& g, Count count) {
-  const std::set<std::string> stats = running_statistics(g);
+  std::set<std::string> skip = running_statistics(g);
+  skip.merge(quantization_parameters(g));
   int64_t n = 0;
   for (const auto& [name, init] : g.initializers) {
-    if (!dtype_is_float(init.value.dtype()) || stats.count(name)) continue;
+    if (!holds_weights(init.value.dtype()) || skip.count(name)) continue;
     n += count(init.value);
   }
   return n;
+}
+
+template <class T>
+int64_t nonzero(const Tensor& t) {
+  const T* p = t.data<T>();
+  int64_t nz = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) nz += p[i] != T(0);
+  return nz;
 }
 
 }  // namespace
@@ -40,15 +65,18 @@ int64_t count_params(const Graph& g) {
 
 int64_t count_nonzero_params(const Graph& g) {
   return over_params(g, [](const Tensor& t) {
-    int64_t nz = 0;
-    if (t.dtype() == DType::kF32) {
-      const float* p = t.f32();
-      for (int64_t i = 0; i < t.numel(); ++i) nz += p[i] != 0.0f;
-    } else {
-      const double* p = t.data<double>();
-      for (int64_t i = 0; i < t.numel(); ++i) nz += p[i] != 0.0;
+    switch (t.dtype()) {
+      case DType::kF32:
+        return nonzero<float>(t);
+      case DType::kF64:
+        return nonzero<double>(t);
+      case DType::kI8:
+        return nonzero<int8_t>(t);
+      case DType::kU8:
+        return nonzero<uint8_t>(t);
+      default:
+        return nonzero<int32_t>(t);
     }
-    return nz;
   });
 }
 

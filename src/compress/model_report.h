@@ -14,7 +14,7 @@
 namespace minnow::compress {
 
 struct ModelReport {
-  int64_t params = 0;             // elements of float initializers read by the model's weights
+  int64_t params = 0;             // elements of the weights (float, or integer once quantized)
   int64_t nonzero_params = 0;     // of those, not exactly zero
   int64_t file_bytes = 0;         // size of the model as saved (.mnw, the given metadata)
   int64_t macs = 0;               // per sample
@@ -34,8 +34,9 @@ ModelReport measure_model(const Graph& g, const data::Dataset* test,
                           const data::Normalization& norm, const nlohmann::json& metadata,
                           const MeasureOptions& opts = {});
 
-// Counts over float parameters (trainable initializers plus frozen float weights, not BN
-// running statistics or integer tensors).
+// Counts over the weights: trainable initializers, frozen float weights and quantized integer
+// weights; not BatchNorm running statistics, quantization scales and zero points, or i64
+// shape and index constants.
 int64_t count_params(const Graph& g);
 int64_t count_nonzero_params(const Graph& g);
 

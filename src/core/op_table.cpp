@@ -101,6 +101,12 @@ const std::array<const OpDef*, static_cast<size_t>(OpKind::kCount)> kTable = {
     &kPadDef,
     &kGatherDef,
     &kCastDef,
+    &kQuantizeLinearDef,
+    &kDequantizeLinearDef,
+    &kQLinearConvDef,
+    &kQLinearLinearDef,
+    &kQLinearAddDef,
+    &kQLinearGlobalAvgPoolDef,
 };
 static_assert(kTable.size() == static_cast<size_t>(OpKind::kCount));
 

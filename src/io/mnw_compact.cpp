@@ -304,16 +304,29 @@ void expand(const JsonField& spec, const Layout& l, uint64_t numel, const unsign
 
 std::optional<CompactTensor> encode_compact(const Tensor& t) {
   if (!t.defined() || !t.quant.empty() || t.numel() < kMinElements) return std::nullopt;
-  if (t.dtype() == DType::kF32) return encode_typed<uint32_t>(t);
-  if (t.dtype() == DType::kF64) return encode_typed<uint64_t>(t);
-  return std::nullopt;
+  // Values are compared and stored as bit patterns, so integer tensors (quantized weights:
+  // int4 values in int8 storage pack to 4 bits) take the same encodings as float ones.
+  switch (t.dtype()) {
+    case DType::kF32:
+    case DType::kI32:
+      return encode_typed<uint32_t>(t);
+    case DType::kF64:
+      return encode_typed<uint64_t>(t);
+    case DType::kI8:
+    case DType::kU8:
+      return encode_typed<uint8_t>(t);
+    default:
+      return std::nullopt;
+  }
 }
 
 Tensor decode_compact(const JsonField& spec, DType dtype, const Shape& shape,
                       const unsigned char* stored, size_t stored_bytes) {
   spec.require_object({"nnz", "positions", "codebook", "index_bits", "zlib"});
-  if (dtype != DType::kF32 && dtype != DType::kF64) {
-    spec.fail("compact storage holds f32 or f64 tensors, not " + std::string(dtype_name(dtype)));
+  const size_t width = dtype_size(dtype);
+  if (dtype == DType::kI64) {
+    spec.fail("compact storage holds f32, f64, i32, i8 or u8 tensors, not " +
+              std::string(dtype_name(dtype)));
   }
   uint64_t numel = 1;
   for (int64_t d : shape) numel *= static_cast<uint64_t>(d);  // bounded by the caller
@@ -390,7 +403,9 @@ Tensor decode_compact(const JsonField& spec, DType dtype, const Shape& shape,
   } else if (len < fixed || len > max_len) {
     spec.fail(size_problem(len));
   }
-  if (dtype == DType::kF32) {
+  if (width == 1) {
+    expand<uint8_t>(spec, l, numel, p, len, out);
+  } else if (width == 4) {
     expand<uint32_t>(spec, l, numel, p, len, out);
   } else {
     expand<uint64_t>(spec, l, numel, p, len, out);

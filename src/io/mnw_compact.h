@@ -22,7 +22,7 @@ struct CompactTensor {
 };
 
 // The smallest compact form of `t` when it takes fewer 64-byte blocks than the raw data;
-// nullopt for tensors that do not qualify (not f32/f64, quantized, under 64 elements, dense
+// nullopt for tensors that do not qualify (i64, carrying `quant`, under 64 elements, dense
 // with many distinct values) or would not shrink. Deterministic.
 std::optional<CompactTensor> encode_compact(const Tensor& t);
 

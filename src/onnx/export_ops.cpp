@@ -52,6 +52,19 @@ void emit_pool(ExportContext& cx, const Node& n) {
   if (avg) set_attr(p, "count_include_pad", n.attrs.get_int("count_include_pad", 0));
 }
 
+// QuantizeLinear / DequantizeLinear: the standard ops (opset 13 semantics, which every opset
+// the exporter writes has), same inputs; axis only matters, and is only written, per channel.
+void emit_qdq(ExportContext& cx, const Node& n) {
+  const bool quantize = n.op == OpKind::kQuantizeLinear;
+  std::vector<std::string> ins = n.inputs;
+  while (!ins.empty() && ins.back().empty()) ins.pop_back();
+  const bool per_channel =
+      cx.info(n.inputs[1]).shape.size() == 1 && cx.info(n.inputs[1]).shape[0] != 1;
+  NodeProto* p =
+      cx.add_node(quantize ? "QuantizeLinear" : "DequantizeLinear", ins, n.outputs, n.name);
+  if (per_channel) set_attr(p, "axis", n.attrs.get_int("axis", 1));
+}
+
 }  // namespace
 
 std::string transposed_weight(ExportContext& cx, const Node& n, const std::string& w) {
@@ -350,6 +363,16 @@ void emit_node(ExportContext& cx, const Node& n) {
     case OpKind::kLstm:
     case OpKind::kGru:
       return emit_lstm_gru(cx, n);
+    case OpKind::kQuantizeLinear:
+    case OpKind::kDequantizeLinear:
+      return emit_qdq(cx, n);
+    case OpKind::kQLinearConv:
+    case OpKind::kQLinearLinear:
+    case OpKind::kQLinearAdd:
+    case OpKind::kQLinearGlobalAvgPool:
+      // Lowered int8 ops carry minnow attributes (fused activation, f32 output) that the ONNX
+      // ops lack; the QDQ form before lowering is the portable one.
+      export_fail(n, "lowered int8 ops are not exported; export the QDQ graph (before lowering)");
     default:
       return emit_generic(cx, n);
   }

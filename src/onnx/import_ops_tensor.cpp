@@ -361,6 +361,72 @@ void convert_depth_space(ImportContext& cx) {
   cx.emit1(kind_of(cx, cx.node().op_type()), {cx.value(cx.in(0))}, a, cx.out(0));
 }
 
+// Inputs as minnow values, "" kept for absent optional inputs (minnow's convention too).
+std::vector<std::string> values_of_inputs(ImportContext& cx) {
+  std::vector<std::string> ins;
+  for (int i = 0; i < cx.node().input_size(); ++i) {
+    ins.push_back(cx.in(i).empty() ? std::string() : cx.value(cx.in(i)));
+  }
+  while (!ins.empty() && ins.back().empty()) ins.pop_back();
+  return ins;
+}
+
+bool is_q8(DType t) { return t == DType::kU8 || t == DType::kI8; }
+
+// QuantizeLinear / DequantizeLinear: the same op, inputs and axis. ONNX's later additions
+// (blocked quantization, output_dtype, float8/int4/16-bit types) are reported as unsupported.
+void convert_qdq(ImportContext& cx) {
+  cx.allow_attrs({"axis", "saturate", "block_size", "output_dtype"});
+  if (cx.attr_int("block_size", 0) != 0) cx.unsupported("blocked quantization (block_size)");
+  if (cx.attr_int("output_dtype", 0) != 0) cx.unsupported("attribute output_dtype");
+  const bool quantize = cx.node().op_type() == "QuantizeLinear";
+  const ValueInfo x = cx.info(cx.in(0));
+  if (quantize && x.dtype != DType::kF32) {
+    cx.unsupported("QuantizeLinear of " + std::string(dtype_name(x.dtype)) +
+                   " input (minnow quantizes f32)");
+  }
+  if (!quantize && !is_q8(x.dtype) && x.dtype != DType::kI32) {
+    cx.unsupported("DequantizeLinear of " + std::string(dtype_name(x.dtype)) +
+                   " input (minnow dequantizes u8, i8 and i32)");
+  }
+  if (cx.info(cx.in(1)).dtype != DType::kF32) cx.unsupported("a scale that is not f32");
+  Attrs a;
+  a.set("axis", cx.attr_int("axis", 1));
+  cx.emit1(quantize ? OpKind::kQuantizeLinear : OpKind::kDequantizeLinear, values_of_inputs(cx), a,
+           cx.out(0));
+}
+
+// QLinearConv: the same nine inputs. minnow's QLinearConv is 2-D with i8 weights.
+void convert_qlinear_conv(ImportContext& cx) {
+  cx.allow_attrs({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  const ValueInfo x = cx.info(cx.in(0));
+  const ValueInfo w = cx.info(cx.in(3));
+  if (x.shape.size() != 4 || w.shape.size() != 4) {
+    cx.unsupported("only 2-D QLinearConv ([N,C,H,W] input) is supported, input is " +
+                   shape_str(x.shape));
+  }
+  if (!is_q8(x.dtype))
+    cx.unsupported("QLinearConv input of dtype " + std::string(dtype_name(x.dtype)));
+  if (w.dtype != DType::kI8) {
+    cx.unsupported("QLinearConv weights of dtype " + std::string(dtype_name(w.dtype)) +
+                   " (minnow's int8 convolution takes i8 weights)");
+  }
+  const std::string mode = cx.attr_string("auto_pad", "NOTSET");
+  std::vector<int64_t> pads = cx.attr_ints("pads", {0, 0, 0, 0});
+  if (mode == "VALID") {
+    pads = {0, 0, 0, 0};
+  } else if (mode != "NOTSET") {
+    cx.unsupported("auto_pad " + mode + " on QLinearConv");
+  }
+  if (pads.size() != 4) cx.fail("pads has " + std::to_string(pads.size()) + " values");
+  Attrs a;
+  a.set("strides", cx.attr_ints("strides", {1, 1}));
+  a.set("dilations", cx.attr_ints("dilations", {1, 1}));
+  a.set("pads", pads);  // ONNX's [x1_begin, x2_begin, x1_end, x2_end] is minnow's [t, l, b, r]
+  a.set("group", cx.attr_int("group", 1));
+  cx.emit1(OpKind::kQLinearConv, values_of_inputs(cx), a, cx.out(0));
+}
+
 }  // namespace
 
 void add_tensor_converters(ConverterTable& t) {
@@ -408,6 +474,9 @@ void add_tensor_converters(ConverterTable& t) {
   t["Expand"] = convert_expand;
   t["DepthToSpace"] = convert_depth_space;
   t["SpaceToDepth"] = convert_depth_space;
+  t["QuantizeLinear"] = convert_qdq;
+  t["DequantizeLinear"] = convert_qdq;
+  t["QLinearConv"] = convert_qlinear_conv;
 }
 
 }  // namespace minnow::onnx

@@ -43,5 +43,11 @@ extern const OpDef kReduceMeanDef, kReduceSumDef, kReduceMaxDef, kReduceMinDef, 
 // shape_ops.cpp, slice.cpp, pad.cpp, gather.cpp, cast.cpp
 extern const OpDef kSqueezeDef, kUnsqueezeDef, kIdentityDef, kExpandDef, kDepthToSpaceDef,
     kSpaceToDepthDef, kSliceDef, kPadDef, kGatherDef, kCastDef;
+// quantize_linear.cpp
+extern const OpDef kQuantizeLinearDef, kDequantizeLinearDef;
+// qlinear_conv.cpp, qlinear_linear.cpp (int8 convolution and dense)
+extern const OpDef kQLinearConvDef, kQLinearLinearDef;
+// qlinear_add.cpp, qlinear_pool.cpp
+extern const OpDef kQLinearAddDef, kQLinearGlobalAvgPoolDef;
 
 }  // namespace minnow::ops

@@ -1,5 +1,8 @@
 // Pooling: MaxPool, AvgPool (attrs kernel, strides, pads [t,l,b,r], ceil_mode; AvgPool also
 // count_include_pad) and GlobalAvgPool ([N,C,H,W] -> [N,C,1,1]). PyTorch semantics.
+// MaxPool also takes u8/i8 data (output the same dtype, no gradient): max commutes with the
+// monotone quantization map, so a quantized graph pools its integers directly, with the
+// input's scale and zero point.
 #include <memory>
 #include <string>
 
@@ -38,11 +41,13 @@ bool flag_attr(const Node& n, const char* key) {
   return v == 1;
 }
 
+bool is_int8(DType t) { return t == DType::kU8 || t == DType::kI8; }
+
 // Input [N,C,H,W] with concrete C, H, W (N may be kDynamic).
 const ValueInfo& pool_input(const Node& n, const InputInfos& in) {
   const ValueInfo& x = input(n, in, 0);
   require_rank(n, x, 4);
-  require_float(n, x);
+  if (n.op != OpKind::kMaxPool || !is_int8(x.dtype)) require_float(n, x);
   for (int d = 1; d < 4; ++d) {
     if (x.shape[d] <= 0) {
       fail(n, "input '" + x.name + "' has shape " + shape_str(x.shape) +
@@ -123,11 +128,16 @@ class MaxPoolReference : public Kernel {
   explicit MaxPoolReference(const PoolGeometry& g) : g_(g) {}
   void forward(Tensors in, Tensors out, RunContext&) override {
     check_input(g_, *in[0], "MaxPool");
+    if (in[0]->dtype() == DType::kU8) return forward_int<uint8_t>(*in[0], *out[0]);
+    if (in[0]->dtype() == DType::kI8) return forward_int<int8_t>(*in[0], *out[0]);
     dispatch_float(in[0]->dtype(), [&]<class T>() {
       kernels::max_pool_forward_reference<T>(g_, in[0]->data<T>(), out[0]->data<T>());
     });
   }
   void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    if (is_int8(in[0]->dtype()))
+      throw Error("MaxPool on " + std::string(dtype_name(in[0]->dtype())) +
+                  " data has no gradient");
     if (!needs_backward(grad_out, grad_in)) return;
     dispatch_float(in[0]->dtype(), [&]<class T>() {
       kernels::max_pool_backward_reference<T>(g_, in[0]->data<T>(), grad_out[0]->data<T>(),
@@ -136,6 +146,12 @@ class MaxPoolReference : public Kernel {
   }
 
  private:
+  template <class T>
+  void forward_int(const Tensor& x, Tensor& y) const {
+    kernels::max_pool_forward_reference<T>(g_, static_cast<const T*>(x.raw()),
+                                           static_cast<T*>(y.raw()));
+  }
+
   PoolGeometry g_;
 };
 
@@ -199,6 +215,9 @@ std::unique_ptr<Kernel> make_max_reference(const Node& n, const InputInfos& in,
 }
 std::unique_ptr<Kernel> make_max_fast(const Node& n, const InputInfos& in,
                                       const std::vector<ValueInfo>&) {
+  // The integer path is the reference loop: the fast kernel (oneDNN) is built for f32.
+  if (is_int8(input(n, in, 0).dtype))
+    return std::make_unique<MaxPoolReference>(concrete_geometry(n, in));
   return std::make_unique<MaxPoolFast>(concrete_geometry(n, in));
 }
 std::unique_ptr<Kernel> make_avg_reference(const Node& n, const InputInfos& in,

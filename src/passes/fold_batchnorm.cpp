@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "passes/fresh_names.h"
 #include "passes/graph_uses.h"
 
 namespace minnow {
@@ -17,26 +18,13 @@ bool is_f32_vector(const Initializer* i, int64_t n) {
   return i && i->value.dtype() == DType::kF32 && i->value.shape() == Shape{n};
 }
 
-// A name not yet used by any value of the graph.
-std::string fresh_name(const Graph& g, const std::string& base) {
-  std::set<std::string> used;
-  for (const auto& [name, init] : g.initializers) used.insert(name);
-  for (const Node& n : g.nodes) {
-    used.insert(n.inputs.begin(), n.inputs.end());
-    used.insert(n.outputs.begin(), n.outputs.end());
-  }
-  for (const ValueInfo& v : g.inputs) used.insert(v.name);
-  std::string name = base;
-  for (int i = 2; used.count(name); ++i) name = base + "." + std::to_string(i);
-  return name;
-}
-
 }  // namespace
 
 int fold_batchnorm(Graph& graph) {
   const GraphUses uses(graph);
   std::vector<char> removed(graph.nodes.size(), 0);
   int folded = 0;
+  FreshNames names(graph);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& bn = graph.nodes[i];
     if (bn.op != OpKind::kBatchNorm || bn.inputs.size() != 5 || bn.attrs.has("activation")) {
@@ -78,9 +66,9 @@ int fold_batchnorm(Graph& graph) {
       const double b0 = has_bias ? b->value.f32()[c] : 0.0;
       new_b.f32()[c] = static_cast<float>((b0 - mean->value.f32()[c]) * s + shift->value.f32()[c]);
     }
-    const std::string w_name = fresh_name(graph, prod.name + ".weight_bn_folded");
+    const std::string w_name = names.value(prod.name + ".weight_bn_folded");
     graph.initializers[w_name] = Initializer{new_w, false};
-    const std::string b_name = fresh_name(graph, prod.name + ".bias_bn_folded");
+    const std::string b_name = names.value(prod.name + ".bias_bn_folded");
     graph.initializers[b_name] = Initializer{new_b, false};
     prod.inputs.resize(3);
     prod.inputs[1] = w_name;

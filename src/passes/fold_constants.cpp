@@ -5,13 +5,14 @@
 
 namespace minnow {
 
-int fold_constants(Graph& graph) {
+int fold_constants(Graph& graph, bool keep_dequantize) {
   const GraphUses uses(graph);
   std::vector<char> removed(graph.nodes.size(), 0);
   int folded = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
     if (n.op == OpKind::kDropout || n.inputs.empty()) continue;
+    if (keep_dequantize && n.op == OpKind::kDequantizeLinear) continue;
     bool constant = true, graph_output = false;
     for (const std::string& v : n.inputs) {
       constant = constant && !v.empty() && graph.initializers.count(v);

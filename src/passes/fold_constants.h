@@ -9,7 +9,9 @@
 
 namespace minnow {
 
-// Returns the number of nodes folded.
-int fold_constants(Graph& graph);
+// Returns the number of nodes folded. With `keep_dequantize`, DequantizeLinear of a constant
+// stays a node: before the quantized patterns are lowered (passes/lower_qdq.h), int8 weights
+// must not turn back into float constants.
+int fold_constants(Graph& graph, bool keep_dequantize = false);
 
 }  // namespace minnow

@@ -7,6 +7,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
+#include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/memory_plan.h"
 
@@ -30,9 +31,12 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
   // Inference-only rewrites; each keeps every graph input and output name.
   if (optimize) {
     simplify_for_inference(graph_);
-    fold_constants(graph_);
+    fold_constants(graph_, /*keep_dequantize=*/true);
     fold_batchnorm(graph_);
     fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
+    // Quantized patterns run on integer kernels; dequantized constants left over (weights of
+    // layers kept in float) are then folded once here instead of on every run.
+    if (lower_qdq(graph_) > 0) fold_constants(graph_);
     graph_.validate();
   }
   if (graph_.inputs.empty() || graph_.outputs.empty()) {

@@ -7,6 +7,8 @@
 #include "data/loader.h"
 #include "io/mnw.h"
 #include "minnow/error.h"
+#include "passes/lower_qdq.h"
+#include "train/evaluate_runtime.h"
 #include "train/metrics.h"
 
 namespace minnow {
@@ -49,6 +51,7 @@ struct EarlyStop {
 EvalResult evaluate_model(const Graph& graph, const data::Dataset& d,
                           const data::Normalization& norm, int64_t batch) {
   if (batch <= 0) throw Error("evaluation batch must be positive");
+  if (is_quantized_graph(graph)) return evaluate_with_runtime(graph, d, norm, batch);
   TrainingSession session(graph, SessionOptions{});
   data::BatchLoader loader(d, batch, false, norm, data::AugmentOptions{}, 0, true);
   loader.start_epoch(0);

@@ -339,7 +339,7 @@ TEST(MnwCompact, InconsistentCountsAndSizes) {
       {[](json& e, std::string&) { e.erase("compact"); }, "missing field 'compact'"},
       {[](json& e, std::string&) { e["encoding"] = "raw"; }, "only a tensor with encoding"},
       {[](json& e, std::string&) { e["encoding"] = "sparse"; }, "unsupported encoding 'sparse'"},
-      {[](json& e, std::string&) { e["dtype"] = "i32"; }, "f32 or f64 tensors, not i32"},
+      {[](json& e, std::string&) { e["dtype"] = "i64"; }, "i8 or u8 tensors, not i64"},
       {[](json& e, std::string&) {
          e["shape"] = {uint64_t{1} << 20, uint64_t{1} << 20};
        },

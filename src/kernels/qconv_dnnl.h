@@ -1,0 +1,54 @@
+// int8 convolution through oneDNN (u8/s8 source, s8 weights, s32 bias, u8/s8/f32 destination).
+//
+// oneDNN 2.6 bakes output scales into the primitive (run-time output scales are "unimplemented"
+// for its int8 convolutions), and the scales are graph tensors whose values a kernel first sees
+// in forward(). So the primitive is created at the first forward() and re-created only when the
+// scales or the zero-point pattern change; the weights are reordered into oneDNN's layout
+// (with its zero-point compensation) once per primitive and again only if their bytes change.
+// Zero points are run-time arguments. After the first call nothing is allocated per call.
+#pragma once
+
+#include <dnnl.hpp>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_geometry.h"
+#include "kernels/dnnl_glue.h"
+#include "kernels/qlinear_reference.h"
+
+namespace minnow::kernels {
+
+class QConvDnnl {
+ public:
+  // x and y dtypes are fixed per kernel (y: u8, i8 or f32).
+  QConvDnnl(const ConvGeometry& g, DType x, DType y);
+
+  // x [n,c,h,w] NCHW, w [o,cg,kh,kw], y [n,o,oh,ow]. p.w_zp must be all zero.
+  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
+  // The oneDNN implementation in use ("" before the first forward), for benchmarks and tests.
+  std::string impl() const;
+
+ private:
+  struct Key {
+    std::vector<float> scales;  // per output channel
+    float lo = 0, hi = 0;       // clamp in output units (infinite: none)
+    bool src_zp = false, dst_zp = false;
+    bool operator==(const Key&) const = default;
+  };
+  void build(const Key& k);
+  void pack_weights(const int8_t* w);
+
+  ConvGeometry g_;
+  DType x_dtype_, y_dtype_;
+  Key key_, want_;  // built for / wanted by this call (want_ reuses its storage)
+  bool built_ = false;
+  std::vector<int8_t> packed_from_;  // the plain weights wei_inner_ was made from
+  bool packed_ = false;
+
+  dnnl::convolution_forward::primitive_desc pd_;
+  dnnl::memory src_user_, src_inner_, dst_user_, dst_inner_, wei_user_, wei_inner_, bias_;
+  dnnl::memory zp_src_, zp_dst_, scratch_;
+  dnnl_glue::Call conv_, src_reorder_, dst_reorder_, wei_reorder_;
+};
+
+}  // namespace minnow::kernels

@@ -1,0 +1,191 @@
+// QLinearConv: int8 2-d convolution with ONNX QLinearConv's inputs (see qlinear_params.h) and
+// Conv2d's attributes (strides, pads [t,l,b,r], dilations, group, fused activation).
+// x [N,C,H,W] u8|i8, w [O,C/group,kh,kw] i8 -> y [N,O,OH,OW] u8|i8, or f32 without y_scale.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_geometry.h"
+#include "kernels/qconv_dnnl.h"
+#include "kernels/qlinear_reference.h"
+#include "ops/op_defs.h"
+#include "ops/qlinear_params.h"
+
+namespace minnow::ops {
+namespace {
+
+using kernels::ConvGeometry;
+namespace q = qlinear;
+
+std::vector<int64_t> ints_attr(const Node& n, const char* key, std::vector<int64_t> fallback,
+                               size_t size, int64_t min_value) {
+  std::vector<int64_t> v = n.attrs.get_ints(key, std::move(fallback));
+  if (v.size() != size) {
+    fail(n, std::string("attribute '") + key + "' has " + std::to_string(v.size()) +
+                " values, expected " + std::to_string(size));
+  }
+  for (int64_t x : v) {
+    if (x < min_value) {
+      fail(n, std::string("attribute '") + key + "' has value " + std::to_string(x) +
+                  ", expected >= " + std::to_string(min_value));
+    }
+  }
+  return v;
+}
+
+// Validates shapes and attributes; the batch may be kDynamic (only infer sees that).
+ConvGeometry geometry(const Node& n, const InputInfos& in) {
+  const ValueInfo& x = input(n, in, q::kX);
+  const ValueInfo& w = input(n, in, q::kW);
+  require_rank(n, x, 4);
+  require_rank(n, w, 4);
+  for (int d = 1; d < 4; ++d) {
+    if (x.shape[d] <= 0) {
+      fail(n, "input '" + x.name + "' has shape " + shape_str(x.shape) +
+                  ": channel and spatial dims must be concrete and positive");
+    }
+  }
+  if (x.shape[0] != kDynamic && x.shape[0] < 0) fail(n, "input '" + x.name + "' has a bad batch");
+  for (int64_t d : w.shape) {
+    if (d <= 0) fail(n, "weight '" + w.name + "' has shape " + shape_str(w.shape));
+  }
+  const std::vector<int64_t> s = ints_attr(n, "strides", {1, 1}, 2, 1);
+  const std::vector<int64_t> p = ints_attr(n, "pads", {0, 0, 0, 0}, 4, 0);
+  const std::vector<int64_t> d = ints_attr(n, "dilations", {1, 1}, 2, 1);
+  ConvGeometry g;
+  g.n = x.shape[0];
+  g.c = x.shape[1];
+  g.h = x.shape[2];
+  g.w = x.shape[3];
+  g.o = w.shape[0];
+  g.kh = w.shape[2];
+  g.kw = w.shape[3];
+  g.sh = s[0];
+  g.sw = s[1];
+  g.pt = p[0];
+  g.pl = p[1];
+  g.pb = p[2];
+  g.pr = p[3];
+  g.dh = d[0];
+  g.dw = d[1];
+  g.group = n.attrs.get_int("group", 1);
+  g.has_bias = q::optional(in, q::kBias) != nullptr;
+  if (g.group < 1 || g.c % g.group != 0 || g.o % g.group != 0) {
+    fail(n, "group " + std::to_string(g.group) + " must divide input channels (" +
+                std::to_string(g.c) + ") and output channels (" + std::to_string(g.o) + ")");
+  }
+  if (w.shape[1] != g.cg()) {
+    fail(n, "weight '" + w.name + "' has shape " + shape_str(w.shape) + " but input '" + x.name +
+                "' has " + std::to_string(g.c) + " channels and group " + std::to_string(g.group) +
+                ": expected dim 1 = " + std::to_string(g.cg()));
+  }
+  // Compared directly: ConvGeometry::oh() divides a negative extent by the stride, which
+  // truncates toward zero and yields 1 for a kernel just too large with stride > 1.
+  if (g.h + g.pt + g.pb < g.dh * (g.kh - 1) + 1 || g.w + g.pl + g.pr < g.dw * (g.kw - 1) + 1) {
+    fail(n, "kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " (dilation " +
+                std::to_string(g.dh) + "x" + std::to_string(g.dw) +
+                ") is larger than the padded input " + std::to_string(g.h + g.pt + g.pb) + "x" +
+                std::to_string(g.w + g.pl + g.pr));
+  }
+  return g;
+}
+
+void infer_qconv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
+  const ConvGeometry g = geometry(n, in);
+  out[0].dtype = q::validate(n, in, g.o);
+  out[0].shape = {in[q::kX]->shape[0], g.o, g.oh(), g.ow()};
+}
+
+int64_t qconv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
+  return geometry(n, in).macs_per_sample();
+}
+
+ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
+  ConvGeometry g = geometry(n, in);
+  if (g.n == kDynamic) fail(n, "kernel needs a concrete batch size");
+  return g;
+}
+
+void check_input(const Node& n, const ConvGeometry& g, DType x_dtype, const Tensor& x) {
+  if (x.dtype() != x_dtype || x.shape() != Shape{g.n, g.c, g.h, g.w}) {
+    fail(n, "kernel built for input " + shape_str({g.n, g.c, g.h, g.w}) + " " +
+                q::dtype_str(x_dtype) + ", got " + shape_str(x.shape()) + " " +
+                q::dtype_str(x.dtype()));
+  }
+}
+
+void run_reference(const ConvGeometry& g, const kernels::QLinearParams& p, const Tensor& x,
+                   const Tensor& w, Tensor& y) {
+  const auto* wp = static_cast<const int8_t*>(w.raw());
+  if (x.dtype() == DType::kU8) {
+    kernels::qconv_forward_reference(g, p, static_cast<const uint8_t*>(x.raw()), wp, y.raw());
+  } else {
+    kernels::qconv_forward_reference(g, p, static_cast<const int8_t*>(x.raw()), wp, y.raw());
+  }
+}
+
+class QConvReference : public Kernel {
+ public:
+  QConvReference(const Node& n, const InputInfos& in, const std::vector<ValueInfo>& out)
+      : node_(n),
+        g_(concrete_geometry(n, in)),
+        act_(FusedActivation::of(n)),
+        x_dtype_(in[q::kX]->dtype),
+        out_(out[0].dtype) {}
+
+  void forward(Tensors in, Tensors out, RunContext&) override {
+    check_input(node_, g_, x_dtype_, *in[q::kX]);
+    run_reference(g_, q::read_params(node_, in, out_, act_), *in[q::kX], *in[q::kW], *out[0]);
+  }
+
+ private:
+  Node node_;
+  ConvGeometry g_;
+  FusedActivation act_;
+  DType x_dtype_, out_;
+};
+
+// oneDNN's int8 convolution. Nonzero weight zero points (which oneDNN cannot apply) take the
+// reference path; the spec's weights are symmetric, so that is the exception.
+class QConvFast : public Kernel {
+ public:
+  QConvFast(const Node& n, const InputInfos& in, const std::vector<ValueInfo>& out)
+      : node_(n),
+        g_(concrete_geometry(n, in)),
+        act_(FusedActivation::of(n)),
+        x_dtype_(in[q::kX]->dtype),
+        out_(out[0].dtype),
+        dnnl_(g_, x_dtype_, out_) {}
+
+  void forward(Tensors in, Tensors out, RunContext&) override {
+    const Tensor& x = *in[q::kX];
+    check_input(node_, g_, x_dtype_, x);
+    const kernels::QLinearParams p = q::read_params(node_, in, out_, act_);
+    if (!p.w_zp_all_zero() || g_.n == 0) return run_reference(g_, p, x, *in[q::kW], *out[0]);
+    dnnl_.forward(p, x.raw(), static_cast<const int8_t*>(in[q::kW]->raw()), out[0]->raw());
+  }
+
+ private:
+  Node node_;
+  ConvGeometry g_;
+  FusedActivation act_;
+  DType x_dtype_, out_;
+  kernels::QConvDnnl dnnl_;
+};
+
+std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
+                                       const std::vector<ValueInfo>& out) {
+  return std::make_unique<QConvReference>(n, in, out);
+}
+
+std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
+                                  const std::vector<ValueInfo>& out) {
+  return std::make_unique<QConvFast>(n, in, out);
+}
+
+}  // namespace
+
+const OpDef kQLinearConvDef = {OpKind::kQLinearConv, "QLinearConv",  5,         9,     1,
+                               infer_qconv,          make_reference, make_fast, false, qconv_macs};
+
+}  // namespace minnow::ops

@@ -1,0 +1,135 @@
+// Inputs shared by QLinearConv and QLinearLinear (ONNX QLinearConv's order):
+//   0 x (u8|i8), 1 x_scale, 2 x_zero_point, 3 w (i8), 4 w_scale, 5 w_zero_point,
+//   6 y_scale, 7 y_zero_point, 8 B (i32)
+// Their validation at inference time and the reading of the scale/zero-point values at run time.
+#pragma once
+
+#include <string>
+
+#include "kernels/qlinear_reference.h"
+#include "ops/fused_activation.h"
+#include "ops/op_util.h"
+
+namespace minnow::ops::qlinear {
+
+enum Input { kX = 0, kXScale, kXZp, kW, kWScale, kWZp, kYScale, kYZp, kBias, kNumInputs };
+
+inline const ValueInfo* optional(const InputInfos& in, int i) {
+  return static_cast<size_t>(i) < in.size() ? in[i] : nullptr;
+}
+inline const Tensor* optional(Tensors in, int i) {
+  return static_cast<size_t>(i) < in.size() ? in[i] : nullptr;
+}
+
+inline bool is_scalar(const Shape& s) { return s.empty() || s == Shape{1}; }
+
+inline std::string dtype_str(DType t) { return std::string(dtype_name(t)); }
+
+// Checks every input but the shapes of x and w (the op checks those) and returns the output
+// dtype: y_zero_point's dtype, u8 when only y_scale is given, f32 when both are absent.
+inline DType validate(const Node& n, const InputInfos& in, int64_t channels) {
+  const ValueInfo& x = input(n, in, kX);
+  const ValueInfo& w = input(n, in, kW);
+  if (x.dtype != DType::kU8 && x.dtype != DType::kI8) {
+    fail(n, "input '" + x.name + "' has dtype " + dtype_str(x.dtype) + ", expected u8 or i8");
+  }
+  if (w.dtype != DType::kI8) {
+    fail(n, "weight '" + w.name + "' has dtype " + dtype_str(w.dtype) +
+                ", expected i8 (weights are quantized symmetric int8)");
+  }
+  auto scale = [&](int i, const char* what, bool per_channel_ok) {
+    const ValueInfo& s = input(n, in, i);
+    if (s.dtype != DType::kF32) {
+      fail(n, std::string(what) + " '" + s.name + "' has dtype " + dtype_str(s.dtype) +
+                  ", expected f32");
+    }
+    if (!is_scalar(s.shape) && !(per_channel_ok && s.shape == Shape{channels})) {
+      fail(n, std::string(what) + " '" + s.name + "' has shape " + shape_str(s.shape) +
+                  (per_channel_ok ? ", expected a scalar or [" + std::to_string(channels) + "]"
+                                  : std::string(", expected a scalar")));
+    }
+    return s;
+  };
+  auto zero_point = [&](int i, const char* what, const ValueInfo& scale_v, DType want) {
+    const ValueInfo* z = optional(in, i);
+    if (!z) return;
+    if (z->dtype != want) {
+      fail(n, std::string(what) + " '" + z->name + "' has dtype " + dtype_str(z->dtype) +
+                  ", expected " + dtype_str(want));
+    }
+    if (shape_numel(z->shape) != shape_numel(scale_v.shape)) {
+      fail(n, std::string(what) + " '" + z->name + "' has shape " + shape_str(z->shape) +
+                  " but its scale has " + shape_str(scale_v.shape));
+    }
+  };
+  const ValueInfo xs = scale(kXScale, "x_scale", false);
+  zero_point(kXZp, "x_zero_point", xs, x.dtype);
+  const ValueInfo ws = scale(kWScale, "w_scale", true);
+  zero_point(kWZp, "w_zero_point", ws, DType::kI8);
+  DType out = DType::kF32;
+  const ValueInfo* ys = optional(in, kYScale);
+  const ValueInfo* yz = optional(in, kYZp);
+  if (yz && !ys) fail(n, "y_zero_point '" + yz->name + "' is given without y_scale");
+  if (ys) {
+    const ValueInfo ysv = scale(kYScale, "y_scale", false);
+    out = DType::kU8;
+    if (yz) {
+      if (yz->dtype != DType::kU8 && yz->dtype != DType::kI8) {
+        fail(n, "y_zero_point '" + yz->name + "' has dtype " + dtype_str(yz->dtype) +
+                    ", expected u8 or i8");
+      }
+      zero_point(kYZp, "y_zero_point", ysv, yz->dtype);
+      out = yz->dtype;
+    }
+  }
+  if (const ValueInfo* b = optional(in, kBias)) {
+    if (b->dtype != DType::kI32) {
+      fail(n, "bias '" + b->name + "' has dtype " + dtype_str(b->dtype) + ", expected i32");
+    }
+    if (b->shape != Shape{channels}) {
+      fail(n, "bias '" + b->name + "' has shape " + shape_str(b->shape) + ", expected [" +
+                  std::to_string(channels) + "]");
+    }
+  }
+  FusedActivation::of(n);  // validates the attribute
+  return out;
+}
+
+inline int32_t zp_value(const Tensor* t) {
+  if (!t) return 0;
+  return t->dtype() == DType::kU8 ? int32_t{*static_cast<const uint8_t*>(t->raw())}
+                                  : int32_t{*static_cast<const int8_t*>(t->raw())};
+}
+
+// Reads the run-time values. Scales must be finite and positive (a zero or NaN scale would
+// make every output meaningless): checked here, per call, because they are tensors.
+inline kernels::QLinearParams read_params(const Node& n, Tensors in, DType out,
+                                          const FusedActivation& act) {
+  kernels::QLinearParams p;
+  auto positive = [&](float s, const char* what) {
+    if (!(s > 0.0f) || !std::isfinite(s)) {
+      fail(n, std::string(what) + " must be finite and positive, got " + std::to_string(s));
+    }
+    return s;
+  };
+  p.x_scale = positive(*static_cast<const float*>(in[kXScale]->raw()), "x_scale");
+  p.x_zp = zp_value(optional(in, kXZp));
+  const Tensor& ws = *in[kWScale];
+  p.w_scale = static_cast<const float*>(ws.raw());
+  p.w_count = ws.numel();
+  for (int64_t i = 0; i < p.w_count; ++i) positive(p.w_scale[i], "w_scale");
+  if (const Tensor* z = optional(in, kWZp)) p.w_zp = static_cast<const int8_t*>(z->raw());
+  if (const Tensor* b = optional(in, kBias)) p.bias = static_cast<const int32_t*>(b->raw());
+  p.out = out;
+  if (out != DType::kF32) {
+    p.y_scale = positive(*static_cast<const float*>(in[kYScale]->raw()), "y_scale");
+    p.y_zp = zp_value(optional(in, kYZp));
+  }
+  if (act.on) {
+    p.act_lo = act.lo;
+    p.act_hi = act.hi;
+  }
+  return p;
+}
+
+}  // namespace minnow::ops::qlinear

@@ -1,0 +1,318 @@
+#include "passes/insert_qdq.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "minnow/error.h"
+#include "passes/fresh_names.h"
+#include "passes/graph_uses.h"
+#include "passes/quant_range.h"
+
+namespace minnow {
+namespace {
+
+// Inputs that carry data (as opposed to weights, shapes or axes).
+std::vector<size_t> data_inputs(const Node& n) {
+  switch (n.op) {
+    case OpKind::kAdd:
+      return {0, 1};
+    case OpKind::kConcat: {
+      std::vector<size_t> all(n.inputs.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+      return all;
+    }
+    default:
+      return {0};
+  }
+}
+
+bool is_float_initializer(const Graph& g, const std::string& name, size_t rank) {
+  auto it = g.initializers.find(name);
+  return it != g.initializers.end() && it->second.value.dtype() == DType::kF32 &&
+         it->second.value.rank() == static_cast<int>(rank);
+}
+
+// Why a compute node cannot be quantized ("" when it can).
+std::string why_not(const Graph& g, const Node& n, const std::map<std::string, ValueInfo>& info) {
+  for (size_t i : data_inputs(n)) {
+    if (i >= n.inputs.size() || n.inputs[i].empty()) return "missing input";
+    if (g.initializers.count(n.inputs[i])) return "constant input";
+    if (info.at(n.inputs[i]).dtype != DType::kF32) return "input is not f32";
+  }
+  const bool has_bias = n.inputs.size() > 2 && !n.inputs[2].empty();
+  switch (n.op) {
+    case OpKind::kConv2d:
+      if (!is_float_initializer(g, n.inputs[1], 4)) return "weights are not a constant";
+      if (has_bias && !is_float_initializer(g, n.inputs[2], 1)) return "bias is not a constant";
+      return "";
+    case OpKind::kLinear:
+      if (info.at(n.inputs[0]).shape.size() != 2) return "input is not 2-d";
+      if (!is_float_initializer(g, n.inputs[1], 2)) return "weights are not a constant";
+      if (has_bias && !is_float_initializer(g, n.inputs[2], 1)) return "bias is not a constant";
+      return "";
+    case OpKind::kAdd:
+      if (info.at(n.inputs[0]).shape != info.at(n.inputs[1]).shape) return "broadcasting add";
+      return "";
+    case OpKind::kGlobalAvgPool:
+      return info.at(n.inputs[0]).shape.size() == 4 ? "" : "input is not 4-d";
+    default:
+      return "op has no int8 kernel";
+  }
+}
+
+// Union-find over value names: values that must share quantization parameters.
+struct Groups {
+  std::map<std::string, std::string> parent;
+  std::string find(const std::string& v) {
+    auto it = parent.find(v);
+    if (it == parent.end() || it->second == v) return v;
+    std::string root = find(it->second);
+    parent[v] = root;
+    return root;
+  }
+  void join(const std::string& a, const std::string& b) {
+    std::string ra = find(a), rb = find(b);
+    if (ra != rb) parent[ra] = rb;
+  }
+};
+
+Tensor scalar_f32(float v) {
+  Tensor t(DType::kF32, {});
+  t.f32()[0] = v;
+  return t;
+}
+
+// Symmetric int8 weights, per output channel (axis 0) or per tensor.
+struct QuantizedWeight {
+  Tensor data, scale, zero_point;
+};
+
+QuantizedWeight quantize_weight(const Tensor& w, bool per_channel, int bits = 8) {
+  const int64_t channels = per_channel ? w.dim(0) : 1;
+  QuantizedWeights q = quantize_weights_per_channel(w.f32(), channels, w.numel() / channels, bits);
+  QuantizedWeight out;
+  out.data = Tensor(DType::kI8, w.shape());
+  std::copy(q.data.begin(), q.data.end(), out.data.data<int8_t>());
+  out.scale = per_channel ? Tensor(DType::kF32, {channels}) : Tensor(DType::kF32, {});
+  std::copy(q.scale.begin(), q.scale.end(), out.scale.f32());
+  out.zero_point = per_channel ? Tensor(DType::kI8, {channels}) : Tensor(DType::kI8, {});
+  return out;
+}
+
+Tensor quantize_bias_tensor(const Tensor& b, float x_scale, const Tensor& w_scale) {
+  Tensor q(DType::kI32, b.shape());
+  const bool per_channel = w_scale.numel() > 1;
+  for (int64_t c = 0; c < b.numel(); ++c) {
+    const double scale = double(x_scale) * w_scale.f32()[per_channel ? c : 0];
+    q.data<int32_t>()[c] = quantize_bias(b.f32()[c], scale);
+  }
+  return q;
+}
+
+Tensor bias_scale(float x_scale, const Tensor& w_scale) {
+  Tensor s(DType::kF32, w_scale.shape());
+  for (int64_t c = 0; c < s.numel(); ++c) s.f32()[c] = x_scale * w_scale.f32()[c];
+  return s;
+}
+
+}  // namespace
+
+bool is_quantizable_compute(OpKind op) {
+  return op == OpKind::kConv2d || op == OpKind::kLinear || op == OpKind::kAdd ||
+         op == OpKind::kGlobalAvgPool;
+}
+
+bool is_quantization_passthrough(OpKind op) {
+  return op == OpKind::kMaxPool || op == OpKind::kFlatten || op == OpKind::kReshape ||
+         op == OpKind::kTranspose || op == OpKind::kConcat;
+}
+
+ActivationQuant choose_activation_quant(ValueRange r, bool symmetric) {
+  const QuantChoice c =
+      symmetric ? choose_i8_symmetric(r.lo, r.hi) : choose_u8_asymmetric(r.lo, r.hi);
+  return ActivationQuant{c.scale, c.zero_point, symmetric ? DType::kI8 : DType::kU8};
+}
+
+QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
+                      const QdqOptions& opts) {
+  const std::map<std::string, ValueInfo> info = g.infer_shapes();
+  QdqSummary summary;
+  // 1. Which nodes run on quantized data.
+  std::set<std::string> quantized_outputs;  // values written by quantized nodes
+  std::vector<char> quantized(g.nodes.size(), 0);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (is_quantizable_compute(n.op)) {
+      std::string reason =
+          opts.keep_float.count(n.name) ? "kept in float by request" : why_not(g, n, info);
+      if (reason.empty()) {
+        quantized[i] = 1;
+        summary.int8_nodes.push_back(n.name);
+      } else {
+        summary.float_nodes.push_back(n.name);
+        summary.reasons[n.name] = reason;
+      }
+    } else if (is_quantization_passthrough(n.op)) {
+      bool all = true;
+      for (size_t k : data_inputs(n)) all = all && quantized_outputs.count(n.inputs[k]);
+      quantized[i] = all && info.at(n.outputs[0]).dtype == DType::kF32;
+    }
+    if (quantized[i]) quantized_outputs.insert(n.outputs.begin(), n.outputs.end());
+  }
+  // 2. The values they read get quantization parameters; passthrough ops tie theirs together.
+  std::set<std::string> values;
+  Groups groups;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!quantized[i]) continue;
+    for (size_t k : data_inputs(g.nodes[i])) values.insert(g.nodes[i].inputs[k]);
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (!quantized[i] || !is_quantization_passthrough(n.op) || !values.count(n.outputs[0])) {
+      continue;
+    }
+    for (size_t k : data_inputs(n)) groups.join(n.inputs[k], n.outputs[0]);
+  }
+  std::map<std::string, ValueRange> group_range;
+  for (const std::string& v : values) {
+    auto r = ranges.find(v);
+    if (r == ranges.end()) throw Error("no calibrated range for value '" + v + "'");
+    auto [it, fresh] = group_range.emplace(groups.find(v), r->second);
+    if (!fresh) {
+      it->second.lo = std::min(it->second.lo, r->second.lo);
+      it->second.hi = std::max(it->second.hi, r->second.hi);
+    }
+  }
+  std::map<std::string, ActivationQuant> params;
+  for (const std::string& v : values) {
+    params[v] = choose_activation_quant(group_range.at(groups.find(v)), opts.symmetric_activations);
+  }
+
+  // 3. Rewrite: Q -> DQ after each quantized value's producer, every reader reads the DQ.
+  FreshNames names(g);
+  auto make_node = [&](const std::string& base, OpKind op, std::vector<std::string> inputs,
+                       const std::string& output) {
+    Node n;
+    n.name = names.node(base);
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.outputs = {output};
+    return n;
+  };
+  std::map<std::string, std::string> dequantized;  // value -> its DequantizeLinear output
+  std::vector<Node> out;
+  auto add_initializer = [&](const std::string& base, Tensor t) {
+    std::string name = names.value(base);
+    g.initializers[name] = Initializer{std::move(t), false};
+    return name;
+  };
+  auto emit_qdq = [&](const std::string& v) {
+    const ActivationQuant& q = params.at(v);
+    Tensor zp(q.dtype, {});
+    if (q.dtype == DType::kU8) {
+      zp.data<uint8_t>()[0] = static_cast<uint8_t>(q.zero_point);
+    } else {
+      zp.data<int8_t>()[0] = static_cast<int8_t>(q.zero_point);
+    }
+    const std::string scale = add_initializer(v + "_scale", scalar_f32(q.scale));
+    const std::string zero = add_initializer(v + "_zero_point", std::move(zp));
+    const std::string qv = names.value(v + "_quantized"), dqv = names.value(v + "_dequantized");
+    out.push_back(make_node(v + "/QuantizeLinear", OpKind::kQuantizeLinear, {v, scale, zero}, qv));
+    out.push_back(
+        make_node(v + "/DequantizeLinear", OpKind::kDequantizeLinear, {qv, scale, zero}, dqv));
+    dequantized[v] = dqv;
+  };
+  std::map<std::string, QuantizedWeight> weights;  // float weight name -> quantized
+  std::map<std::string, std::string> weight_dq;
+  auto dequantized_weight = [&](const std::string& w) {
+    auto it = weight_dq.find(w);
+    if (it != weight_dq.end()) return it->second;
+    QuantizedWeight q = quantize_weight(g.initializers.at(w).value, opts.per_channel);
+    const std::string data = add_initializer(w + "_quantized", q.data);
+    const std::string scale = add_initializer(w + "_scale", q.scale);
+    const std::string zero = add_initializer(w + "_zero_point", q.zero_point);
+    const std::string dq = names.value(w + "_dequantized");
+    Node n = make_node(w + "/DequantizeLinear", OpKind::kDequantizeLinear, {data, scale, zero}, dq);
+    n.attrs.set("axis", int64_t{0});
+    out.push_back(std::move(n));
+    weights[w] = std::move(q);
+    return weight_dq[w] = dq;
+  };
+  auto dequantized_bias = [&](const std::string& b, float x_scale, const std::string& w) {
+    const Tensor& w_scale = weights.at(w).scale;
+    Tensor data = quantize_bias_tensor(g.initializers.at(b).value, x_scale, w_scale);
+    const std::string qb = add_initializer(b + "_quantized", std::move(data));
+    const std::string scale = add_initializer(b + "_scale", bias_scale(x_scale, w_scale));
+    const std::string dq = names.value(b + "_dequantized");
+    Node n = make_node(b + "/DequantizeLinear", OpKind::kDequantizeLinear, {qb, scale, ""}, dq);
+    n.attrs.set("axis", int64_t{0});
+    out.push_back(std::move(n));
+    return dq;
+  };
+
+  for (const ValueInfo& v : g.inputs) {
+    if (values.count(v.name)) emit_qdq(v.name);
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node n = g.nodes[i];
+    for (std::string& in : n.inputs) {
+      auto it = dequantized.find(in);
+      if (it != dequantized.end()) in = it->second;
+    }
+    if (quantized[i] && (n.op == OpKind::kConv2d || n.op == OpKind::kLinear)) {
+      const std::string w = n.inputs[1];
+      n.inputs[1] = dequantized_weight(w);
+      if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+        n.inputs[2] = dequantized_bias(n.inputs[2], params.at(g.nodes[i].inputs[0]).scale, w);
+      }
+    }
+    out.push_back(std::move(n));
+    for (const std::string& o : g.nodes[i].outputs) {
+      if (values.count(o)) emit_qdq(o);
+    }
+  }
+  g.nodes = std::move(out);
+  remove_unread_initializers(g);
+  g.validate();
+  return summary;
+}
+
+std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_channel) {
+  if (bits != 8 && bits != 4) throw Error("weight-only quantization takes 8 or 4 bits");
+  FreshNames names(g);
+  std::vector<Node> out;
+  std::vector<std::string> done;
+  std::map<std::string, std::string> dequantized;  // float weight -> DequantizeLinear output
+  for (Node& n : g.nodes) {
+    const bool weighted = n.op == OpKind::kConv2d || n.op == OpKind::kLinear;
+    const size_t rank = n.op == OpKind::kConv2d ? 4 : 2;
+    if (weighted && n.inputs.size() > 1 && is_float_initializer(g, n.inputs[1], rank)) {
+      const std::string w = n.inputs[1];
+      auto it = dequantized.find(w);
+      if (it == dequantized.end()) {
+        QuantizedWeight q = quantize_weight(g.initializers.at(w).value, per_channel, bits);
+        Node dq;
+        dq.name = names.node(w + "/DequantizeLinear");
+        dq.op = OpKind::kDequantizeLinear;
+        dq.inputs = {names.value(w + "_quantized"), names.value(w + "_scale"),
+                     names.value(w + "_zero_point")};
+        dq.outputs = {names.value(w + "_dequantized")};
+        dq.attrs.set("axis", int64_t{0});
+        g.initializers[dq.inputs[0]] = Initializer{q.data, false};
+        g.initializers[dq.inputs[1]] = Initializer{q.scale, false};
+        g.initializers[dq.inputs[2]] = Initializer{q.zero_point, false};
+        it = dequantized.emplace(w, dq.outputs[0]).first;
+        out.push_back(std::move(dq));
+      }
+      n.inputs[1] = it->second;
+      done.push_back(n.name);
+    }
+    out.push_back(std::move(n));
+  }
+  g.nodes = std::move(out);
+  remove_unread_initializers(g);
+  g.validate();
+  return done;
+}
+
+}  // namespace minnow

@@ -1,0 +1,217 @@
+// Post-training quantization end to end on zoo networks with random weights: calibration,
+// QDQ insertion (passes/insert_qdq.h) and lowering to integer kernels (passes/lower_qdq.h).
+// The oracle for the integer runtime is the QDQ graph itself run in float with reference
+// kernels (fake quantization): the two differ only where float and integer arithmetic round
+// differently, by a quantization step.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "compress/quantize.h"
+#include "core/rng.h"
+#include "minnow/error.h"
+#include "minnow/zoo.h"
+#include "passes/fold_constants.h"
+#include "passes/lower_qdq.h"
+#include "runtime/inference_session.h"
+
+namespace minnow::compress {
+namespace {
+
+int count_op(const Graph& g, OpKind kind) {
+  return static_cast<int>(
+      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
+}
+
+// Trained-looking BatchNorm statistics, so that folding does something.
+void randomize_batchnorm(Graph& g, uint64_t seed) {
+  Rng rng(seed);
+  for (const Node& n : g.nodes) {
+    if (n.op != OpKind::kBatchNorm) continue;
+    for (size_t i = 1; i <= 4; ++i) {
+      Tensor& t = g.initializers.at(n.inputs[i]).value;
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        t.f32()[k] = i == 4 ? rng.uniform(0.5f, 2.0f) : rng.uniform(-0.5f, 0.5f);
+      }
+    }
+  }
+}
+
+data::Dataset random_images(int64_t n, Shape sample, uint64_t seed) {
+  Rng rng(seed);
+  Shape s = {n};
+  s.insert(s.end(), sample.begin(), sample.end());
+  data::Dataset d;
+  d.x = Tensor(DType::kF32, s);
+  for (int64_t i = 0; i < d.x.numel(); ++i) d.x.f32()[i] = rng.uniform(0.0f, 1.0f);
+  d.y = Tensor(DType::kI64, {n});
+  for (int64_t i = 0; i < n; ++i) d.y.data<int64_t>()[i] = i % 10;
+  d.num_classes = 10;
+  return d;
+}
+
+Graph zoo_model(const std::string& name, Shape sample, uint64_t seed) {
+  zoo::ZooOptions o;
+  o.input_shape = sample;
+  o.classes = 10;
+  o.seed = seed;
+  Graph g = zoo::build(name, o);
+  randomize_batchnorm(g, seed + 1);
+  return g;
+}
+
+Tensor run(const Graph& g, const Tensor& x, KernelChoice k, bool optimize) {
+  InferenceSession s(g, k, optimize);
+  return s.run({{g.inputs[0].name, x}})[0].clone();
+}
+
+struct Case {
+  const char* model;
+  Shape sample;
+};
+
+class QuantizeZoo : public ::testing::TestWithParam<Case> {};
+
+TEST_P(QuantizeZoo, IntegerRuntimeMatchesFakeQuantizedGraph) {
+  const Case c = GetParam();
+  Graph g = zoo_model(c.model, c.sample, 3);
+  const data::Dataset calib = random_images(64, c.sample, 5);
+  const data::Dataset test = random_images(16, c.sample, 6);
+  const Tensor reference_float = run(g, test.x, KernelChoice::kReference, false);
+
+  QuantizeOptions opts;
+  opts.calibration.samples = 64;
+  const QuantizeResult r = quantize_post_training(g, calib, data::Normalization{}, opts);
+  EXPECT_FALSE(r.summary.int8_nodes.empty());
+  EXPECT_EQ(r.calibration.samples, 64);
+
+  const Tensor fake = run(g, test.x, KernelChoice::kReference, false);
+  const Tensor integer = run(g, test.x, KernelChoice::kFast, true);
+  const Tensor integer_ref = run(g, test.x, KernelChoice::kReference, true);
+  ASSERT_EQ(fake.shape(), integer.shape());
+  double range = 0, worst_fake = 0, worst_int = 0, worst_ref = 0;
+  for (int64_t i = 0; i < fake.numel(); ++i) {
+    range = std::max(range, std::fabs(double(reference_float.f32()[i])));
+    worst_fake = std::max(worst_fake, std::fabs(double(fake.f32()[i] - reference_float.f32()[i])));
+    worst_int = std::max(worst_int, std::fabs(double(integer.f32()[i] - fake.f32()[i])));
+    worst_ref = std::max(worst_ref, std::fabs(double(integer_ref.f32()[i] - integer.f32()[i])));
+  }
+  // Integer kernels: the fake-quantized graph up to rounding differences of a step here and
+  // there; fast and reference integer kernels agree to a step as well.
+  EXPECT_LT(worst_int, 0.05 * range) << c.model;
+  EXPECT_LT(worst_ref, 0.05 * range) << c.model;
+  // And quantization itself stays close to the float model.
+  EXPECT_LT(worst_fake, 0.15 * range) << c.model;
+}
+
+TEST_P(QuantizeZoo, EveryQuantizedLayerIsLowered) {
+  const Case c = GetParam();
+  Graph g = zoo_model(c.model, c.sample, 4);
+  const data::Dataset calib = random_images(32, c.sample, 7);
+  QuantizeOptions opts;
+  opts.calibration.samples = 32;
+  const QuantizeResult r = quantize_post_training(g, calib, data::Normalization{}, opts);
+  int compute = 0;
+  for (const Node& n : g.nodes) compute += is_quantizable_compute(n.op);
+  EXPECT_EQ(static_cast<int>(r.summary.int8_nodes.size()), compute);
+  Graph lowered = g;
+  EXPECT_GT(lower_qdq(lowered), 0);
+  fold_constants(lowered);
+  lowered.validate();
+  // No float compute op is left reading dequantized data, and no float weights remain.
+  EXPECT_EQ(count_op(lowered, OpKind::kConv2d), 0) << c.model;
+  EXPECT_EQ(count_op(lowered, OpKind::kLinear), 0) << c.model;
+  EXPECT_EQ(count_op(lowered, OpKind::kAdd), 0) << c.model;
+  EXPECT_GT(count_op(lowered, OpKind::kQLinearConv), 0) << c.model;
+  // Only the graph input is quantized and only the logits leave the integer domain.
+  EXPECT_EQ(count_op(lowered, OpKind::kQuantizeLinear), 1) << c.model;
+  EXPECT_EQ(count_op(lowered, OpKind::kDequantizeLinear), 0) << c.model;
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, QuantizeZoo,
+                         ::testing::Values(Case{"lenet5", {1, 28, 28}},
+                                           Case{"resnet8", {1, 28, 28}},
+                                           Case{"mobilenet_v2", {1, 28, 28}}),
+                         [](const auto& info) { return std::string(info.param.model); });
+
+TEST(Quantize, LayersKeptInFloatStayFloatAndSayWhy) {
+  Graph g = zoo_model("lenet5", {1, 28, 28}, 8);
+  const data::Dataset calib = random_images(16, {1, 28, 28}, 9);
+  Graph prepared = g;
+  prepare_for_quantization(prepared);
+  const std::string first = [&] {
+    for (const Node& n : prepared.nodes) {
+      if (n.op == OpKind::kConv2d) return n.name;
+    }
+    return std::string();
+  }();
+  QuantizeOptions opts;
+  opts.calibration.samples = 16;
+  opts.qdq.keep_float = {first};
+  const QuantizeResult r = quantize_post_training(g, calib, data::Normalization{}, opts);
+  ASSERT_EQ(r.summary.float_nodes.size(), 1u);
+  EXPECT_EQ(r.summary.float_nodes[0], first);
+  EXPECT_EQ(r.summary.reasons.at(first), "kept in float by request");
+  Graph lowered = g;
+  lower_qdq(lowered);
+  EXPECT_EQ(count_op(lowered, OpKind::kConv2d), 1);
+  const data::Dataset test = random_images(4, {1, 28, 28}, 10);
+  const Tensor a = run(g, test.x, KernelChoice::kReference, false);
+  const Tensor b = run(g, test.x, KernelChoice::kFast, true);
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.f32()[i], b.f32()[i], 0.1);
+}
+
+TEST(Quantize, WeightOnlyStoresSmallIntegersAndComputesInFloat) {
+  for (WeightOnly w : {WeightOnly::kInt8, WeightOnly::kInt4}) {
+    Graph g = zoo_model("lenet5", {1, 28, 28}, 11);
+    const data::Dataset test = random_images(4, {1, 28, 28}, 12);
+    const Tensor before = run(g, test.x, KernelChoice::kReference, false);
+    QuantizeOptions opts;
+    opts.weight_only = w;
+    const QuantizeResult r =
+        quantize_post_training(g, data::Dataset{}, data::Normalization{}, opts);
+    EXPECT_EQ(r.summary.int8_nodes.size(), 5u);  // lenet5: 2 conv + 3 linear
+    const int limit = w == WeightOnly::kInt8 ? 127 : 7;
+    for (const auto& [name, init] : g.initializers) {
+      if (init.value.dtype() != DType::kI8) continue;
+      for (int64_t i = 0; i < init.value.numel(); ++i) {
+        ASSERT_LE(std::abs(int(init.value.data<int8_t>()[i])), limit) << name;
+      }
+    }
+    const Tensor after = run(g, test.x, KernelChoice::kFast, true);
+    double range = 0, worst = 0;
+    for (int64_t i = 0; i < after.numel(); ++i) {
+      range = std::max(range, std::fabs(double(before.f32()[i])));
+      worst = std::max(worst, std::fabs(double(after.f32()[i] - before.f32()[i])));
+    }
+    EXPECT_LT(worst, (w == WeightOnly::kInt8 ? 0.02 : 0.3) * range);
+  }
+}
+
+TEST(Quantize, CalibrationMemoryDoesNotGrowWithSamples) {
+  Graph g = zoo_model("lenet5", {1, 28, 28}, 13);
+  prepare_for_quantization(g);
+  const data::Dataset data = random_images(1000, {1, 28, 28}, 14);
+  CalibrationOptions few, many;
+  few.samples = 100;
+  many.samples = 1000;
+  const Calibration a = calibrate(g, data, data::Normalization{}, few);
+  const Calibration b = calibrate(g, data, data::Normalization{}, many);
+  EXPECT_EQ(a.samples, 100);
+  EXPECT_EQ(b.samples, 1000);
+  EXPECT_EQ(a.observer_bytes, b.observer_bytes);
+  EXPECT_EQ(a.ranges.size(), b.ranges.size());
+}
+
+TEST(Quantize, BadRequestsFailClearly) {
+  Graph g = zoo_model("lenet5", {1, 28, 28}, 15);
+  QuantizeOptions opts;
+  opts.calibration.samples = 0;
+  EXPECT_THROW(quantize_post_training(g, random_images(4, {1, 28, 28}, 1), {}, opts), Error);
+  EXPECT_THROW(weight_only_from_name("int3"), Error);
+  EXPECT_THROW(calibration_method_from_name("kl"), Error);
+}
+
+}  // namespace
+}  // namespace minnow::compress

@@ -1,0 +1,306 @@
+// QLinearConv: the oneDNN kernel against the integer reference over a table of shapes, the
+// reference against a float convolution of the dequantized inputs, the kernel's cached state
+// (weights and scales changing between calls), shape inference, MACs and bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/op_registry.h"
+#include "minnow/error.h"
+#include "qlinear_test_util.h"
+
+namespace minnow {
+namespace {
+
+using testing::element;
+using testing::max_difference;
+using testing::run_op;
+
+struct QConvCase {
+  std::string label;
+  Shape x, w;
+  std::vector<int64_t> strides{1, 1}, pads{0, 0, 0, 0}, dilations{1, 1};
+  int64_t group = 1;
+  DType x_dtype = DType::kU8;
+  DType out = DType::kU8;  // kF32: y_scale and y_zero_point absent
+  bool per_channel = true;
+  bool bias = true;
+  std::string act;
+  int x_zp = 128, y_zp = 128;
+  bool w_zp_input = true;  // pass an explicit all-zero w_zero_point
+};
+
+Node qconv_node(const QConvCase& c) {
+  Node n;
+  n.op = OpKind::kQLinearConv;
+  n.attrs.set("strides", c.strides);
+  n.attrs.set("pads", c.pads);
+  n.attrs.set("dilations", c.dilations);
+  n.attrs.set("group", c.group);
+  if (!c.act.empty()) n.attrs.set("activation", c.act);
+  return n;
+}
+
+struct QConvInputs {
+  std::vector<Tensor> t;  // the nine inputs in ONNX order (undefined = absent)
+  float x_scale, y_scale;
+  std::vector<float> w_scale;
+};
+
+QConvInputs make_inputs(const QConvCase& c, uint64_t seed) {
+  Rng rng(seed);
+  QConvInputs in;
+  const int64_t o = c.w[0], k = c.w[1] * c.w[2] * c.w[3];
+  const bool u8 = c.x_dtype == DType::kU8;
+  in.x_scale = 0.02f;
+  in.w_scale.resize(c.per_channel ? o : 1);
+  for (float& s : in.w_scale) s = rng.uniform(0.002f, 0.01f);
+  // Spread outputs over ~±40 steps: |x - zp| ~ 74, |w| ~ 73 on average.
+  in.y_scale = in.x_scale * 0.006f * 5400.0f * std::sqrt(static_cast<float>(k)) / 40.0f;
+  const Shape sc = c.per_channel ? Shape{o} : Shape{};
+  in.t.resize(9);
+  in.t[0] = testing::random_q(c.x_dtype, c.x, rng, u8 ? 0 : -128, u8 ? 255 : 127);
+  in.t[1] = testing::f32_tensor({}, {in.x_scale});
+  in.t[2] = testing::zp_tensor(c.x_dtype, u8 ? c.x_zp : c.x_zp - 128);
+  in.t[3] = testing::random_q(DType::kI8, c.w, rng, -127, 127);
+  in.t[4] = testing::f32_tensor(sc, in.w_scale);
+  if (c.w_zp_input) in.t[5] = Tensor(DType::kI8, sc);
+  if (c.out != DType::kF32) {
+    in.t[6] = testing::f32_tensor({}, {in.y_scale});
+    in.t[7] = testing::zp_tensor(c.out, c.out == DType::kU8 ? c.y_zp : c.y_zp - 128);
+  }
+  if (c.bias) {
+    const int b = static_cast<int>(3000 * std::sqrt(static_cast<float>(k)));
+    in.t[8] = testing::random_q(DType::kI32, {o}, rng, -b, b);
+  }
+  return in;
+}
+
+std::vector<QConvCase> cases() {
+  std::vector<QConvCase> v;
+  v.push_back({"1x1 96->24 14x14 (mobilenet project)", {1, 96, 14, 14}, {24, 96, 1, 1}});
+  v.push_back({"3x3 16->16 pad 1 batch 2", {2, 16, 9, 9}, {16, 16, 3, 3}, {1, 1}, {1, 1, 1, 1}});
+  QConvCase dw{
+      "depthwise 3x3 144 pad 1 relu6", {1, 144, 7, 7}, {144, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}};
+  dw.group = 144;
+  dw.act = "relu6";
+  v.push_back(dw);
+  dw.label = "depthwise 3x3 s2 odd 13x11 relu, x_zp 0";
+  dw.x = {3, 24, 13, 11};
+  dw.w = {24, 1, 3, 3};
+  dw.group = 24;
+  dw.strides = {2, 2};
+  dw.act = "relu";
+  dw.x_zp = 0;
+  v.push_back(dw);
+  v.push_back({"3x3 s2 odd channels 3->5, pads 0,1,2,1",
+               {1, 3, 11, 10},
+               {5, 3, 3, 3},
+               {2, 2},
+               {0, 1, 2, 1}});
+  QConvCase g{"groups 2 3x3 6->10 i8 in/out", {2, 6, 8, 7}, {10, 3, 3, 3}, {1, 1}, {1, 1, 1, 1}};
+  g.group = 2;
+  g.x_dtype = DType::kI8;
+  g.out = DType::kI8;
+  g.x_zp = 131;
+  g.y_zp = 120;
+  v.push_back(g);
+  QConvCase pt{"1x1 per-tensor weights, no bias, relu, i8 x", {5, 17, 3, 4}, {7, 17, 1, 1}};
+  pt.per_channel = false;
+  pt.bias = false;
+  pt.act = "relu";
+  pt.x_dtype = DType::kI8;
+  pt.x_zp = 128;  // i8 zero point 0 (symmetric)
+  pt.w_zp_input = false;
+  v.push_back(pt);
+  QConvCase f{"3x3 f32 output relu6 dilation 2",
+              {2, 8, 10, 10},
+              {6, 8, 3, 3},
+              {1, 1},
+              {2, 2, 2, 2},
+              {2, 2}};
+  f.out = DType::kF32;
+  f.act = "relu6";
+  v.push_back(f);
+  QConvCase f2{"depthwise f32 output, no bias", {1, 32, 5, 5}, {32, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}};
+  f2.group = 32;
+  f2.out = DType::kF32;
+  f2.bias = false;
+  v.push_back(f2);
+  QConvCase sat{"saturating: y_zp at the edge", {1, 8, 6, 6}, {4, 8, 3, 3}};
+  sat.y_zp = 250;
+  v.push_back(sat);
+  return v;
+}
+
+// The reference performs oneDNN's float steps (see kernels/qlinear_reference.h), and the
+// direct jit_int8 convolutions (depthwise, 3x3) agree exactly. oneDNN's 1x1 brgemm kernel
+// applies bias and scale in another order and lands one step away on rare ties (1 of 4704
+// elements in the first case), so one step is allowed on at most 0.5% of the elements.
+// f32 outputs agree to float rounding.
+TEST(QLinearConv, FastMatchesReference) {
+  uint64_t seed = 1;
+  for (const QConvCase& c : cases()) {
+    SCOPED_TRACE(c.label);
+    const QConvInputs in = make_inputs(c, seed++);
+    const Tensor ref = run_op(qconv_node(c), in.t, KernelChoice::kReference);
+    const Tensor fast = run_op(qconv_node(c), in.t, KernelChoice::kFast, 2);
+    if (c.out == DType::kF32) {
+      for (int64_t i = 0; i < ref.numel(); ++i) {
+        ASSERT_NEAR(element(fast, i), element(ref, i), 1e-5 * (1 + std::abs(element(ref, i))))
+            << "element " << i;
+      }
+    } else {
+      int64_t differing = 0;
+      EXPECT_LE(max_difference(fast, ref, &differing), 1.0);
+      EXPECT_LE(differing, ref.numel() / 200 + 1);
+    }
+  }
+}
+
+// The float computation the integer op stands for: dequantize, convolve in float (Conv2d's
+// reference kernel), activation, quantize. Float rounding may move a value across a rounding
+// boundary, so one step is allowed.
+TEST(QLinearConv, ReferenceMatchesFloatConvolution) {
+  uint64_t seed = 100;
+  for (const QConvCase& c : cases()) {
+    SCOPED_TRACE(c.label);
+    const QConvInputs in = make_inputs(c, seed++);
+    const Tensor q = run_op(qconv_node(c), in.t, KernelChoice::kReference);
+    const int64_t o = c.w[0], per_o = c.w[1] * c.w[2] * c.w[3];
+    const int x_zp = static_cast<int>(element(in.t[2], 0));
+    Tensor x(DType::kF32, c.x), w(DType::kF32, c.w), b(DType::kF32, {o});
+    const std::vector<float> xf = testing::dequantize(in.t[0], {in.x_scale}, {x_zp}, 1, 1);
+    const std::vector<float> wf =
+        testing::dequantize(in.t[3], in.w_scale, std::vector<int>(in.w_scale.size(), 0), per_o, o);
+    std::copy(xf.begin(), xf.end(), x.f32());
+    std::copy(wf.begin(), wf.end(), w.f32());
+    for (int64_t i = 0; i < o; ++i) {
+      const float ws = in.w_scale[in.w_scale.size() == 1 ? 0 : i];
+      b.f32()[i] = c.bias ? static_cast<float>(element(in.t[8], i)) * in.x_scale * ws : 0.0f;
+    }
+    Node conv = qconv_node(c);
+    conv.op = OpKind::kConv2d;
+    const Tensor yf = run_op(conv, {x, w, b}, KernelChoice::kReference);
+    double worst = 0;
+    for (int64_t i = 0; i < yf.numel(); ++i) {
+      double expect = yf.f32()[i];
+      if (c.out != DType::kF32) {
+        const double zp = element(in.t[7], 0);
+        expect = std::nearbyint(expect / in.y_scale) + zp;
+        expect = c.out == DType::kU8 ? std::clamp(expect, 0.0, 255.0)
+                                     : std::clamp(expect, -128.0, 127.0);
+        worst = std::max(worst, std::abs(expect - element(q, i)));
+      } else {
+        ASSERT_NEAR(element(q, i), expect, 1e-4 * (1 + std::abs(expect))) << "element " << i;
+      }
+    }
+    EXPECT_LE(worst, 1.0);
+  }
+}
+
+// The fast kernel prepares oneDNN state from the first call's weights and scales; a later call
+// with other values must be computed with those.
+TEST(QLinearConv, FastKernelFollowsChangedWeightsAndScales) {
+  QConvCase c = cases()[1];
+  QConvInputs in = make_inputs(c, 7);
+  Node n = qconv_node(c);
+  n.name = "qconv";
+  std::vector<ValueInfo> infos;
+  InputInfos ptrs;
+  for (size_t i = 0; i < in.t.size(); ++i) {
+    n.inputs.push_back(in.t[i].defined() ? "in" + std::to_string(i) : "");
+    infos.push_back(ValueInfo{n.inputs[i], in.t[i].dtype(), in.t[i].shape()});
+  }
+  for (size_t i = 0; i < in.t.size(); ++i) ptrs.push_back(in.t[i].defined() ? &infos[i] : nullptr);
+  n.outputs = {"y"};
+  std::vector<ValueInfo> out(1);
+  op_def(n.op).infer(n, ptrs, out);
+  auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
+  Tensor y(out[0].dtype, out[0].shape);
+  std::vector<Tensor*> ip, op{&y};
+  for (Tensor& t : in.t) ip.push_back(t.defined() ? &t : nullptr);
+  RunContext ctx;
+  for (int step = 0; step < 4; ++step) {
+    if (step == 1) static_cast<int8_t*>(in.t[3].raw())[5] ^= 0x55;  // weights, in place
+    if (step == 2) in.t[4].f32()[3] *= 1.5f;                        // a weight scale
+    if (step == 3) *static_cast<uint8_t*>(in.t[2].raw()) = 0;       // x zero point to 0
+    fast->forward(ip, op, ctx);
+    const Tensor ref = run_op(qconv_node(c), in.t, KernelChoice::kReference);
+    EXPECT_EQ(max_difference(y, ref), 0.0) << "step " << step;
+  }
+}
+
+TEST(QLinearConv, InferenceAndMacs) {
+  QConvCase c = cases()[4];
+  QConvInputs in = make_inputs(c, 3);
+  Node n = qconv_node(c);
+  n.name = "qc";
+  n.inputs = {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"};
+  n.outputs = {"y"};
+  std::vector<ValueInfo> infos;
+  for (size_t i = 0; i < in.t.size(); ++i) {
+    infos.push_back(ValueInfo{n.inputs[i], in.t[i].dtype(), in.t[i].shape()});
+  }
+  infos[0].shape[0] = kDynamic;
+  InputInfos ptrs;
+  for (auto& v : infos) ptrs.push_back(&v);
+  std::vector<ValueInfo> out(1);
+  op_def(n.op).infer(n, ptrs, out);
+  EXPECT_EQ(out[0].dtype, DType::kU8);
+  EXPECT_EQ(out[0].shape, (Shape{kDynamic, 5, 6, 5}));
+  EXPECT_EQ(op_def(n.op).macs(n, ptrs, out), 5 * 6 * 5 * 3 * 3 * 3);
+  EXPECT_STREQ(op_def(OpKind::kQLinearConv).name, "QLinearConv");
+  EXPECT_EQ(op_kind_from_name("QLinearConv"), OpKind::kQLinearConv);
+}
+
+TEST(QLinearConv, BadInputsThrow) {
+  const QConvCase c = cases()[4];
+  const QConvInputs good = make_inputs(c, 5);
+  auto expect_throw = [&](const std::string& what, auto mutate, Node n = Node()) {
+    SCOPED_TRACE(what);
+    std::vector<Tensor> t = good.t;
+    if (n.op == OpKind::kCount) n = qconv_node(c);
+    mutate(t, n);
+    EXPECT_THROW(run_op(n, t, KernelChoice::kFast), Error);
+    EXPECT_THROW(run_op(n, t, KernelChoice::kReference), Error);
+  };
+  using V = std::vector<Tensor>;
+  expect_throw("u8 weights", [](V& t, Node&) { t[3] = Tensor(DType::kU8, t[3].shape()); });
+  expect_throw("f32 x", [](V& t, Node&) { t[0] = Tensor(DType::kF32, t[0].shape()); });
+  expect_throw("x_zp dtype", [](V& t, Node&) { t[2] = testing::zp_tensor(DType::kI8, 0); });
+  expect_throw("w_scale shape", [](V& t, Node&) { t[4] = testing::f32_tensor({2}, {1, 1}); });
+  expect_throw("bias dtype", [](V& t, Node&) { t[8] = Tensor(DType::kF32, {5}); });
+  expect_throw("bias shape", [](V& t, Node&) { t[8] = Tensor(DType::kI32, {4}); });
+  expect_throw("y_zp without y_scale", [](V& t, Node&) { t[6] = Tensor(); });
+  expect_throw("y_scale not scalar", [](V& t, Node&) { t[6] = testing::f32_tensor({2}, {1, 1}); });
+  expect_throw("zero x_scale at run time",
+               [](V& t, Node&) { t[1] = testing::f32_tensor({}, {0}); });
+  expect_throw("NaN w_scale", [](V& t, Node&) {
+    t[4] = t[4].clone();
+    t[4].f32()[0] = NAN;
+  });
+  expect_throw("rank 3 x", [](V& t, Node&) { t[0] = Tensor(DType::kU8, {1, 3, 11}); });
+  expect_throw("channels", [](V& t, Node&) { t[0] = Tensor(DType::kU8, {1, 4, 11, 10}); });
+  expect_throw("group", [](V&, Node& n) { n.attrs.set("group", int64_t{2}); });
+  expect_throw("activation", [](V&, Node& n) { n.attrs.set("activation", std::string("gelu")); });
+  expect_throw("kernel too large", [](V& t, Node& n) {
+    t[0] = Tensor(DType::kU8, {1, 3, 2, 2});
+    n.attrs.set("pads", std::vector<int64_t>{0, 0, 0, 0});
+  });
+  try {
+    std::vector<Tensor> t = good.t;
+    t[3] = Tensor(DType::kU8, t[3].shape());
+    Node n = qconv_node(c);
+    n.name = "conv7";
+    run_op(n, t, KernelChoice::kReference);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv7"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace minnow
