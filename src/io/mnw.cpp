@@ -67,6 +67,7 @@ struct SectionEntry {
   uint32_t crc = 0;
   uint64_t offset = 0;
   uint64_t length = 0;
+  uint64_t json_length = 0;  // 0: the section's JSON is stored as is; else deflated, this long
 };
 
 // The header checksum covers the 20 bytes before it and the section table after it.
@@ -132,13 +133,12 @@ std::vector<SectionEntry> read_layout(const unsigned char* p, size_t size,
   for (uint32_t i = 0; i < count; ++i) {
     const unsigned char* e = p + kHeaderBytes + i * kEntryBytes;
     SectionEntry s{load_le<uint32_t>(e), load_le<uint32_t>(e + 4), load_le<uint64_t>(e + 8),
-                   load_le<uint64_t>(e + 16)};
+                   load_le<uint64_t>(e + 16), load_le<uint64_t>(e + 24)};
     const char* name = section_name(s.kind);
     if (!name) throw Error(label + ": unknown section kind " + std::to_string(s.kind));
     std::string what = label + ": section " + name;
     if (seen[s.kind]) throw Error(what + " appears twice");
     seen[s.kind] = true;
-    if (load_le<uint64_t>(e + 24) != 0) throw Error(what + ": reserved field is not zero");
     if (s.offset % 64 != 0) {
       throw Error(what + " at offset " + std::to_string(s.offset) + " is not 64-byte aligned");
     }
@@ -197,23 +197,33 @@ std::string serialize_with_label(const MnwContents& c, const std::string& what) 
   if (!c.metadata.is_object()) throw Error(what + ": metadata must be a JSON object");
   if (!c.trainer_state.is_object()) throw Error(what + ": trainer state must be a JSON object");
 
-  std::vector<std::pair<uint32_t, std::string>> sections;
-  sections.emplace_back(kGraph, detail::dump_json(graph_to_json(c.graph), what + ": graph"));
-  sections.emplace_back(kMetadata, detail::dump_json(c.metadata, what + ": metadata"));
-  sections.emplace_back(kTensors, encode_tensor_section(records_of(c.graph.initializers), what));
-  if (!c.optimizer_state.empty()) {
-    sections.emplace_back(kOptimizer, encode_tensor_section(records_of(c.optimizer_state), what));
-  }
-  if (!c.trainer_state.empty()) {
-    sections.emplace_back(kTrainer, detail::dump_json(c.trainer_state, what + ": trainer state"));
-  }
+  struct Section {
+    uint32_t kind;
+    std::string bytes;
+    uint64_t json_length = 0;
+  };
+  std::vector<Section> sections;
+  auto add_json = [&](uint32_t kind, const nlohmann::json& j, const std::string& part) {
+    auto [bytes, json_length] = store_json_text(detail::dump_json(j, what + ": " + part));
+    sections.push_back({kind, std::move(bytes), json_length});
+  };
+  auto add_tensors = [&](uint32_t kind, const std::vector<TensorRecord>& records) {
+    Section s{kind, {}, 0};
+    s.bytes = encode_tensor_section(records, what, &s.json_length);
+    sections.push_back(std::move(s));
+  };
+  add_json(kGraph, graph_to_json(c.graph), "graph");
+  add_json(kMetadata, c.metadata, "metadata");
+  add_tensors(kTensors, records_of(c.graph.initializers));
+  if (!c.optimizer_state.empty()) add_tensors(kOptimizer, records_of(c.optimizer_state));
+  if (!c.trainer_state.empty()) add_json(kTrainer, c.trainer_state, "trainer state");
 
   size_t table_bytes = sections.size() * kEntryBytes;
   std::vector<uint64_t> offsets;
   uint64_t end = kHeaderBytes + table_bytes;
-  for (const auto& [kind, bytes] : sections) {
+  for (const Section& sec : sections) {
     offsets.push_back(align64(end));
-    end = offsets.back() + bytes.size();
+    end = offsets.back() + sec.bytes.size();
   }
   std::string out(end, '\0');
   std::memcpy(out.data(), kMagic, sizeof kMagic);
@@ -221,12 +231,13 @@ std::string serialize_with_label(const MnwContents& c, const std::string& what) 
   store_le<uint32_t>(out.data() + 12, 0);
   store_le<uint32_t>(out.data() + 16, static_cast<uint32_t>(sections.size()));
   for (size_t i = 0; i < sections.size(); ++i) {
-    const std::string& bytes = sections[i].second;
+    const std::string& bytes = sections[i].bytes;
     char* e = out.data() + kHeaderBytes + i * kEntryBytes;
-    store_le<uint32_t>(e, sections[i].first);
+    store_le<uint32_t>(e, sections[i].kind);
     store_le<uint32_t>(e + 4, crc32_of(0, bytes.data(), bytes.size()));
     store_le<uint64_t>(e + 8, offsets[i]);
     store_le<uint64_t>(e + 16, bytes.size());
+    store_le<uint64_t>(e + 24, sections[i].json_length);
     std::memcpy(out.data() + offsets[i], bytes.data(), bytes.size());
   }
   store_le<uint32_t>(out.data() + 20,
@@ -247,9 +258,14 @@ MnwContents decode_mnw(const void* data, size_t size, const std::string& label) 
   for (const SectionEntry& s : sections) {
     std::string where = label + ": section " + section_name(s.kind);
     const unsigned char* body = p + s.offset;
+    auto json_section = [&] {
+      const std::string text = load_json_text(body, s.length, s.json_length, where);
+      return parse_object_section(reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+                                  where);
+    };
     switch (s.kind) {
       case kGraph: {
-        nlohmann::json j = parse_object_section(body, s.length, where);
+        nlohmann::json j = json_section();
         // The initializers decoded so far (if TENSORS came first) must survive.
         auto inits = std::move(c.graph.initializers);
         c.graph = graph_from_json(j, where);
@@ -257,20 +273,20 @@ MnwContents decode_mnw(const void* data, size_t size, const std::string& label) 
         break;
       }
       case kMetadata:
-        c.metadata = parse_object_section(body, s.length, where);
+        c.metadata = json_section();
         break;
       case kTensors:
-        for (TensorRecord& r : decode_tensor_section(body, s.length, where)) {
+        for (TensorRecord& r : decode_tensor_section(body, s.length, where, s.json_length)) {
           c.graph.initializers[r.name] = Initializer{std::move(r.value), r.trainable};
         }
         break;
       case kOptimizer:
-        for (TensorRecord& r : decode_tensor_section(body, s.length, where)) {
+        for (TensorRecord& r : decode_tensor_section(body, s.length, where, s.json_length)) {
           c.optimizer_state[r.name] = std::move(r.value);
         }
         break;
       case kTrainer:
-        c.trainer_state = parse_object_section(body, s.length, where);
+        c.trainer_state = json_section();
         break;
     }
   }

@@ -1,13 +1,12 @@
 #include "io/mnw_compact.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstring>
 #include <set>
 #include <vector>
 
 #include "io/byte_order.h"
+#include "io/zlib_codec.h"
 #include "minnow/error.h"
 
 namespace minnow::io {
@@ -53,16 +52,6 @@ void append_varint(std::string& out, uint64_t v) {
     v >>= 7;
   }
   out.push_back(static_cast<char>(v));
-}
-
-std::string deflate_bytes(const std::string& in) {
-  uLongf len = compressBound(in.size());
-  std::string out(len, '\0');
-  int rc = compress2(reinterpret_cast<Bytef*>(out.data()), &len,
-                     reinterpret_cast<const Bytef*>(in.data()), in.size(), kZlibLevel);
-  if (rc != Z_OK) throw Error("zlib compress2 failed with code " + std::to_string(rc));
-  out.resize(len);
-  return out;
 }
 
 template <class U>
@@ -161,7 +150,7 @@ std::optional<CompactTensor> encode_typed(const Tensor& t) {
         if (bits == widths[0]) consider(spec, payload);
         json zspec = spec;
         zspec["zlib"] = static_cast<uint64_t>(payload.size());
-        consider(std::move(zspec), deflate_bytes(payload));
+        consider(std::move(zspec), zlib_deflate(payload, kZlibLevel));
       }
     }
   }
@@ -391,13 +380,7 @@ Tensor decode_compact(const JsonField& spec, DType dtype, const Shape& shape,
   if (auto z = spec.find("zlib")) {
     const uint64_t size = z->uint64();
     if (size < fixed || size > max_len) z->fail(size_problem(size));
-    inflated.resize(size);
-    uLongf dest_len = size;
-    uLong src_len = stored_bytes;
-    int rc = uncompress2(reinterpret_cast<Bytef*>(inflated.data()), &dest_len, stored, &src_len);
-    if (rc != Z_OK || dest_len != size || src_len != stored_bytes) {
-      z->fail("corrupt zlib data (" + std::string(rc == Z_OK ? "wrong length" : zError(rc)) + ")");
-    }
+    if (auto problem = zlib_inflate(stored, stored_bytes, size, inflated)) z->fail(*problem);
     p = reinterpret_cast<const unsigned char*>(inflated.data());
     len = size;
   } else if (len < fixed || len > max_len) {

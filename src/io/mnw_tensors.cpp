@@ -12,6 +12,7 @@
 #include "io/byte_order.h"
 #include "io/json_check.h"
 #include "io/mnw_compact.h"
+#include "io/zlib_codec.h"
 #include "minnow/error.h"
 
 namespace minnow::io {
@@ -198,8 +199,27 @@ std::string quant_params_problem(const QuantParams& q, DType dtype, const Shape&
   return "";
 }
 
+std::pair<std::string, uint64_t> store_json_text(std::string text) {
+  if (text.size() < kDeflateJsonBytes) return {std::move(text), 0};
+  return {zlib_deflate(text, 9), text.size()};
+}
+
+std::string load_json_text(const unsigned char* data, size_t size, uint64_t json_length,
+                           const std::string& where) {
+  if (json_length == 0) return std::string(reinterpret_cast<const char*>(data), size);
+  if (!plausible_inflated_length(json_length, size)) {
+    throw Error(where + ": JSON length " + std::to_string(json_length) + " from " +
+                std::to_string(size) + " deflated bytes is more than zlib can expand");
+  }
+  std::string text;
+  if (auto problem = zlib_inflate(data, size, json_length, text)) {
+    throw Error(where + ": deflated JSON: " + *problem);
+  }
+  return text;
+}
+
 std::string encode_tensor_section(const std::vector<TensorRecord>& records, const std::string& what,
-                                  bool compact) {
+                                  uint64_t* index_json_length, bool compact) {
   json index = json::array();
   uint64_t data_len = 0;
   std::vector<uint64_t> offsets;
@@ -226,7 +246,8 @@ std::string encode_tensor_section(const std::vector<TensorRecord>& records, cons
     offsets.push_back(data_len);
     data_len += align64(stored);
   }
-  std::string index_text = detail::dump_json(index, what);
+  auto [index_text, json_length] = store_json_text(detail::dump_json(index, what));
+  if (index_json_length) *index_json_length = json_length;
   std::string out;
   append_le<uint64_t>(out, index_text.size());
   out += index_text;
@@ -246,7 +267,8 @@ std::string encode_tensor_section(const std::vector<TensorRecord>& records, cons
 }
 
 std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_t size,
-                                                const std::string& where) {
+                                                const std::string& where,
+                                                uint64_t index_json_length) {
   if (size < 8) throw Error(where + ": section is " + std::to_string(size) + " bytes, too short");
   uint64_t index_len = load_le<uint64_t>(data);
   if (index_len > size - 8) {
@@ -258,7 +280,8 @@ std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_
     throw Error(where + ": section ends inside the padding after its index");
   }
   uint64_t data_len = size - data_start;
-  json index = detail::parse_json(reinterpret_cast<const char*>(data) + 8, index_len, where);
+  const std::string index_text = load_json_text(data + 8, index_len, index_json_length, where);
+  json index = detail::parse_json(index_text.data(), index_text.size(), where);
   JsonField root(index, where);
   std::vector<IndexEntry> entries;
   std::set<std::string> names;

@@ -21,13 +21,27 @@ struct TensorRecord {
 // tensor data to be aligned in the file. With `compact`, sparse and few-valued float tensors are
 // stored compactly when that is smaller (io/mnw_compact.h). Throws minnow::Error for an undefined
 // tensor, an empty name or inconsistent quantization parameters (`what` names the section).
+// A large index is stored zlib-deflated; `index_json_length` then receives its inflated length
+// (the section table's JSON length field), else 0.
 std::string encode_tensor_section(const std::vector<TensorRecord>& records, const std::string& what,
-                                  bool compact = true);
+                                  uint64_t* index_json_length, bool compact = true);
 
 // Validates the index (schema, dtypes, shapes, sizes, bounds, overlaps, duplicate names,
 // quantization parameters) before allocating anything; errors are prefixed with `where`.
+// `index_json_length` is the section table's JSON length field: 0 for a plain index, else the
+// inflated length of a deflated one.
 std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_t size,
-                                                const std::string& where);
+                                                const std::string& where,
+                                                uint64_t index_json_length = 0);
+
+// JSON texts of at least this many bytes are stored deflated (docs/mnw.md): small files stay
+// readable, large graphs (a quantized graph's JSON rivals its int8 weights) shrink ~10x.
+inline constexpr size_t kDeflateJsonBytes = 4096;
+// The stored bytes of a JSON text and its JSON length field (0: stored as is).
+std::pair<std::string, uint64_t> store_json_text(std::string text);
+// The JSON text of stored bytes, inflated when `json_length` is not 0; errors name `where`.
+std::string load_json_text(const unsigned char* data, size_t size, uint64_t json_length,
+                           const std::string& where);
 
 // Why `q` does not fit tensor `t`, or "" when it does. Shared by encoder and decoder so that
 // minnow never writes a file it would refuse to read.

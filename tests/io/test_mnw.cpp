@@ -63,6 +63,29 @@ TEST(Mnw, HeaderMatchesTheDocumentedLayout) {
   EXPECT_EQ(assemble_mnw(f), bytes);
 }
 
+// Large JSON parts are stored deflated, with their inflated length in the section table, and
+// read back exactly; small ones stay plain (readable in a hex dump).
+TEST(Mnw, LargeJsonIsDeflated) {
+  MnwContents c = sample_contents();
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "normalization mean and std per channel ";
+  c.metadata["notes"] = text;
+  const std::string bytes = serialize_mnw(c);
+  const RawFile f = split_mnw(bytes);
+  uint64_t metadata_json = 0, graph_json = 0;
+  for (size_t i = 0; i < f.sections.size(); ++i) {
+    const char* e = bytes.data() + 24 + i * 32;
+    uint64_t json_length = 0;
+    std::memcpy(&json_length, e + 24, 8);  // little-endian host (x86-64)
+    if (f.sections[i].kind == 2) metadata_json = json_length;
+    if (f.sections[i].kind == 1) graph_json = json_length;
+  }
+  EXPECT_GE(metadata_json, text.size());
+  EXPECT_EQ(graph_json, 0u);
+  EXPECT_LT(bytes.size(), text.size());
+  EXPECT_EQ(round_trip(c).metadata, c.metadata);
+}
+
 // Every tensor's data starts at a file offset that is a multiple of 64, and the bytes there are
 // the tensor's raw little-endian data: the file can be memory-mapped.
 TEST(Mnw, TensorDataIs64ByteAlignedInTheFile) {

@@ -205,9 +205,13 @@ TEST(MnwCorrupt, SectionTableProblems) {
   fix_header_crc(bad, 5);
   EXPECT_MNW_ERROR(bad, "overlaps the header");
   bad = sample_file();
-  put_u64(bad, entry1 + 24, 1);
+  put_u64(bad, entry1 + 24, 1);  // claims deflated JSON, holds plain JSON
   fix_header_crc(bad, 5);
-  EXPECT_MNW_ERROR(bad, "reserved field is not zero");
+  EXPECT_MNW_ERROR(bad, "deflated JSON: corrupt zlib data");
+  bad = sample_file();
+  put_u64(bad, entry1 + 24, uint64_t{1} << 40);
+  fix_header_crc(bad, 5);
+  EXPECT_MNW_ERROR(bad, "more than zlib can expand");
 }
 
 TEST(MnwCorrupt, GraphSchemaErrorsNameTheField) {
