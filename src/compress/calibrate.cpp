@@ -10,6 +10,23 @@
 
 namespace minnow::compress {
 
+namespace {
+
+void add_channel_sums(const Tensor& t, std::vector<double>& sums) {
+  const int64_t n = t.dim(0), c = t.dim(1), plane = t.dim(2) * t.dim(3);
+  sums.resize(static_cast<size_t>(c), 0.0);
+  const float* p = t.f32();
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t ch = 0; ch < c; ++ch, p += plane) {
+      double s = 0;
+      for (int64_t k = 0; k < plane; ++k) s += p[k];
+      sums[static_cast<size_t>(ch)] += s;
+    }
+  }
+}
+
+}  // namespace
+
 Calibration calibrate(const Graph& graph, const data::Dataset& data,
                       const data::Normalization& norm, const CalibrationOptions& opts) {
   if (opts.samples <= 0) throw Error("--calib-samples must be positive");
@@ -52,6 +69,7 @@ Calibration calibrate(const Graph& graph, const data::Dataset& data,
   data::Batch b;
   int64_t seen = 0;
   std::map<std::string, Tensor> feeds;
+  std::map<std::string, std::vector<double>> sums;  // per-channel sums of 4-d values
   while (seen < total && loader.next(b)) {
     Tensor x = b.x;
     const int64_t take = std::min(b.size, total - seen);
@@ -76,11 +94,19 @@ Calibration calibrate(const Graph& graph, const data::Dataset& data,
     for (size_t i = 0; i < observed.size(); ++i) {
       const Tensor& t = observed[i] == session.inputs()[0].name ? x : outs[slot.at(observed[i])];
       observers[i]->observe(t.f32(), t.numel());
+      if (t.rank() == 4) add_channel_sums(t, sums[observed[i]]);
     }
     seen += take;
   }
   Calibration c;
   c.samples = seen;
+  for (auto& [name, sum] : sums) {
+    const double per_channel = static_cast<double>(seen) *
+                               static_cast<double>(info.at(name).shape[2]) *
+                               static_cast<double>(info.at(name).shape[3]);
+    for (double& v : sum) v /= std::max(per_channel, 1.0);
+    c.channel_means[name] = std::move(sum);
+  }
   for (size_t i = 0; i < observed.size(); ++i) {
     const HistogramObserver& o = *observers[i];
     auto [lo, hi] = o.range(opts.method, 256, opts.percentile);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "compress/observer.h"
 #include "data/dataset.h"
@@ -28,6 +29,8 @@ struct Calibration {
   std::map<std::string, ValueRange> ranges;  // every f32 value: graph inputs and node outputs
   int64_t samples = 0;                       // samples actually observed
   size_t observer_bytes = 0;                 // memory the observers held
+  // Per-channel means of every 4-d (NCHW) value, for bias correction (passes/insert_qdq.h).
+  std::map<std::string, std::vector<double>> channel_means;
 };
 
 // `graph` is the float graph as it will be quantized (BatchNorm folded, activations fused), so

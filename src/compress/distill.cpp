@@ -74,6 +74,18 @@ Teacher::Teacher(const Graph& teacher, const std::string& feature_value, int64_t
 Teacher::~Teacher() = default;
 
 void Teacher::fill(const TeacherBatch& tb, Tensor& logits, Tensor& feature) {
+  fill_outputs(tb, logits, feature);
+  const data::Batch& b = tb.batch;
+  if (b.y.defined() && b.y.dtype() == DType::kI64) {
+    for (int64_t i = 0; i < b.size; ++i) {
+      const float* row = logits.f32() + i * classes_;
+      agree_ += (std::max_element(row, row + classes_) - row) == b.y.data<int64_t>()[i];
+    }
+    served_ += b.size;
+  }
+}
+
+void Teacher::fill_outputs(const TeacherBatch& tb, Tensor& logits, Tensor& feature) {
   const data::Batch& b = tb.batch;
   const int64_t n = b.size;
   ensure_shape(logits, {n, classes_});
@@ -139,6 +151,12 @@ std::shared_ptr<Teacher> setup_distillation(const Graph& teacher, const Graph& s
     }
     teacher_value = resolve_value(teacher, s.feature_map.substr(0, eq), "--feature-map teacher");
     student_value = resolve_value(student, s.feature_map.substr(eq + 1), "--feature-map student");
+  }
+  if (!student_value.empty() && !config.resume_path.empty()) {
+    // The hint adapter lives in the training session only; checkpoints hold the student graph,
+    // so a resumed run would restart the adapter from scratch and silently differ.
+    throw Error("--feature-map: a run with hint distillation cannot be resumed from '" +
+                config.resume_path + "' (checkpoints do not hold the feature adapter)");
   }
   auto t = std::make_shared<Teacher>(teacher, teacher_value, train_size);
   if (student.outputs.size() != 1) throw Error("--student: the student must have one output");

@@ -45,9 +45,15 @@ class Teacher {
   const Shape& feature_shape() const { return feature_shape_; }  // per sample; empty: none
   // Samples run through the teacher so far (cache hits do not count).
   int64_t teacher_samples() const { return teacher_samples_; }
+  // Fraction of the samples served (cached or not) whose teacher argmax is their label: the
+  // teacher's training accuracy as the student saw it. A value far below the teacher's own
+  // accuracy means its outputs reached the wrong samples.
+  double label_agreement() const {
+    return served_ > 0 ? static_cast<double>(agree_) / static_cast<double>(served_) : 0.0;
+  }
 
  private:
-  void run(const data::Batch& b);
+  void fill_outputs(const TeacherBatch& batch, Tensor& logits, Tensor& feature);
 
   std::unique_ptr<InferenceSession> session_;
   std::string input_name_, lengths_name_;
@@ -58,6 +64,7 @@ class Teacher {
   std::vector<float> logit_cache_, feature_cache_;
   std::vector<char> cached_;
   int64_t teacher_samples_ = 0;
+  int64_t served_ = 0, agree_ = 0;
 };
 
 // The value a node name (or value name) stands for in `g`: a node's first output, else the value
@@ -66,7 +73,8 @@ std::string resolve_value(const Graph& g, const std::string& name, const std::st
 
 // Sets config.teacher and config.distill so that train_model() distills `teacher` into
 // `student`. The returned Teacher must outlive the training run. Checks that both models
-// produce the same number of classes and parses settings.feature_map.
+// produce the same number of classes and parses settings.feature_map. A feature map with
+// config.resume_path already set is an error: checkpoints hold the student, not the adapter.
 std::shared_ptr<Teacher> setup_distillation(const Graph& teacher, const Graph& student,
                                             const DistillSettings& settings, int64_t train_size,
                                             TrainConfig& config);

@@ -22,8 +22,8 @@ void prepare_for_quantization(Graph& g) {
 }
 
 QuantizeResult quantize_post_training(Graph& g, const data::Dataset& calibration_data,
-                                      const data::Normalization& norm,
-                                      const QuantizeOptions& opts) {
+                                      const data::Normalization& norm, const QuantizeOptions& opts,
+                                      const data::Dataset& validation_data) {
   prepare_for_quantization(g);
   QuantizeResult r;
   if (opts.weight_only != WeightOnly::kNone) {
@@ -35,7 +35,11 @@ QuantizeResult quantize_post_training(Graph& g, const data::Dataset& calibration
     return r;
   }
   r.calibration = calibrate(g, calibration_data, norm, opts.calibration);
-  r.summary = insert_qdq(g, r.calibration.ranges, opts.qdq);
+  r.precision = choose_precision(g, r.calibration, opts.qdq, validation_data, norm, opts.mixed);
+  QdqOptions qdq = opts.qdq;
+  qdq.keep_float = r.precision.keep_float;
+  r.summary = insert_qdq(g, r.calibration.ranges, qdq, r.calibration.channel_means);
+  for (const auto& [node, why] : r.precision.reasons) r.summary.reasons[node] = why;
   if (r.summary.int8_nodes.empty()) {
     throw Error("nothing in model '" + g.name + "' can be quantized (no Conv2d, Linear, Add or " +
                 "GlobalAvgPool on float data outside the layers kept in float)");

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "compress/calibrate.h"
+#include "compress/mixed_precision.h"
 #include "passes/insert_qdq.h"
 
 namespace minnow::compress {
@@ -19,20 +20,24 @@ WeightOnly weight_only_from_name(const std::string& name);  // "", "int8", "int4
 struct QuantizeOptions {
   CalibrationOptions calibration;
   QdqOptions qdq;
+  MixedPrecisionOptions mixed;  // accuracy target and speed check (mixed_precision.h)
   WeightOnly weight_only = WeightOnly::kNone;
 };
 
 struct QuantizeResult {
   QdqSummary summary;
   Calibration calibration;  // empty for weight-only quantization
+  PrecisionChoice precision;
 };
 
 // The inference rewrites every quantizer starts from (BatchNorm folding, activation fusion).
 void prepare_for_quantization(Graph& g);
 
 // Rewrites `g` in place. `calibration_data` is only read for full (not weight-only)
-// quantization. Throws minnow::Error when nothing in the graph can be quantized.
+// quantization, `validation_data` only for an accuracy target (opts.mixed.target_drop >= 0).
+// Throws minnow::Error when nothing in the graph can be quantized.
 QuantizeResult quantize_post_training(Graph& g, const data::Dataset& calibration_data,
-                                      const data::Normalization& norm, const QuantizeOptions& opts);
+                                      const data::Normalization& norm, const QuantizeOptions& opts,
+                                      const data::Dataset& validation_data = {});
 
 }  // namespace minnow::compress

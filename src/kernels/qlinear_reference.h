@@ -79,12 +79,25 @@ inline void requantize_one(const QLinearParams& p, int64_t acc, float m, float l
   }
 }
 
-// Reference int8 convolution. X is uint8_t or int8_t; x [n,c,h,w], w [o,cg,kh,kw] int8.
+// Reference int8 convolution. X is uint8_t or int8_t; w [o,cg,kh,kw] int8. x [n,c,h,w] and
+// y [n,o,oh,ow], or with `channels_last` x [n,h,w,c] and y [n,oh,ow,o] (the oracle for both
+// layouts: channels-last input is first copied to NCHW, so the arithmetic is the same code).
 // Padded taps are skipped, which is the same as padding with x_zp (real zero).
 template <class X>
 void qconv_forward_reference(const ConvGeometry& g, const QLinearParams& p, const X* x,
-                             const int8_t* w, void* y) {
-  const int64_t ohw = g.ohw(), per_o = g.col_rows();
+                             const int8_t* w, void* y, bool channels_last = false) {
+  const int64_t ohw = g.ohw(), per_o = g.col_rows(), hw = g.h * g.w;
+  std::vector<X> planar;
+  if (channels_last) {
+    planar.resize(static_cast<size_t>(g.n * g.c * hw));
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t i = 0; i < hw; ++i) {
+        for (int64_t c = 0; c < g.c; ++c)
+          planar[(n * g.c + c) * hw + i] = x[(n * hw + i) * g.c + c];
+      }
+    }
+    x = planar.data();
+  }
   std::vector<int64_t> acc(static_cast<size_t>(g.n * g.o * ohw), 0);
   for_each_conv_tap(g, [&](int64_t xi, int64_t wi, int64_t yi) {
     const int64_t o = wi / per_o;
@@ -96,8 +109,10 @@ void qconv_forward_reference(const ConvGeometry& g, const QLinearParams& p, cons
       const float m = p.multiplier(o);
       const int64_t b = p.bias ? p.bias[o] : 0;
       const int64_t base = (n * g.o + o) * ohw;
-      for (int64_t i = 0; i < ohw; ++i)
-        requantize_one(p, acc[base + i] + b, m, lo, hi, y, base + i);
+      for (int64_t i = 0; i < ohw; ++i) {
+        const int64_t yi = channels_last ? (n * ohw + i) * g.o + o : base + i;
+        requantize_one(p, acc[base + i] + b, m, lo, hi, y, yi);
+      }
     }
   }
 }

@@ -115,6 +115,32 @@ Tensor bias_scale(float x_scale, const Tensor& w_scale) {
   return s;
 }
 
+// Bias correction for a depthwise convolution (Nagel et al. 2019, "Data-Free Quantization"):
+// rounding its few weights per channel shifts the channel's expected output by
+// sum_k (w_q[k] - w[k]) * E[x_c]; subtracting that from the bias removes the shift. Only
+// depthwise layers need it: with 9 weights per channel the rounding errors do not average out.
+// `mean` is the calibrated per-channel mean of the input. Creates a zero bias when there is none.
+bool correct_depthwise_bias(const Node& n, const Tensor& w, const QuantizedWeight& q,
+                            const std::vector<double>& mean, Tensor& bias) {
+  const int64_t out_channels = w.dim(0), channels = static_cast<int64_t>(mean.size());
+  if (n.attrs.get_int("group", 1) != channels || w.dim(1) != 1 || channels == 0 ||
+      out_channels % channels != 0) {
+    return false;
+  }
+  if (!bias.defined()) bias = Tensor(DType::kF32, {out_channels});
+  const int64_t per = w.numel() / out_channels, multiplier = out_channels / channels;
+  for (int64_t o = 0; o < out_channels; ++o) {
+    const float scale = q.scale.f32()[q.scale.numel() == 1 ? 0 : o];
+    double shift = 0;
+    for (int64_t k = 0; k < per; ++k) {
+      const int64_t i = o * per + k;
+      shift += double(q.data.data<int8_t>()[i]) * scale - w.f32()[i];
+    }
+    bias.f32()[o] -= static_cast<float>(shift * mean[o / multiplier]);
+  }
+  return true;
+}
+
 }  // namespace
 
 bool is_quantizable_compute(OpKind op) {
@@ -134,7 +160,8 @@ ActivationQuant choose_activation_quant(ValueRange r, bool symmetric) {
 }
 
 QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
-                      const QdqOptions& opts) {
+                      const QdqOptions& opts,
+                      const std::map<std::string, std::vector<double>>& input_means) {
   const std::map<std::string, ValueInfo> info = g.infer_shapes();
   QdqSummary summary;
   // 1. Which nodes run on quantized data.
@@ -238,9 +265,10 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
     weights[w] = std::move(q);
     return weight_dq[w] = dq;
   };
-  auto dequantized_bias = [&](const std::string& b, float x_scale, const std::string& w) {
+  auto dequantized_bias = [&](const std::string& b, const Tensor& real, float x_scale,
+                              const std::string& w) {
     const Tensor& w_scale = weights.at(w).scale;
-    Tensor data = quantize_bias_tensor(g.initializers.at(b).value, x_scale, w_scale);
+    Tensor data = quantize_bias_tensor(real, x_scale, w_scale);
     const std::string qb = add_initializer(b + "_quantized", std::move(data));
     const std::string scale = add_initializer(b + "_scale", bias_scale(x_scale, w_scale));
     const std::string dq = names.value(b + "_dequantized");
@@ -260,10 +288,20 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
       if (it != dequantized.end()) in = it->second;
     }
     if (quantized[i] && (n.op == OpKind::kConv2d || n.op == OpKind::kLinear)) {
-      const std::string w = n.inputs[1];
+      const std::string w = n.inputs[1], x = g.nodes[i].inputs[0];
       n.inputs[1] = dequantized_weight(w);
-      if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-        n.inputs[2] = dequantized_bias(n.inputs[2], params.at(g.nodes[i].inputs[0]).scale, w);
+      const bool has_bias = n.inputs.size() > 2 && !n.inputs[2].empty();
+      Tensor bias = has_bias ? g.initializers.at(n.inputs[2]).value.clone() : Tensor();
+      auto mean = input_means.find(x);
+      if (n.op == OpKind::kConv2d && mean != input_means.end() &&
+          correct_depthwise_bias(n, g.initializers.at(w).value, weights.at(w), mean->second,
+                                 bias)) {
+        summary.bias_corrected.push_back(n.name);
+      }
+      if (bias.defined()) {
+        n.inputs.resize(3);
+        const std::string base = has_bias ? n.inputs[2] : n.name + ".bias";
+        n.inputs[2] = dequantized_bias(base, bias, params.at(x).scale, w);
       }
     }
     out.push_back(std::move(n));

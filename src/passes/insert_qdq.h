@@ -46,6 +46,7 @@ struct QdqSummary {
   std::vector<std::string> int8_nodes;   // compute nodes now reading quantized data
   std::vector<std::string> float_nodes;  // compute nodes kept in float (and why, in `reasons`)
   std::map<std::string, std::string> reasons;
+  std::vector<std::string> bias_corrected;  // depthwise convs whose bias was corrected
 };
 
 // The ops this pass quantizes (compute) and those it lets through on integer data.
@@ -57,8 +58,11 @@ ActivationQuant choose_activation_quant(ValueRange r, bool symmetric);
 
 // Rewrites `g` in place. `ranges` must hold every float value a quantized node reads or writes
 // (calibration observes them all); throws minnow::Error naming a value without a range.
+// `input_means` (per-channel means of 4-d values, from calibration) enables bias correction of
+// depthwise convolutions: their expected output does not shift when their weights are rounded.
 QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
-                      const QdqOptions& opts = {});
+                      const QdqOptions& opts = {},
+                      const std::map<std::string, std::vector<double>>& input_means = {});
 
 // Weight-only quantization: the weights of every Conv2d and Linear become a DequantizeLinear of
 // symmetric int8 data (bits 8: [-127, 127]; bits 4: [-7, 7], stored one value per byte here and

@@ -361,6 +361,75 @@ class Lowering {
   std::vector<char> removed_;
 };
 
+// The parameters of a QuantizeLinear / DequantizeLinear whose scale and zero point are constants.
+std::optional<Params> constant_params(const Graph& g, const Node& n) {
+  auto constant = [&](const std::string& name) -> const Tensor* {
+    auto it = g.initializers.find(name);
+    return it == g.initializers.end() ? nullptr : &it->second.value;
+  };
+  if (n.inputs.size() < 2) return std::nullopt;
+  Params p;
+  p.scale_name = n.inputs[1];
+  p.scale = constant(p.scale_name);
+  if (!p.scale || p.scale->dtype() != DType::kF32) return std::nullopt;
+  if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+    p.zero_point_name = n.inputs[2];
+    p.zero_point = constant(p.zero_point_name);
+    if (!p.zero_point) return std::nullopt;
+  }
+  return p;
+}
+
+// PyTorch's eager-mode export writes a ReLU after a quantized Linear (torch 1.13 cannot export
+// quantized::linear_relu, so it stays a quantized ReLU module) as
+//   QuantizeLinear -> DequantizeLinear -> Relu -> QuantizeLinear, all with one set of parameters.
+// After lowering, the integer op's quantized output runs through that float chain. With equal
+// per-tensor parameters Q(relu(DQ(q))) = Q(relu(real)) exactly (the zero point is representable,
+// so the ReLU clamps at it in either order; ReLU6 likewise), so the ReLU becomes the integer
+// op's fused activation and the chain goes away.
+int fuse_requantized_activations(Graph& g) {
+  const GraphUses uses(g);
+  std::vector<char> removed(g.nodes.size(), 0);
+  // The node that alone reads `value`, if it has kind `op`.
+  auto sole_reader = [&](const std::string& value, OpKind op) -> std::optional<size_t> {
+    if (!uses.only_internal_reader(value)) return std::nullopt;
+    for (size_t k = 0; k < g.nodes.size(); ++k) {
+      const Node& n = g.nodes[k];
+      if (removed[k] || n.inputs.empty() || n.inputs[0] != value) continue;
+      if (n.op != op) return std::nullopt;
+      return k;
+    }
+    return std::nullopt;
+  };
+  int fused = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& n = g.nodes[i];
+    const bool add = n.op == OpKind::kQLinearAdd;
+    if (!add && n.op != OpKind::kQLinearConv && n.op != OpKind::kQLinearLinear) continue;
+    if (n.attrs.has("activation") || n.inputs.size() < 8 || n.inputs[6].empty()) continue;
+    Node y_quantize;  // the node's output parameters, as a QuantizeLinear would hold them
+    y_quantize.inputs = {n.outputs[0], n.inputs[6], n.inputs[7]};
+    const auto yp = constant_params(g, y_quantize);
+    const auto d = sole_reader(n.outputs[0], OpKind::kDequantizeLinear);
+    if (!yp || !d) continue;
+    const auto dp = constant_params(g, g.nodes[*d]);
+    if (!dp || !same_params(*yp, *dp)) continue;
+    std::optional<size_t> r = sole_reader(g.nodes[*d].outputs[0], OpKind::kRelu);
+    if (!r) r = sole_reader(g.nodes[*d].outputs[0], OpKind::kRelu6);
+    if (!r) continue;
+    const auto q = sole_reader(g.nodes[*r].outputs[0], OpKind::kQuantizeLinear);
+    if (!q) continue;
+    const auto qp = constant_params(g, g.nodes[*q]);
+    if (!qp || !same_params(*dp, *qp)) continue;
+    n.attrs.set("activation", std::string(g.nodes[*r].op == OpKind::kRelu ? "relu" : "relu6"));
+    n.outputs = g.nodes[*q].outputs;
+    removed[*d] = removed[*r] = removed[*q] = 1;
+    ++fused;
+  }
+  if (fused > 0) remove_nodes(g, removed);
+  return fused;
+}
+
 }  // namespace
 
 bool is_quantized_graph(const Graph& graph) {
@@ -382,7 +451,11 @@ bool is_quantized_graph(const Graph& graph) {
 
 int lower_qdq(Graph& graph) {
   const int lowered = Lowering(graph).run();
-  if (lowered > 0) graph.validate();
+  if (lowered > 0) {
+    fuse_requantized_activations(graph);
+    remove_unread_initializers(graph);
+    graph.validate();
+  }
   return lowered;
 }
 

@@ -4,6 +4,7 @@
 // student learns the teacher's function.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -122,6 +123,56 @@ TEST(DistillSession, StudentEqualToTeacherHasNoSoftLoss) {
   EXPECT_GT(kd.train_step(x, y, rng), 1e-3);
 }
 
+// The session's loss and logits gradient against a hand computation in double of Hinton's
+// loss, alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE(s, y): the KL runs from the
+// teacher to the student (swapping them changes both figures), the soft term is scaled by T^2
+// (its logits gradient by T), and softmax is over the class axis of each row.
+TEST(DistillSession, LossAndGradientMatchAHandComputation) {
+  const int64_t n = 6, classes = 3;
+  const double temp = 4.0, alpha = 0.7;
+  data::Dataset d = synthetic(n, 7);
+  Graph student = mlp({8}, 4);
+  Tensor x = slice_rows(d.x, n), y = labels_of(d, n);
+  InferenceSession inf(student);
+  const Tensor s = inf.run({{"input", x}})[0].clone();
+  Tensor t(DType::kF32, {n, classes});
+  Rng rng(9);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = rng.uniform(-3, 3);
+
+  auto softmax = [&](const float* z, double scale) {
+    std::vector<double> p(classes);
+    double m = *std::max_element(z, z + classes), sum = 0;
+    for (int64_t c = 0; c < classes; ++c) sum += p[c] = std::exp((z[c] - m) / scale);
+    for (double& v : p) v /= sum;
+    return p;
+  };
+  double loss = 0;
+  std::vector<double> bias_grad(classes, 0.0);  // d loss / d logits summed over rows
+  for (int64_t i = 0; i < n; ++i) {
+    const float* si = s.f32() + i * classes;
+    const float* ti = t.f32() + i * classes;
+    const std::vector<double> p = softmax(si, 1.0), qs = softmax(si, temp), qt = softmax(ti, temp);
+    const int64_t yi = y.data<int64_t>()[i];
+    double kl = 0;
+    for (int64_t c = 0; c < classes; ++c) kl += qt[c] * std::log(qt[c] / qs[c]);
+    loss += (alpha * temp * temp * kl - (1 - alpha) * std::log(p[yi])) / n;
+    for (int64_t c = 0; c < classes; ++c) {
+      bias_grad[c] += (alpha * temp * (qs[c] - qt[c]) + (1 - alpha) * (p[c] - (c == yi))) / n;
+    }
+  }
+
+  TrainingSession kd(student, kd_options(temp, alpha));
+  kd.set_teacher(t);
+  Rng step_rng(1);
+  EXPECT_NEAR(kd.train_step(x, y, step_rng), loss, 1e-5 * std::max(1.0, loss));
+  const ParamRef* bias = nullptr;
+  for (const ParamRef& p : kd.params()) {
+    if (p.name.find("logits") != std::string::npos && p.grad.numel() == classes) bias = &p;
+  }
+  ASSERT_NE(bias, nullptr) << "the mlp's output layer has no bias named after 'logits'";
+  for (int64_t c = 0; c < classes; ++c) EXPECT_NEAR(bias->grad.f32()[c], bias_grad[c], 1e-5);
+}
+
 TEST(DistillSession, MissingOrMisshapenTeacherIsAnError) {
   data::Dataset d = synthetic(4, 3);
   Graph student = mlp({8}, 3);
@@ -210,6 +261,15 @@ TEST(Teacher, CachesPerSampleWithoutAugmentation) {
   const Tensor& zero_out = ref.run({{"input", zeros}})[0];
   for (int64_t i = 0; i < zero_out.numel(); ++i)
     EXPECT_NEAR(again.f32()[i], zero_out.f32()[i], 1e-5);
+  // Label agreement counts every served sample, cached or not, against its argmax.
+  int64_t agree = 0;
+  for (const Tensor* out : {&want, &want, &zero_out}) {
+    for (int64_t i = 0; i < 4; ++i) {
+      const float* row = out->f32() + i * 3;
+      agree += (std::max_element(row, row + 3) - row) == b.y.data<int64_t>()[i];
+    }
+  }
+  EXPECT_DOUBLE_EQ(t.label_agreement(), static_cast<double>(agree) / 12.0);
 }
 
 TEST(Distill, SetupChecksTheModels) {
@@ -229,6 +289,12 @@ TEST(Distill, SetupChecksTheModels) {
   EXPECT_THROW(compress::setup_distillation(teacher, student, bad, 10, cfg), Error);
   bad.feature_map = "nosuchnode=fc1";
   EXPECT_THROW(compress::setup_distillation(teacher, student, bad, 10, cfg), Error);
+  // Checkpoints do not hold the hint adapter: resuming a hint run is refused, not silently wrong.
+  bad.feature_map = "fc1=fc1";
+  TrainConfig resumed;
+  resumed.resume_path = "run.ckpt";
+  EXPECT_THROW(compress::setup_distillation(teacher, student, bad, 10, resumed), Error);
+  EXPECT_NO_THROW(compress::setup_distillation(teacher, student, s, 10, resumed));
   zoo::ZooOptions five;
   five.input_shape = {1, 8, 8};
   five.classes = 5;

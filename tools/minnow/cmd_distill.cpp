@@ -1,10 +1,10 @@
 // minnow distill: trains a student with knowledge distillation from a trained teacher
 // (compress/distill.h). The report's "before" is the teacher, "after" the distilled student.
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "cli_common.h"
 #include "compress/distill.h"
@@ -18,8 +18,6 @@ struct DistillArgs {
   CompressFlags f;
   std::string teacher, student;
   compress::DistillSettings settings;
-  std::vector<int64_t> hidden;
-  double width = 1.0;
 };
 
 void run_distill(DistillArgs& a) {
@@ -31,21 +29,11 @@ void run_distill(DistillArgs& a) {
   LoadedModel teacher = load_model(a.teacher, zoo::ZooOptions{});
   a.f.model = a.student;
   CompressFlags& f = a.f;
-  // The student learns on the teacher's inputs: it takes over the teacher's normalization.
+  // A zoo student is built for the data and shaped by --hidden/--width/--dropout; "before" is
+  // the teacher's, measured below.
   const bool zoo_student = zoo::has(a.student);
-  CompressJob job = start_compress_job(f);
-  if (zoo_student) {
-    zoo::ZooOptions zo;
-    zo.input_shape = job.data.train.sample_shape();
-    zo.classes = job.data.train.num_classes;
-    zo.seed = f.seed;
-    if (!a.hidden.empty()) zo.hidden = a.hidden;
-    zo.width = a.width;
-    if (job.data.tokenizer) zo.vocab_size = job.data.tokenizer->vocab_size();
-    job.model.graph = zoo::build(a.student, zo);
-  } else if (!a.hidden.empty() || a.width != 1.0) {
-    throw Error("--hidden and --width shape a zoo student; '" + a.student + "' is a file");
-  }
+  CompressJob job = start_compress_job(f, false);
+  // The student learns on the teacher's inputs: it takes over the teacher's normalization.
   if (teacher.metadata.contains("normalization")) {
     const data::Normalization tn = model_normalization(teacher.metadata, job.norm);
     if (job.model.metadata.contains("normalization") && !zoo_student &&
@@ -79,7 +67,11 @@ void run_distill(DistillArgs& a) {
                           {"temperature", a.settings.temperature},
                           {"alpha", a.settings.alpha},
                           {"epochs", f.train.epochs},
-                          {"teacher_forward_samples", t->teacher_samples()}};
+                          {"student_teacher_param_ratio",
+                           static_cast<double>(job.model.graph.num_params(false)) /
+                               static_cast<double>(std::max<int64_t>(job.before.params, 1))},
+                          {"teacher_forward_samples", t->teacher_samples()},
+                          {"teacher_label_agreement", t->label_agreement()}};
   if (!a.settings.feature_map.empty()) {
     extra["feature_map"] = a.settings.feature_map;
     extra["feature_weight"] = a.settings.feature_weight;
@@ -106,8 +98,6 @@ void add_distill_command(CLI::App& app) {
                 "Hint distillation TEACHER_NODE=STUDENT_NODE through a learned 1x1 adapter");
   c->add_option("--feature-weight", a->settings.feature_weight, "Weight of the hint MSE term")
       ->capture_default_str();
-  c->add_option("--hidden", a->hidden, "Zoo mlp student: hidden layer sizes")->delimiter(',');
-  c->add_option("--width", a->width, "Zoo CNN student: channel multiplier")->capture_default_str();
   c->add_option("--augment-shift", a->f.train.augment.shift,
                 "Random shift with padding (pixels); the teacher sees the same shifted batch");
   c->add_flag("--augment-flip", a->f.train.augment.hflip, "Random horizontal flip");

@@ -1,8 +1,10 @@
 // minnow quantize: post-training quantization (compress/quantize.h). Calibrates activation
 // ranges on training samples, writes a QDQ .mnw (int8 weights, int32 biases, u8 activations)
 // that the inference runtime runs on integer kernels, and reports which layers run in int8.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <tuple>
 
 #include "compress/quantize.h"
 #include "compress_common.h"
@@ -18,6 +20,8 @@ struct QuantizeArgs {
   bool per_tensor = false;
   compress::QuantizeOptions opts;
   std::vector<std::string> keep_float;
+  int64_t val_samples = 5000;
+  bool no_speed_check = false;
 };
 
 nlohmann::json layer_report(const QdqSummary& s, bool weight_only) {
@@ -39,6 +43,8 @@ void run_quantize(QuantizeArgs& a) {
   o.qdq.per_channel = !a.per_tensor;
   o.qdq.keep_float.insert(a.keep_float.begin(), a.keep_float.end());
   o.calibration.seed = a.common.seed;
+  o.mixed.check_speed = !a.no_speed_check && o.weight_only == compress::WeightOnly::kNone;
+  if (a.val_samples < 100) throw Error("--val-samples must be at least 100");
   if (o.calibration.percentile < 50 || o.calibration.percentile > 100) {
     throw Error("--percentile must be in [50, 100]");
   }
@@ -50,8 +56,16 @@ void run_quantize(QuantizeArgs& a) {
     if (!job.model.graph.find_node(n))
       throw Error("--keep-float: the model has no node '" + n + "'");
   }
+  // Decisions are taken on a validation split of the training data, never on the test set.
+  data::Dataset calibration = job.data.train, validation;
+  if (o.mixed.target_drop >= 0) {
+    const double n = static_cast<double>(job.data.train.size());
+    const double fraction = std::min(0.5, static_cast<double>(a.val_samples) / std::max(n, 1.0));
+    std::tie(calibration, validation) =
+        data::split_validation(job.data.train, fraction, a.common.seed);
+  }
   const compress::QuantizeResult r =
-      compress::quantize_post_training(job.model.graph, job.data.train, job.norm, o);
+      compress::quantize_post_training(job.model.graph, calibration, job.norm, o, validation);
   const bool weight_only = o.weight_only != compress::WeightOnly::kNone;
   for (const std::string& n : r.summary.int8_nodes) {
     std::printf("  %-28s %s\n", n.c_str(), weight_only ? "int8 weights" : "int8");
@@ -68,6 +82,13 @@ void run_quantize(QuantizeArgs& a) {
                             {"observer_bytes", r.calibration.observer_bytes}};
   }
   extra["per_channel"] = o.qdq.per_channel;
+  if (r.precision.float_acc >= 0) {
+    extra["validation"] = {{"samples", validation.size()},
+                           {"float_acc", r.precision.float_acc},
+                           {"all_int8_acc", r.precision.int8_acc},
+                           {"final_acc", r.precision.final_acc},
+                           {"target_drop_points", o.mixed.target_drop}};
+  }
   finish_compress_job(job, a.common, compress::ModelReport{}, extra);
 }
 
@@ -94,6 +115,14 @@ void add_quantize_command(CLI::App& app) {
                 "int8 | int4: quantize only the weights (smaller file, float compute)");
   c->add_option("--keep-float", a->keep_float, "Node names to keep in float (comma-separated)")
       ->delimiter(',');
+  c->add_option("--target-accuracy-drop", a->opts.mixed.target_drop,
+                "Keep the most sensitive layers in float until validation accuracy is within "
+                "this many points of float");
+  c->add_option("--val-samples", a->val_samples,
+                "Training samples held out for --target-accuracy-drop decisions")
+      ->capture_default_str();
+  c->add_flag("--no-speed-check", a->no_speed_check,
+              "Do not measure int8 against float per layer (keeps every quantizable layer int8)");
   c->callback([a] { run_quantize(*a); });
 }
 

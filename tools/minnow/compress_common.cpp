@@ -28,11 +28,27 @@ void add_compress_flags(CLI::App& cmd, CompressFlags& f, bool positional_model) 
       ->capture_default_str();
   cmd.add_option("--schedule", f.train.schedule.kind, "constant | step | cosine")
       ->capture_default_str();
+  cmd.add_option("--hidden", f.zoo.hidden, "Zoo mlp: hidden layer sizes")->delimiter(',');
+  cmd.add_option("--width", f.zoo.width, "Zoo CNNs: channel multiplier")->capture_default_str();
+  cmd.add_option("--dropout", f.zoo.dropout, "Zoo models: dropout before the classifier")
+      ->capture_default_str();
   cmd.add_option("--latency-iters", f.latency_iters, "Runs timed for latency_ms_p50")
       ->capture_default_str();
 }
 
-CompressJob start_compress_job(const CompressFlags& f) {
+zoo::ZooOptions zoo_options_for(const CompressFlags& f, const data::TrainTest& d) {
+  zoo::ZooOptions zo;
+  zo.input_shape = d.train.sample_shape();
+  zo.classes = d.train.num_classes;
+  zo.seed = f.seed;
+  if (!f.zoo.hidden.empty()) zo.hidden = f.zoo.hidden;
+  zo.width = f.zoo.width;
+  zo.dropout = f.zoo.dropout;
+  if (d.tokenizer) zo.vocab_size = d.tokenizer->vocab_size();
+  return zo;
+}
+
+CompressJob start_compress_job(const CompressFlags& f, bool measure_before) {
   if (f.out.size() < 4 || f.out.compare(f.out.size() - 4, 4, ".mnw") != 0) {
     throw Error("--out " + f.out + ": the output must be a .mnw file");
   }
@@ -41,21 +57,19 @@ CompressJob start_compress_job(const CompressFlags& f) {
   set_threads(f.threads);
   CompressJob job;
   const bool zoo_model = zoo::has(f.model);
+  if (!zoo_model && f.zoo.any()) {
+    throw Error("--hidden, --width and --dropout shape a zoo model; '" + f.model +
+                "' is a model file");
+  }
   if (!zoo_model) job.model = load_model(f.model, zoo::ZooOptions{});
   job.data = load_data(f.data, job.model.metadata);
-  if (zoo_model) {
-    zoo::ZooOptions zo;
-    zo.input_shape = job.data.train.sample_shape();
-    zo.classes = job.data.train.num_classes;
-    zo.seed = f.seed;
-    if (job.data.tokenizer) zo.vocab_size = job.data.tokenizer->vocab_size();
-    job.model = load_model(f.model, zo);
-  }
+  if (zoo_model) job.model = load_model(f.model, zoo_options_for(f, job.data));
   job.norm = data_normalization(job.model.metadata, job.data.train);
   if (!job.norm.mean.empty()) {
     job.model.metadata["normalization"] = {{"mean", job.norm.mean}, {"std", job.norm.std}};
   }
   if (job.data.tokenizer) job.model.metadata["tokenizer"] = job.data.tokenizer->to_json();
+  if (!measure_before) return job;
   compress::MeasureOptions mo;
   mo.latency_iters = f.latency_iters;
   job.before =

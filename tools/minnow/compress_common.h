@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "cli_common.h"
 #include "compress/model_report.h"
@@ -12,8 +13,18 @@
 
 namespace minnow::cli {
 
+// How a zoo model named on the command line is shaped (`--hidden`, `--width`, `--dropout`, as
+// for `minnow train`). Only a zoo name takes them: a model file already has its shape.
+struct ZooShapeFlags {
+  std::vector<int64_t> hidden;  // mlp; empty: the zoo default
+  double width = 1.0;
+  double dropout = 0.0;
+  bool any() const { return !hidden.empty() || width != 1.0 || dropout != 0.0; }
+};
+
 struct CompressFlags {
   std::string model;  // positional: zoo name, .mnw or .onnx
+  ZooShapeFlags zoo;
   DataFlags data;
   std::string out, report;
   int threads = 2;
@@ -31,9 +42,13 @@ struct CompressJob {
   data::Normalization norm;
   compress::ModelReport before;
 };
-// Loads model and data (a zoo name is built for the data's shape, like `train`), sets threads,
-// measures "before". Throws minnow::Error naming a bad flag.
-CompressJob start_compress_job(const CompressFlags& f);
+// The options that build zoo model `f.model` for data `d`: its sample shape and classes, the
+// seed, and f.zoo.
+zoo::ZooOptions zoo_options_for(const CompressFlags& f, const data::TrainTest& d);
+// Loads model and data (a zoo name is built for the data's shape and f.zoo, like `train`), sets
+// threads, measures "before" unless `measure_before` is false (distill measures the teacher
+// instead). Throws minnow::Error naming a bad flag.
+CompressJob start_compress_job(const CompressFlags& f, bool measure_before = true);
 // Fine-tunes job.model.graph for f.train.epochs epochs (no-op for 0) with the given hooks set
 // on a copy of f.train; returns the trainable parameter count.
 int64_t fine_tune(CompressJob& job, const CompressFlags& f, TrainConfig config);
