@@ -116,6 +116,8 @@ enum class OpKind : uint16_t {
   kQLinearLinear,
   kQLinearAdd,
   kQLinearGlobalAvgPool,
+  // Quantization-aware training (src/ops/fake_quantize.cpp)
+  kFakeQuantize,
   kCount
 };
 

@@ -92,6 +92,17 @@ void fake_quantize_weight(Tensor& w, const Tensor& s) {
 QatState insert_fake_quantize(Graph& g, const data::Dataset& calibration_data,
                               const data::Normalization& norm, const QatOptions& opts) {
   prepare_for_quantization(g);
+  // BatchNorm folding writes the folded weights and biases as constants; they are what QAT
+  // fine-tunes.
+  for (const Node& n : g.nodes) {
+    if (n.op != OpKind::kConv2d && n.op != OpKind::kLinear) continue;
+    for (size_t i = 1; i < n.inputs.size() && i <= 2; ++i) {
+      auto it = g.initializers.find(n.inputs[i]);
+      if (it != g.initializers.end() && it->second.value.dtype() == DType::kF32) {
+        it->second.trainable = true;
+      }
+    }
+  }
   QatState state;
   state.calibration = calibrate(g, calibration_data, norm, opts.calibration);
   const QdqPlan plan = plan_qdq(g, state.calibration.ranges, opts.qdq);

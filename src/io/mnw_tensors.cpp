@@ -127,8 +127,6 @@ IndexEntry entry_from_json(const JsonField& f, uint64_t data_len, uint64_t compa
   }
   JsonField offset = f.at("offset");
   e.offset = offset.uint64();
-  if (e.offset % 64 != 0)
-    offset.fail("offset " + std::to_string(e.offset) + " is not 64-byte aligned");
   JsonField nbytes = f.at("nbytes");
   e.nbytes = nbytes.uint64();
   uint64_t expected = 0;
@@ -151,6 +149,10 @@ IndexEntry entry_from_json(const JsonField& f, uint64_t data_len, uint64_t compa
   if (e.offset > data_len || e.nbytes > data_len - e.offset) {
     offset.fail("data at offset " + std::to_string(e.offset) + " (" + std::to_string(e.nbytes) +
                 " bytes) lies outside the section's " + std::to_string(data_len) + " data bytes");
+  }
+  if (e.offset % stored_alignment(e.nbytes) != 0) {
+    offset.fail("offset " + std::to_string(e.offset) + " of " + std::to_string(e.nbytes) +
+                " bytes is not " + std::to_string(stored_alignment(e.nbytes)) + "-byte aligned");
   }
   if (auto q = f.find("quant")) {
     e.quant = quant_from_json(*q);
@@ -199,6 +201,8 @@ std::string quant_params_problem(const QuantParams& q, DType dtype, const Shape&
   return "";
 }
 
+uint64_t stored_alignment(uint64_t stored_bytes) { return stored_bytes < 64 ? 8 : 64; }
+
 std::pair<std::string, uint64_t> store_json_text(std::string text) {
   if (text.size() < kDeflateJsonBytes) return {std::move(text), 0};
   return {zlib_deflate(text, 9), text.size()};
@@ -242,9 +246,12 @@ std::string encode_tensor_section(const std::vector<TensorRecord>& records, cons
       entry["encoding"] = "compact";
       entry["compact"] = packed.back()->spec;
     }
+    data_len = (data_len + stored_alignment(stored) - 1) / stored_alignment(stored) *
+               stored_alignment(stored);
+    entry["offset"] = data_len;
     index.push_back(std::move(entry));
     offsets.push_back(data_len);
-    data_len += align64(stored);
+    data_len += stored;
   }
   auto [index_text, json_length] = store_json_text(detail::dump_json(index, what));
   if (index_json_length) *index_json_length = json_length;

@@ -34,6 +34,11 @@ std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_
                                                 const std::string& where,
                                                 uint64_t index_json_length = 0);
 
+// Where stored tensor data may start in the data area: tensors of 64 bytes or more at 64-byte
+// boundaries (memory-mappable, aligned for SIMD), smaller ones (scales, zero points, biases of
+// thin layers: a quantized graph has hundreds) packed at 8-byte boundaries.
+uint64_t stored_alignment(uint64_t stored_bytes);
+
 // JSON texts of at least this many bytes are stored deflated (docs/mnw.md): small files stay
 // readable, large graphs (a quantized graph's JSON rivals its int8 weights) shrink ~10x.
 inline constexpr size_t kDeflateJsonBytes = 4096;

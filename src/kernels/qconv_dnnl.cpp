@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "minnow/error.h"
@@ -46,7 +47,8 @@ dnnl_glue::Call maybe_reorder(const memory& from, const memory& to) {
 
 }  // namespace
 
-QConvDnnl::QConvDnnl(const ConvGeometry& g, DType x, DType y) : g_(g), x_dtype_(x), y_dtype_(y) {
+QConvDnnl::QConvDnnl(const ConvGeometry& g, DType x, DType y, bool channels_last)
+    : g_(g), x_dtype_(x), y_dtype_(y), channels_last_(channels_last) {
   dnnl_type(x);  // validates
   dnnl_type(y);
   want_.scales.resize(static_cast<size_t>(g.o));
@@ -56,17 +58,16 @@ QConvDnnl::QConvDnnl(const ConvGeometry& g, DType x, DType y) : g_(g), x_dtype_(
 void QConvDnnl::build(const Key& k) {
   using namespace dnnl;
   auto& eng = dnnl_glue::engine();
-  const memory::desc src_any({g_.n, g_.c, g_.h, g_.w}, dnnl_type(x_dtype_), Tag::any);
-  const memory::desc dst_any({g_.n, g_.o, g_.oh(), g_.ow()}, dnnl_type(y_dtype_), Tag::any);
+  const memory::dims src_dims{g_.n, g_.c, g_.h, g_.w}, dst_dims{g_.n, g_.o, g_.oh(), g_.ow()};
+  const memory::desc src_plain(src_dims, dnnl_type(x_dtype_),
+                               channels_last_ ? Tag::nhwc : plain_tag(g_.h, g_.w));
+  const memory::desc dst_plain(dst_dims, dnnl_type(y_dtype_),
+                               channels_last_ ? Tag::nhwc : plain_tag(g_.oh(), g_.ow()));
   const memory::desc wei_any = weights_desc(g_, Tag::any);
   const memory::desc bias({g_.o}, DT::s32, Tag::x);
   const memory::dims strides{g_.sh, g_.sw}, dil{g_.dh - 1, g_.dw - 1};
   const memory::dims pl{g_.pt, g_.pl}, pr{g_.pb, g_.pr};
   const auto alg = algorithm::convolution_direct;
-  auto desc = g_.has_bias ? convolution_forward::desc(prop_kind::forward_inference, alg, src_any,
-                                                      wei_any, bias, dst_any, strides, dil, pl, pr)
-                          : convolution_forward::desc(prop_kind::forward_inference, alg, src_any,
-                                                      wei_any, dst_any, strides, dil, pl, pr);
   primitive_attr attr = dnnl_glue::user_scratchpad_attr();
   attr.set_output_scales(1 << 1, k.scales);
   if (k.src_zp) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
@@ -80,12 +81,27 @@ void QConvDnnl::build(const Key& k) {
     }
     attr.set_post_ops(po);
   }
-  pd_ = convolution_forward::primitive_desc(desc, attr, eng);
-
-  const memory::desc src_plain({g_.n, g_.c, g_.h, g_.w}, dnnl_type(x_dtype_),
-                               plain_tag(g_.h, g_.w));
-  const memory::desc dst_plain({g_.n, g_.o, g_.oh(), g_.ow()}, dnnl_type(y_dtype_),
-                               plain_tag(g_.oh(), g_.ow()));
+  auto make_pd = [&](const memory::desc& src, const memory::desc& dst) {
+    auto desc = g_.has_bias ? convolution_forward::desc(prop_kind::forward_inference, alg, src,
+                                                        wei_any, bias, dst, strides, dil, pl, pr)
+                            : convolution_forward::desc(prop_kind::forward_inference, alg, src,
+                                                        wei_any, dst, strides, dil, pl, pr);
+    return convolution_forward::primitive_desc(desc, attr, eng);
+  };
+  pd_ = make_pd(memory::desc(src_dims, dnnl_type(x_dtype_), Tag::any),
+                memory::desc(dst_dims, dnnl_type(y_dtype_), Tag::any));
+  // oneDNN's int8 convolutions choose NHWC on x86; should one choose otherwise, channels-last
+  // data is better served by an NHWC implementation than by two reorders per call, unless only
+  // the reference implementation takes NHWC (it is 100x slower; so is any int8 convolution
+  // asked to write NCHW, which is why channels-last f32 results leave through a Transpose).
+  if (channels_last_ && (pd_.src_desc() != src_plain || pd_.dst_desc() != dst_plain)) {
+    try {
+      auto nhwc = make_pd(src_plain, dst_plain);
+      if (std::string(nhwc.impl_info_str()).rfind("ref", 0) != 0) pd_ = std::move(nhwc);
+    } catch (const dnnl::error&) {
+      // No NHWC implementation for this case: keep the chosen one and reorder.
+    }
+  }
   src_user_ = memory(src_plain, eng, nullptr);
   src_inner_ = pd_.src_desc() == src_plain ? src_user_ : memory(pd_.src_desc(), eng);
   src_reorder_ = maybe_reorder(src_user_, src_inner_);

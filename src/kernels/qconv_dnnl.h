@@ -20,13 +20,20 @@ namespace minnow::kernels {
 
 class QConvDnnl {
  public:
-  // x and y dtypes are fixed per kernel (y: u8, i8 or f32).
-  QConvDnnl(const ConvGeometry& g, DType x, DType y);
+  // x and y dtypes are fixed per kernel (y: u8, i8 or f32). `channels_last`: x and y are NHWC
+  // in memory, which is oneDNN's own layout for int8 convolutions, so nothing is reordered.
+  QConvDnnl(const ConvGeometry& g, DType x, DType y, bool channels_last = false);
 
-  // x [n,c,h,w] NCHW, w [o,cg,kh,kw], y [n,o,oh,ow]. p.w_zp must be all zero.
+  // x [n,c,h,w] NCHW (or [n,h,w,c]), w [o,cg,kh,kw], y [n,o,oh,ow] (or [n,oh,ow,o]).
+  // p.w_zp must be all zero.
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
   // The oneDNN implementation in use ("" before the first forward), for benchmarks and tests.
   std::string impl() const;
+  // Whether forward() reorders x or y between the caller's layout and oneDNN's (false before
+  // the first forward).
+  bool reorders() const {
+    return static_cast<bool>(src_reorder_) || static_cast<bool>(dst_reorder_);
+  }
 
  private:
   struct Key {
@@ -40,6 +47,7 @@ class QConvDnnl {
 
   ConvGeometry g_;
   DType x_dtype_, y_dtype_;
+  bool channels_last_;
   Key key_, want_;  // built for / wanted by this call (want_ reuses its storage)
   bool built_ = false;
   std::vector<int8_t> packed_from_;  // the plain weights wei_inner_ was made from

@@ -12,6 +12,7 @@
 #include "core/op_registry.h"
 #include "minnow/error.h"
 #include "onnx/export_context.h"
+#include "onnx/export_qdq.h"
 #include "onnx/onnx_tensor.h"
 
 namespace minnow::onnx {
@@ -28,6 +29,7 @@ void emit_conv(ExportContext& cx, const Node& n) {
   const std::string raw = fused_output(cx, n, n.outputs[0]);
   std::vector<std::string> ins(n.inputs.begin(), n.inputs.end());
   if (ins.size() == 3 && ins[2].empty()) ins.pop_back();
+  if (ins.size() == 3) ins[2] = exported_bias(cx, n);
   const Shape& w = cx.info(n.inputs[1]).shape;
   NodeProto* p = cx.add_node("Conv", ins, {raw}, n.name);
   set_attr(p, "kernel_shape", std::vector<int64_t>{w[2], w[3]});
@@ -96,7 +98,7 @@ void emit_linear(ExportContext& cx, const Node& n) {
   const bool has_bias = n.inputs.size() > 2 && !n.inputs[2].empty();
   if (cx.info(n.inputs[0]).shape.size() == 2) {
     std::vector<std::string> ins = {n.inputs[0], n.inputs[1]};
-    if (has_bias) ins.push_back(n.inputs[2]);
+    if (has_bias) ins.push_back(exported_bias(cx, n));
     set_attr(cx.add_node("Gemm", ins, {raw}, n.name), "transB", int64_t{1});
   } else {
     const std::string wt = transposed_weight(cx, n, n.inputs[1]);
@@ -373,6 +375,8 @@ void emit_node(ExportContext& cx, const Node& n) {
       // Lowered int8 ops carry minnow attributes (fused activation, f32 output) that the ONNX
       // ops lack; the QDQ form before lowering is the portable one.
       export_fail(n, "lowered int8 ops are not exported; export the QDQ graph (before lowering)");
+    case OpKind::kFakeQuantize:
+      export_fail(n, "FakeQuantize is training-only; export the model minnow qat converted");
     default:
       return emit_generic(cx, n);
   }

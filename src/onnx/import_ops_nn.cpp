@@ -202,6 +202,20 @@ void convert_gemm(ImportContext& cx) {
     }
     return;
   }
+  // B computed at run time but already [N, K] (transB), e.g. PyTorch's quantized export where B
+  // and C are DequantizeLinear of int8 weights and an int32 bias: still minnow's Linear, so
+  // that passes/lower_qdq.h can run it on integer kernels.
+  const ValueInfo bi = cx.info(cx.in(1));
+  const bool c_is_bias =
+      !has_c || (beta == 1.0 && cx.info(cx.in(2)).dtype == av.dtype && bi.shape.size() == 2 &&
+                 cx.info(cx.in(2)).shape == Shape{bi.shape[0]});
+  if (tb && alpha == 1.0 && bi.dtype == av.dtype && bi.shape.size() == 2 && bi.shape[0] >= 0 &&
+      bi.shape[1] >= 0 && c_is_bias) {
+    std::vector<std::string> ins{a, cx.value(cx.in(1))};
+    if (has_c) ins.push_back(cx.value(cx.in(2)));
+    cx.emit1(OpKind::kLinear, ins, {}, out);
+    return;
+  }
   std::string bv = cx.value(cx.in(1));
   if (tb) bv = cx.emit1(OpKind::kTranspose, {bv});
   std::string y = cx.emit1(OpKind::kMatMul, {a, bv}, {}, has_c || alpha != 1.0 ? "" : out);

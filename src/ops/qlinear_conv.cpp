@@ -1,6 +1,9 @@
 // QLinearConv: int8 2-d convolution with ONNX QLinearConv's inputs (see qlinear_params.h) and
 // Conv2d's attributes (strides, pads [t,l,b,r], dilations, group, fused activation).
 // x [N,C,H,W] u8|i8, w [O,C/group,kh,kw] i8 -> y [N,O,OH,OW] u8|i8, or f32 without y_scale.
+// Attribute channels_last=1 (set by passes/int8_channels_last.h): x is [N,H,W,C] and y
+// [N,OH,OW,O], in the graph's shapes and in memory, which is the layout oneDNN computes int8
+// convolutions in, so chains of such nodes pass activations along without reorders.
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +36,15 @@ std::vector<int64_t> ints_attr(const Node& n, const char* key, std::vector<int64
   return v;
 }
 
+bool channels_last(const Node& n) {
+  const int64_t v = n.attrs.get_int("channels_last", 0);
+  if (v != 0 && v != 1) {
+    fail(n,
+         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
+  }
+  return v == 1;
+}
+
 // Validates shapes and attributes; the batch may be kDynamic (only infer sees that).
 ConvGeometry geometry(const Node& n, const InputInfos& in) {
   const ValueInfo& x = input(n, in, q::kX);
@@ -52,11 +64,12 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
   const std::vector<int64_t> s = ints_attr(n, "strides", {1, 1}, 2, 1);
   const std::vector<int64_t> p = ints_attr(n, "pads", {0, 0, 0, 0}, 4, 0);
   const std::vector<int64_t> d = ints_attr(n, "dilations", {1, 1}, 2, 1);
+  const bool nhwc = channels_last(n);
   ConvGeometry g;
   g.n = x.shape[0];
-  g.c = x.shape[1];
-  g.h = x.shape[2];
-  g.w = x.shape[3];
+  g.c = x.shape[nhwc ? 3 : 1];
+  g.h = x.shape[nhwc ? 1 : 2];
+  g.w = x.shape[nhwc ? 2 : 3];
   g.o = w.shape[0];
   g.kh = w.shape[2];
   g.kw = w.shape[3];
@@ -93,7 +106,8 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
 void infer_qconv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ConvGeometry g = geometry(n, in);
   out[0].dtype = q::validate(n, in, g.o);
-  out[0].shape = {in[q::kX]->shape[0], g.o, g.oh(), g.ow()};
+  out[0].shape = channels_last(n) ? Shape{in[q::kX]->shape[0], g.oh(), g.ow(), g.o}
+                                  : Shape{in[q::kX]->shape[0], g.o, g.oh(), g.ow()};
 }
 
 int64_t qconv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
@@ -107,20 +121,20 @@ ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
 }
 
 void check_input(const Node& n, const ConvGeometry& g, DType x_dtype, const Tensor& x) {
-  if (x.dtype() != x_dtype || x.shape() != Shape{g.n, g.c, g.h, g.w}) {
-    fail(n, "kernel built for input " + shape_str({g.n, g.c, g.h, g.w}) + " " +
-                q::dtype_str(x_dtype) + ", got " + shape_str(x.shape()) + " " +
-                q::dtype_str(x.dtype()));
+  const Shape want = channels_last(n) ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
+  if (x.dtype() != x_dtype || x.shape() != want) {
+    fail(n, "kernel built for input " + shape_str(want) + " " + q::dtype_str(x_dtype) + ", got " +
+                shape_str(x.shape()) + " " + q::dtype_str(x.dtype()));
   }
 }
 
 void run_reference(const ConvGeometry& g, const kernels::QLinearParams& p, const Tensor& x,
-                   const Tensor& w, Tensor& y) {
+                   const Tensor& w, Tensor& y, bool nhwc) {
   const auto* wp = static_cast<const int8_t*>(w.raw());
   if (x.dtype() == DType::kU8) {
-    kernels::qconv_forward_reference(g, p, static_cast<const uint8_t*>(x.raw()), wp, y.raw());
+    kernels::qconv_forward_reference(g, p, static_cast<const uint8_t*>(x.raw()), wp, y.raw(), nhwc);
   } else {
-    kernels::qconv_forward_reference(g, p, static_cast<const int8_t*>(x.raw()), wp, y.raw());
+    kernels::qconv_forward_reference(g, p, static_cast<const int8_t*>(x.raw()), wp, y.raw(), nhwc);
   }
 }
 
@@ -135,7 +149,8 @@ class QConvReference : public Kernel {
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     check_input(node_, g_, x_dtype_, *in[q::kX]);
-    run_reference(g_, q::read_params(node_, in, out_, act_), *in[q::kX], *in[q::kW], *out[0]);
+    run_reference(g_, q::read_params(node_, in, out_, act_), *in[q::kX], *in[q::kW], *out[0],
+                  channels_last(node_));
   }
 
  private:
@@ -155,13 +170,16 @@ class QConvFast : public Kernel {
         act_(FusedActivation::of(n)),
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
-        dnnl_(g_, x_dtype_, out_) {}
+        nhwc_(channels_last(n)),
+        dnnl_(g_, x_dtype_, out_, nhwc_) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
     check_input(node_, g_, x_dtype_, x);
     const kernels::QLinearParams p = q::read_params(node_, in, out_, act_);
-    if (!p.w_zp_all_zero() || g_.n == 0) return run_reference(g_, p, x, *in[q::kW], *out[0]);
+    if (!p.w_zp_all_zero() || g_.n == 0) {
+      return run_reference(g_, p, x, *in[q::kW], *out[0], nhwc_);
+    }
     dnnl_.forward(p, x.raw(), static_cast<const int8_t*>(in[q::kW]->raw()), out[0]->raw());
   }
 
@@ -170,6 +188,7 @@ class QConvFast : public Kernel {
   ConvGeometry g_;
   FusedActivation act_;
   DType x_dtype_, out_;
+  bool nhwc_;
   kernels::QConvDnnl dnnl_;
 };
 

@@ -1,7 +1,8 @@
 // QLinearGlobalAvgPool(x, x_scale, [x_zero_point], y_scale, [y_zero_point]) -> y [N,C,1,..,1]:
 // the mean of each spatial plane of a quantized NCHW (or N,C,D1..Dk) tensor, requantized to y's
-// parameters (com.microsoft's contrib op; its channels_last=1 layout is not supported). y's dtype
-// is that of y_zero_point (x's when absent). Per-tensor parameters.
+// parameters (com.microsoft's contrib op). With attribute channels_last=1 (as com.microsoft's)
+// x is [N,D1..Dk,C] and y [N,1,..,1,C]. y's dtype is that of y_zero_point (x's when absent).
+// Per-tensor parameters.
 //
 // Definition (the real-number formula, evaluated in f64 from an exact integer sum):
 //   S = sum over the plane of (x - x_zp)               (int64, exact)
@@ -10,7 +11,8 @@
 // is exactly a half-integer the two f64 divisions reproduce it exactly, so ties round to even
 // as the real formula says. Both kernels share this per-plane requantization (it is O(N*C));
 // they differ in the summation, which is where the time goes: the fast kernel sums each plane in
-// int32 blocks that vectorize, planes in parallel.
+// int32 blocks that vectorize, planes in parallel; channels-last, it adds whole rows of C
+// channels into int32 per-channel sums (vectorized over channels), samples in parallel.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -28,6 +30,15 @@ using quant::QRange;
 
 enum Input { kX = 0, kXScale, kXZp, kYScale, kYZp };
 
+bool channels_last(const Node& n) {
+  const int64_t v = n.attrs.get_int("channels_last", 0);
+  if (v != 0 && v != 1) {
+    fail(n,
+         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
+  }
+  return v == 1;
+}
+
 void infer_qpool(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ValueInfo& x = input(n, in, kX);
   if (!quant::is_q8(x.dtype)) {
@@ -44,9 +55,7 @@ void infer_qpool(const Node& n, const InputInfos& in, std::vector<ValueInfo>& ou
                   ": channel and spatial dims must be concrete and positive");
     }
   }
-  if (n.attrs.get_int("channels_last", 0) != 0) {
-    fail(n, "attribute channels_last=1 (NHWC) is not supported; minnow pools NCHW");
-  }
+  const bool nhwc = channels_last(n);
   const quant::QParamInfo xq = quant::check_qparams(n, in, kXScale, kXZp, false, false, "x_scale");
   if (xq.has_zero_point && xq.zp_dtype != x.dtype) {
     fail(n, "zero point '" + in[kXZp]->name + "' has dtype " +
@@ -57,7 +66,7 @@ void infer_qpool(const Node& n, const InputInfos& in, std::vector<ValueInfo>& ou
   out[0].dtype = yq.has_zero_point ? yq.zp_dtype : x.dtype;
   out[0].shape = Shape(x.shape.size(), 1);
   out[0].shape[0] = x.shape[0];
-  out[0].shape[1] = x.shape[1];
+  out[0].shape[nhwc ? x.shape.size() - 1 : 1] = x.shape[nhwc ? x.shape.size() - 1 : 1];
 }
 
 // The requantization of one plane sum (see the file comment).
@@ -70,10 +79,12 @@ int32_t requantize_mean(int64_t sum, int64_t hw, float x_scale, float y_scale, i
 class QLinearGlobalAvgPoolKernel final : public Kernel {
  public:
   QLinearGlobalAvgPoolKernel(const Node& n, Shape shape, bool fast)
-      : node_(n), shape_(std::move(shape)), fast_(fast) {
-    planes_ = shape_[0] * shape_[1];
-    hw_ = 1;
-    for (size_t d = 2; d < shape_.size(); ++d) hw_ *= shape_[d];
+      : node_(n), shape_(std::move(shape)), fast_(fast), nhwc_(channels_last(n)) {
+    const size_t r = shape_.size();
+    batch_ = shape_[0];
+    channels_ = shape_[nhwc_ ? r - 1 : 1];
+    for (size_t d = nhwc_ ? 1 : 2; d < (nhwc_ ? r - 1 : r); ++d) hw_ *= shape_[d];
+    if (nhwc_ && fast_) sums_.resize(static_cast<size_t>(batch_ * channels_));
   }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
@@ -87,13 +98,29 @@ class QLinearGlobalAvgPoolKernel final : public Kernel {
     auto go = [&]<class X, class Y>(const X* x, Y* y) {
       const int32_t xzp = xq.zero_point_at(0), yzp = yq.zero_point_at(0);
       const float xs = xq.scale[0], ys = yq.scale[0];
-      const int64_t hw = hw_;
-      const bool fast = fast_;
-#pragma omp parallel for if (fast && planes_ * hw_ >= kParallelMin) schedule(static)
-      for (int64_t p = 0; p < planes_; ++p) {
-        const X* plane = x + p * hw;
-        const int64_t sum = fast ? plane_sum_fast(plane, hw) - hw * xzp : plane_sum(plane, hw, xzp);
+      const int64_t hw = hw_, c = channels_, planes = batch_ * channels_;
+      auto put = [&](int64_t p, int64_t sum) {
         y[p] = static_cast<Y>(requantize_mean(sum, hw, xs, ys, yzp, r));
+      };
+      if (nhwc_ && fast_) {
+        int64_t* sums = sums_.data();
+#pragma omp parallel for if (planes * hw >= kParallelMin) schedule(static)
+        for (int64_t n = 0; n < batch_; ++n) {
+          rows_sum_fast(x + n * hw * c, hw, c, sums + n * c);
+          for (int64_t k = 0; k < c; ++k) put(n * c + k, sums[n * c + k] - hw * xzp);
+        }
+      } else if (nhwc_) {
+        for (int64_t p = 0; p < planes; ++p) {
+          const int64_t n = p / c, k = p % c;
+          put(p, strided_sum(x + n * hw * c + k, hw, c, xzp));
+        }
+      } else {
+        const bool fast = fast_;
+#pragma omp parallel for if (fast && planes * hw >= kParallelMin) schedule(static)
+        for (int64_t p = 0; p < planes; ++p) {
+          const X* plane = x + p * hw;
+          put(p, fast ? plane_sum_fast(plane, hw) - hw * xzp : strided_sum(plane, hw, 1, xzp));
+        }
       }
     };
     const DType xt = in[kX]->dtype(), yt = out[0]->dtype();
@@ -111,11 +138,11 @@ class QLinearGlobalAvgPoolKernel final : public Kernel {
   }
 
  private:
-  // The oracle: one element at a time, int64 throughout.
+  // The oracle: one element at a time, int64 throughout; elements `stride` apart.
   template <class X>
-  static int64_t plane_sum(const X* x, int64_t hw, int32_t zp) {
+  static int64_t strided_sum(const X* x, int64_t hw, int64_t stride, int32_t zp) {
     int64_t s = 0;
-    for (int64_t i = 0; i < hw; ++i) s += static_cast<int64_t>(x[i]) - zp;
+    for (int64_t i = 0; i < hw; ++i) s += static_cast<int64_t>(x[i * stride]) - zp;
     return s;
   }
 
@@ -133,11 +160,31 @@ class QLinearGlobalAvgPoolKernel final : public Kernel {
     return total;
   }
 
+  // Raw per-channel sums of hw rows of c channels: int32 accumulators over blocks of channels
+  // (kept in registers) and chunks of rows (that cannot overflow), int64 totals in `sums`.
+  template <class X>
+  static void rows_sum_fast(const X* __restrict x, int64_t hw, int64_t c, int64_t* sums) {
+    constexpr int64_t kChunk = int64_t{1} << 23, kBlock = 64;
+    for (int64_t k = 0; k < c; ++k) sums[k] = 0;
+    for (int64_t c0 = 0; c0 < c; c0 += kBlock) {
+      const int64_t width = std::min(kBlock, c - c0);
+      for (int64_t lo = 0; lo < hw; lo += kChunk) {
+        const int64_t hi = std::min(hw, lo + kChunk);
+        int32_t acc[kBlock] = {};
+        for (int64_t i = lo; i < hi; ++i) {
+          const X* row = x + i * c + c0;
+          for (int64_t k = 0; k < width; ++k) acc[k] += row[k];
+        }
+        for (int64_t k = 0; k < width; ++k) sums[c0 + k] += acc[k];
+      }
+    }
+  }
+
   Node node_;
   Shape shape_;
-  bool fast_;
-  int64_t planes_ = 0;
-  int64_t hw_ = 1;
+  bool fast_, nhwc_;
+  int64_t batch_ = 0, channels_ = 0, hw_ = 1;
+  std::vector<int64_t> sums_;  // channels-last fast kernel: [batch, channels]
 };
 
 std::unique_ptr<Kernel> make_qpool(const Node& n, const InputInfos& in, bool fast) {

@@ -84,7 +84,7 @@ Tensor scalar_f32(float v) {
 
 // Symmetric int8 weights, per output channel (axis 0) or per tensor.
 struct QuantizedWeight {
-  Tensor data, scale, zero_point;
+  Tensor data, scale;  // symmetric: the zero point is 0
 };
 
 QuantizedWeight quantize_weight(const Tensor& w, bool per_channel, int bits = 8) {
@@ -95,24 +95,7 @@ QuantizedWeight quantize_weight(const Tensor& w, bool per_channel, int bits = 8)
   std::copy(q.data.begin(), q.data.end(), out.data.data<int8_t>());
   out.scale = per_channel ? Tensor(DType::kF32, {channels}) : Tensor(DType::kF32, {});
   std::copy(q.scale.begin(), q.scale.end(), out.scale.f32());
-  out.zero_point = per_channel ? Tensor(DType::kI8, {channels}) : Tensor(DType::kI8, {});
   return out;
-}
-
-Tensor quantize_bias_tensor(const Tensor& b, float x_scale, const Tensor& w_scale) {
-  Tensor q(DType::kI32, b.shape());
-  const bool per_channel = w_scale.numel() > 1;
-  for (int64_t c = 0; c < b.numel(); ++c) {
-    const double scale = double(x_scale) * w_scale.f32()[per_channel ? c : 0];
-    q.data<int32_t>()[c] = quantize_bias(b.f32()[c], scale);
-  }
-  return q;
-}
-
-Tensor bias_scale(float x_scale, const Tensor& w_scale) {
-  Tensor s(DType::kF32, w_scale.shape());
-  for (int64_t c = 0; c < s.numel(); ++c) s.f32()[c] = x_scale * w_scale.f32()[c];
-  return s;
 }
 
 // Bias correction for a depthwise convolution (Nagel et al. 2019, "Data-Free Quantization"):
@@ -257,25 +240,13 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
     QuantizedWeight q = quantize_weight(g.initializers.at(w).value, opts.per_channel);
     const std::string data = add_initializer(w + "_quantized", q.data);
     const std::string scale = add_initializer(w + "_scale", q.scale);
-    const std::string zero = add_initializer(w + "_zero_point", q.zero_point);
     const std::string dq = names.value(w + "_dequantized");
-    Node n = make_node(w + "/DequantizeLinear", OpKind::kDequantizeLinear, {data, scale, zero}, dq);
+    // Symmetric: the zero point is 0, which an absent zero point means.
+    Node n = make_node(w + "/DequantizeLinear", OpKind::kDequantizeLinear, {data, scale, ""}, dq);
     n.attrs.set("axis", int64_t{0});
     out.push_back(std::move(n));
     weights[w] = std::move(q);
     return weight_dq[w] = dq;
-  };
-  auto dequantized_bias = [&](const std::string& b, const Tensor& real, float x_scale,
-                              const std::string& w) {
-    const Tensor& w_scale = weights.at(w).scale;
-    Tensor data = quantize_bias_tensor(real, x_scale, w_scale);
-    const std::string qb = add_initializer(b + "_quantized", std::move(data));
-    const std::string scale = add_initializer(b + "_scale", bias_scale(x_scale, w_scale));
-    const std::string dq = names.value(b + "_dequantized");
-    Node n = make_node(b + "/DequantizeLinear", OpKind::kDequantizeLinear, {qb, scale, ""}, dq);
-    n.attrs.set("axis", int64_t{0});
-    out.push_back(std::move(n));
-    return dq;
   };
 
   for (const ValueInfo& v : g.inputs) {
@@ -293,15 +264,15 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
       const bool has_bias = n.inputs.size() > 2 && !n.inputs[2].empty();
       Tensor bias = has_bias ? g.initializers.at(n.inputs[2]).value.clone() : Tensor();
       auto mean = input_means.find(x);
+      // The bias stays float, corrected or not: the lowering derives its int32 form at
+      // x_scale * w_scale, and so does the ONNX exporter (onnx/export_qdq.h).
       if (n.op == OpKind::kConv2d && mean != input_means.end() &&
           correct_depthwise_bias(n, g.initializers.at(w).value, weights.at(w), mean->second,
                                  bias)) {
         summary.bias_corrected.push_back(n.name);
-      }
-      if (bias.defined()) {
         n.inputs.resize(3);
-        const std::string base = has_bias ? n.inputs[2] : n.name + ".bias";
-        n.inputs[2] = dequantized_bias(base, bias, params.at(x).scale, w);
+        n.inputs[2] = add_initializer((has_bias ? n.inputs[2] : n.name + ".bias") + "_corrected",
+                                      std::move(bias));
       }
     }
     out.push_back(std::move(n));
@@ -332,13 +303,11 @@ std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_chan
         Node dq;
         dq.name = names.node(w + "/DequantizeLinear");
         dq.op = OpKind::kDequantizeLinear;
-        dq.inputs = {names.value(w + "_quantized"), names.value(w + "_scale"),
-                     names.value(w + "_zero_point")};
+        dq.inputs = {names.value(w + "_quantized"), names.value(w + "_scale"), ""};
         dq.outputs = {names.value(w + "_dequantized")};
         dq.attrs.set("axis", int64_t{0});
         g.initializers[dq.inputs[0]] = Initializer{q.data, false};
         g.initializers[dq.inputs[1]] = Initializer{q.scale, false};
-        g.initializers[dq.inputs[2]] = Initializer{q.zero_point, false};
         it = dequantized.emplace(w, dq.outputs[0]).first;
         out.push_back(std::move(dq));
       }

@@ -3,9 +3,10 @@
 //
 // Every Conv2d, Linear, Add and GlobalAvgPool that is not kept in float reads its activations
 // through QuantizeLinear -> DequantizeLinear pairs with the calibrated parameters, and its
-// weights through a DequantizeLinear of an int8 initializer (symmetric, per output channel by
-// default) and its bias through a DequantizeLinear of an int32 initializer (scale
-// x_scale * w_scale, zero point 0). Ops that only move or select values (MaxPool, Flatten,
+// weights through a DequantizeLinear of an int8 initializer (symmetric: no zero point; per
+// output channel by default). Biases stay float: their int32 form at x_scale * w_scale follows
+// from the scales, so the lowering and the ONNX exporter derive it (storing it would cost a
+// scale per channel in the file). Ops that only move or select values (MaxPool, Flatten,
 // Reshape, Transpose, Concat) whose inputs are quantized stay in the integer domain: their
 // inputs and output share one set of parameters (the union of their ranges), so that the
 // runtime can run them on the int8 data directly.

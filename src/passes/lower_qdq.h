@@ -9,6 +9,9 @@
 //   DequantizeLinear(a_q), DequantizeLinear(b_q) -> Add [-> Relu/Relu6] -> QuantizeLinear
 //     becomes QLinearAdd (with the activation fused),
 //   and GlobalAvgPool likewise QLinearGlobalAvgPool.
+//   QuantizeLinear -> DequantizeLinear -> Relu/Relu6 -> QuantizeLinear with one set of
+//     parameters after an integer op becomes that op's fused activation (PyTorch's eager-mode
+//     export writes quantized ReLUs so).
 //   MaxPool / Flatten / Reshape / Transpose / Concat between a DequantizeLinear and a
 //     QuantizeLinear with the same parameters run on the integer data as they are.
 //

@@ -7,6 +7,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
+#include "passes/int8_channels_last.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/memory_plan.h"
@@ -37,6 +38,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
     // Quantized patterns run on integer kernels; dequantized constants left over (weights of
     // layers kept in float) are then folded once here instead of on every run.
     if (lower_qdq(graph_) > 0) fold_constants(graph_);
+    int8_channels_last(graph_);  // int8 activations stay NHWC between int8 ops
     graph_.validate();
   }
   if (graph_.inputs.empty() || graph_.outputs.empty()) {

@@ -306,7 +306,14 @@ TEST(MnwCorrupt, TensorIndexErrorsNameTheField) {
        "shape[0]: negative dimension -3"},
       {[](json& j) { entry_named(j, "w")["offset"] = uint64_t{1} << 63; },
        "lies outside the section's"},
-      {[](json& j) { entry_named(j, "w")["offset"] = 8; }, "offset 8 is not 64-byte aligned"},
+      {[](json& j) { entry_named(j, "w")["offset"] = 4; },
+       "offset 4 of 48 bytes is not 8-byte aligned"},
+      {[](json& j) {
+         entry_named(j, "w")["shape"] = {4, 4};
+         entry_named(j, "w")["nbytes"] = 64;
+         entry_named(j, "w")["offset"] = 8;
+       },
+       "offset 8 of 64 bytes is not 64-byte aligned"},
       {[](json& j) { entry_named(j, "w")["offset"] = -64; },
        "expected a non-negative integer, got -64"},
       {[](json& j) { entry_named(j, "w")["nbytes"] = 44; },

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/op_registry.h"
+#include "kernels/qconv_dnnl.h"
 #include "minnow/error.h"
 #include "qlinear_test_util.h"
 
@@ -160,6 +162,105 @@ TEST(QLinearConv, FastMatchesReference) {
   }
 }
 
+// A copy of a rank-4 tensor with its dimensions permuted by `perm` (any dtype).
+Tensor permuted(const Tensor& t, const std::vector<int64_t>& perm) {
+  const Shape& in = t.shape();
+  const Shape out{in[perm[0]], in[perm[1]], in[perm[2]], in[perm[3]]};
+  Tensor r(t.dtype(), out);
+  const size_t es = dtype_size(t.dtype());
+  const int64_t stride[4] = {in[1] * in[2] * in[3], in[2] * in[3], in[3], 1};
+  const auto* src = static_cast<const char*>(t.raw());
+  auto* dst = static_cast<char*>(r.raw());
+  int64_t k = 0;
+  for (int64_t a = 0; a < out[0]; ++a) {
+    for (int64_t b = 0; b < out[1]; ++b) {
+      for (int64_t c = 0; c < out[2]; ++c) {
+        for (int64_t d = 0; d < out[3]; ++d, ++k) {
+          const int64_t i =
+              a * stride[perm[0]] + b * stride[perm[1]] + c * stride[perm[2]] + d * stride[perm[3]];
+          std::memcpy(dst + k * es, src + i * es, es);
+        }
+      }
+    }
+  }
+  return r;
+}
+
+// channels_last=1: the same convolution on NHWC data. The reference gives exactly the NCHW
+// reference's values (one oracle for both layouts); the oneDNN kernel then wraps the data as it
+// is (no reorders) and agrees with the reference as in FastMatchesReference.
+TEST(QLinearConv, ChannelsLastMatchesNchw) {
+  uint64_t seed = 50;
+  for (const QConvCase& c : cases()) {
+    SCOPED_TRACE(c.label);
+    const QConvInputs in = make_inputs(c, seed++);
+    const Tensor want =
+        permuted(run_op(qconv_node(c), in.t, KernelChoice::kReference), {0, 2, 3, 1});
+    std::vector<Tensor> t = in.t;
+    t[0] = permuted(in.t[0], {0, 2, 3, 1});
+    Node n = qconv_node(c);
+    n.attrs.set("channels_last", int64_t{1});
+    const Tensor ref = run_op(n, t, KernelChoice::kReference);
+    ASSERT_EQ(ref.shape(), want.shape());
+    EXPECT_EQ(max_difference(ref, want), 0.0);
+    const Tensor fast = run_op(n, t, KernelChoice::kFast, 2);
+    ASSERT_EQ(fast.shape(), want.shape());
+    if (c.out == DType::kF32) {
+      for (int64_t i = 0; i < want.numel(); ++i) {
+        ASSERT_NEAR(element(fast, i), element(want, i), 1e-5 * (1 + std::abs(element(want, i))))
+            << "element " << i;
+      }
+    } else {
+      int64_t differing = 0;
+      EXPECT_LE(max_difference(fast, want, &differing), 1.0);
+      EXPECT_LE(differing, want.numel() / 200 + 1);
+    }
+  }
+}
+
+// The NHWC int8 convolutions this layout exists for: oneDNN's chosen implementation takes the
+// caller's NHWC memory as it is, so the kernel runs no reorder (the point of channels_last).
+TEST(QLinearConv, ChannelsLastDnnlKernelDoesNotReorder) {
+  for (const QConvCase& c : cases()) {
+    SCOPED_TRACE(c.label);
+    const QConvInputs in = make_inputs(c, 77);
+    kernels::ConvGeometry g;
+    g.n = c.x[0];
+    g.c = c.x[1];
+    g.h = c.x[2];
+    g.w = c.x[3];
+    g.o = c.w[0];
+    g.kh = c.w[2];
+    g.kw = c.w[3];
+    g.sh = c.strides[0];
+    g.sw = c.strides[1];
+    g.pt = c.pads[0];
+    g.pl = c.pads[1];
+    g.pb = c.pads[2];
+    g.pr = c.pads[3];
+    g.dh = c.dilations[0];
+    g.dw = c.dilations[1];
+    g.group = c.group;
+    g.has_bias = c.bias;
+    kernels::QLinearParams p;
+    p.x_scale = in.x_scale;
+    p.x_zp = static_cast<int32_t>(element(in.t[2], 0));
+    p.w_scale = in.w_scale.data();
+    p.w_count = static_cast<int64_t>(in.w_scale.size());
+    p.bias = c.bias ? static_cast<const int32_t*>(in.t[8].raw()) : nullptr;
+    p.out = c.out;
+    if (c.out != DType::kF32) {
+      p.y_scale = in.y_scale;
+      p.y_zp = static_cast<int32_t>(element(in.t[7], 0));
+    }
+    const Tensor x = permuted(in.t[0], {0, 2, 3, 1});
+    Tensor y(c.out, {g.n, g.oh(), g.ow(), g.o});
+    kernels::QConvDnnl k(g, c.x_dtype, c.out, /*channels_last=*/true);
+    k.forward(p, x.raw(), static_cast<const int8_t*>(in.t[3].raw()), y.raw());
+    EXPECT_FALSE(k.reorders()) << k.impl();
+  }
+}
+
 // The float computation the integer op stands for: dequantize, convolve in float (Conv2d's
 // reference kernel), activation, quantize. Float rounding may move a value across a rounding
 // boundary, so one step is allowed.
@@ -252,6 +353,11 @@ TEST(QLinearConv, InferenceAndMacs) {
   EXPECT_EQ(out[0].dtype, DType::kU8);
   EXPECT_EQ(out[0].shape, (Shape{kDynamic, 5, 6, 5}));
   EXPECT_EQ(op_def(n.op).macs(n, ptrs, out), 5 * 6 * 5 * 3 * 3 * 3);
+  n.attrs.set("channels_last", int64_t{1});
+  infos[0].shape = {kDynamic, 11, 10, 3};
+  op_def(n.op).infer(n, ptrs, out);
+  EXPECT_EQ(out[0].shape, (Shape{kDynamic, 6, 5, 5}));
+  EXPECT_EQ(op_def(n.op).macs(n, ptrs, out), 5 * 6 * 5 * 3 * 3 * 3);
   EXPECT_STREQ(op_def(OpKind::kQLinearConv).name, "QLinearConv");
   EXPECT_EQ(op_kind_from_name("QLinearConv"), OpKind::kQLinearConv);
 }
@@ -286,6 +392,10 @@ TEST(QLinearConv, BadInputsThrow) {
   expect_throw("channels", [](V& t, Node&) { t[0] = Tensor(DType::kU8, {1, 4, 11, 10}); });
   expect_throw("group", [](V&, Node& n) { n.attrs.set("group", int64_t{2}); });
   expect_throw("activation", [](V&, Node& n) { n.attrs.set("activation", std::string("gelu")); });
+  expect_throw("channels_last 2", [](V&, Node& n) { n.attrs.set("channels_last", int64_t{2}); });
+  expect_throw("channels_last with NCHW shape", [](V&, Node& n) {
+    n.attrs.set("channels_last", int64_t{1});  // x [1,3,11,10] read as 3x11 with 10 channels
+  });
   expect_throw("kernel too large", [](V& t, Node& n) {
     t[0] = Tensor(DType::kU8, {1, 3, 2, 2});
     n.attrs.set("pads", std::vector<int64_t>{0, 0, 0, 0});

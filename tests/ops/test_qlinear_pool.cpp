@@ -1,7 +1,8 @@
 // QLinearGlobalAvgPool: hand-computed values (ties to even, saturation, absent zero points,
 // mixed input/output dtypes, rank 3), agreement with dequantize -> f64 mean -> quantize, fast
-// kernel byte-identical to the reference, bad inputs. MaxPool on u8/i8 data: equal to f32 MaxPool
-// of the same integers (max commutes with the monotone quantization map), for both kernels.
+// kernel byte-identical to the reference, channels-last input equal to NCHW, bad inputs. MaxPool on
+// u8/i8 data: equal to f32 MaxPool of the same integers (max commutes with the monotone
+// quantization map), for both kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -81,6 +82,51 @@ TEST(QLinearGlobalAvgPool, FastMatchesReferenceExactly) {
   }
 }
 
+// x [N,C,rest...] moved to [N,rest...,C] (any q8 dtype).
+Tensor to_channels_last(const Tensor& x) {
+  const Shape& s = x.shape();
+  const int64_t n = s[0], c = s[1], hw = x.numel() / (n * c);
+  Shape t = {n};
+  t.insert(t.end(), s.begin() + 2, s.end());
+  t.push_back(c);
+  Tensor r(x.dtype(), t);
+  const auto* src = static_cast<const uint8_t*>(x.raw());
+  auto* dst = static_cast<uint8_t*>(r.raw());
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t k = 0; k < c; ++k) {
+      for (int64_t i = 0; i < hw; ++i) dst[(b * hw + i) * c + k] = src[(b * c + k) * hw + i];
+    }
+  }
+  return r;
+}
+
+// channels_last=1: x [N,H,W,C] -> y [N,1,1,C] with the NCHW op's values, both kernels.
+TEST(QLinearGlobalAvgPool, ChannelsLastMatchesNchw) {
+  Rng rng(7);
+  std::vector<Shape> shapes = kShapes;
+  shapes.push_back({2, 130, 3, 5});  // more channels than the fast kernel's block of 64
+  for (const Shape& s : shapes) {
+    for (DType tx : {DType::kU8, DType::kI8}) {
+      const DType ty = tx == DType::kU8 ? DType::kI8 : DType::kU8;
+      SCOPED_TRACE(shape_str(s) + " " + std::string(dtype_name(tx)));
+      auto in = random_inputs(s, tx, ty, rng);
+      const Tensor want = run1(qpool(), in);
+      in[0] = to_channels_last(in[0]);
+      Node n = qpool();
+      n.attrs.set("channels_last", int64_t{1});
+      for (KernelChoice c : kBoth) {
+        SCOPED_TRACE(label(c));
+        const Tensor y = run1(n, in, c);
+        Shape expect(s.size(), 1);
+        expect[0] = s[0];
+        expect.back() = s[1];
+        EXPECT_EQ(y.shape(), expect);
+        EXPECT_EQ(ints_of(y), ints_of(want));  // [N,C] either way: same bytes
+      }
+    }
+  }
+}
+
 TEST(QLinearGlobalAvgPool, MatchesDequantizedMeanWithinRounding) {
   // The real mean of the dequantized plane, quantized: equal unless within 1e-9 of a tie.
   Rng rng(6);
@@ -122,9 +168,9 @@ TEST(QLinearGlobalAvgPool, BadInputs) {
       "expected u8 or i8");
   expect_node_error([&] { run1(qpool(), with(2, zp(DType::kI8, 0))); }, "has dtype i8, expected");
   expect_node_error([&] { run1(qpool(), with(3, ftensor({2}, {1, 1}))); }, "per tensor");
-  Node nhwc = qpool();
-  nhwc.attrs.set("channels_last", int64_t{1});
-  expect_node_error([&] { run1(nhwc, base()); }, "channels_last");
+  Node bad_layout = qpool();
+  bad_layout.attrs.set("channels_last", int64_t{2});
+  expect_node_error([&] { run1(bad_layout, base()); }, "channels_last");
   for (KernelChoice c : kBoth) {
     expect_node_error(
         [&] { run1(qpool(), with(1, scale(std::numeric_limits<float>::quiet_NaN())), c); },

@@ -60,6 +60,7 @@ void add_export_command(CLI::App& app);
 void add_factorize_command(CLI::App& app);
 void add_cluster_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_qat_command(CLI::App& app);
 void add_distill_command(CLI::App& app);
 void add_finetune_command(CLI::App& app);
 void add_merge_lora_command(CLI::App& app);

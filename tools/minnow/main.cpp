@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   minnow::cli::add_factorize_command(app);
   minnow::cli::add_cluster_command(app);
   minnow::cli::add_quantize_command(app);
+  minnow::cli::add_qat_command(app);
   minnow::cli::add_distill_command(app);
   minnow::cli::add_finetune_command(app);
   minnow::cli::add_merge_lora_command(app);
