@@ -37,7 +37,8 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
     fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
     // Quantized patterns run on integer kernels; dequantized constants left over (weights of
     // layers kept in float) are then folded once here instead of on every run.
-    if (lower_qdq(graph_) > 0) fold_constants(graph_);
+    lower_qdq(graph_);
+    fold_constants(graph_);
     int8_channels_last(graph_);  // int8 activations stay NHWC between int8 ops
     graph_.validate();
   }
