@@ -190,6 +190,12 @@ std::vector<NodeStats> graph_stats(const Graph& g) {
           dtype_is_float(it->second.value.dtype())) {
         s.params += it->second.value.numel();
       }
+      // Quantized weights: an integer constant read through a DequantizeLinear.
+      const Node* p = name.empty() || it != g.initializers.end() ? nullptr : g.producer(name);
+      if (p && p->op == OpKind::kDequantizeLinear) {
+        auto w = g.initializers.find(p->inputs[0]);
+        if (w != g.initializers.end()) s.params += w->second.value.numel();
+      }
     }
     if (def.macs) s.macs = def.macs(n, in, out);
     stats.push_back(std::move(s));

@@ -201,6 +201,11 @@ std::string quant_params_problem(const QuantParams& q, DType dtype, const Shape&
   return "";
 }
 
+uint64_t stored_tensor_bytes(const Tensor& t) {
+  std::optional<CompactTensor> c = encode_compact(t);
+  return c ? c->payload.size() : t.nbytes();
+}
+
 uint64_t stored_alignment(uint64_t stored_bytes) { return stored_bytes < 64 ? 8 : 64; }
 
 std::pair<std::string, uint64_t> store_json_text(std::string text) {

@@ -39,6 +39,9 @@ std::vector<TensorRecord> decode_tensor_section(const unsigned char* data, size_
 // thin layers: a quantized graph has hundreds) packed at 8-byte boundaries.
 uint64_t stored_alignment(uint64_t stored_bytes);
 
+// Bytes `t` takes in the data area of a .mnw file as minnow writes it (compact when smaller).
+uint64_t stored_tensor_bytes(const Tensor& t);
+
 // JSON texts of at least this many bytes are stored deflated (docs/mnw.md): small files stay
 // readable, large graphs (a quantized graph's JSON rivals its int8 weights) shrink ~10x.
 inline constexpr size_t kDeflateJsonBytes = 4096;
