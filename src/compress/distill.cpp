@@ -4,6 +4,8 @@
 #include <cstring>
 #include <map>
 
+#include "core/rng.h"
+#include "data/permutation.h"
 #include "minnow/error.h"
 #include "runtime/inference_session.h"
 
@@ -131,6 +133,39 @@ void Teacher::fill_outputs(const TeacherBatch& tb, Tensor& logits, Tensor& featu
     }
     cached_[k] = 1;
   }
+}
+
+data::Dataset class_balanced_subset(const data::Dataset& d, int64_t n, uint64_t seed) {
+  const int64_t size = d.size();
+  if (n <= 0 || n > size) {
+    throw Error("--train-samples " + std::to_string(n) + ": expected 1.." + std::to_string(size) +
+                " (the training set's size)");
+  }
+  if (!d.y.defined() || d.y.dtype() != DType::kI64 || d.num_classes < 1) {
+    throw Error("--train-samples: the training set has no class labels to balance");
+  }
+  const int64_t k = d.num_classes;
+  std::vector<int64_t> quota(static_cast<size_t>(k), n / k);
+  for (int64_t c = 0; c < n % k; ++c) ++quota[c];
+  Rng rng(seed);
+  std::vector<int64_t> order, picked;
+  data::random_permutation(size, rng, order);
+  picked.reserve(static_cast<size_t>(n));
+  const int64_t* y = d.y.data<int64_t>();
+  for (int64_t i : order) {
+    const int64_t c = y[i];
+    if (c >= 0 && c < k && quota[c] > 0) {
+      --quota[c];
+      picked.push_back(i);
+    }
+  }
+  for (int64_t c = 0; c < k; ++c) {
+    if (quota[c] > 0) {
+      throw Error("--train-samples " + std::to_string(n) + ": class " + std::to_string(c) +
+                  " has too few training samples for a balanced subset");
+    }
+  }
+  return d.subset(picked);
 }
 
 std::shared_ptr<Teacher> setup_distillation(const Graph& teacher, const Graph& student,

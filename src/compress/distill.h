@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "minnow/graph.h"
 #include "train/trainer.h"
 
@@ -70,6 +71,14 @@ class Teacher {
 // The value a node name (or value name) stands for in `g`: a node's first output, else the value
 // itself. Throws minnow::Error naming `what` when `g` has neither.
 std::string resolve_value(const Graph& g, const std::string& name, const std::string& what);
+
+// A class-balanced subset of `n` training samples (`--train-samples`): each class gets n / classes
+// samples (the first classes one more when n does not divide), picked in the order of a
+// permutation drawn from Rng(seed), and the result keeps that order. Distillation pays most where
+// the student alone overfits a small training set (Hinton et al. 2015, section 5: soft targets as
+// regularizers), and this is how both arms of that comparison see the same samples. Throws
+// minnow::Error unless 0 < n <= d.size() and every class has its share.
+data::Dataset class_balanced_subset(const data::Dataset& d, int64_t n, uint64_t seed);
 
 // Sets config.teacher and config.distill so that train_model() distills `teacher` into
 // `student`. The returned Teacher must outlive the training run. Checks that both models

@@ -18,6 +18,7 @@ struct DistillArgs {
   CompressFlags f;
   std::string teacher, student;
   compress::DistillSettings settings;
+  int64_t train_samples = 0;  // 0: the whole training set
 };
 
 void run_distill(DistillArgs& a) {
@@ -45,6 +46,9 @@ void run_distill(DistillArgs& a) {
     job.norm = tn;
     job.model.metadata["normalization"] = {{"mean", tn.mean}, {"std", tn.std}};
   }
+  if (a.train_samples != 0) {
+    job.data.train = compress::class_balanced_subset(job.data.train, a.train_samples, f.seed);
+  }
   compress::MeasureOptions mo;
   mo.latency_iters = f.latency_iters;
   job.before =
@@ -67,6 +71,7 @@ void run_distill(DistillArgs& a) {
                           {"temperature", a.settings.temperature},
                           {"alpha", a.settings.alpha},
                           {"epochs", f.train.epochs},
+                          {"train_samples", job.data.train.size()},
                           {"student_teacher_param_ratio",
                            static_cast<double>(job.model.graph.num_params(false)) /
                                static_cast<double>(std::max<int64_t>(job.before.params, 1))},
@@ -97,6 +102,9 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--feature-map", a->settings.feature_map,
                 "Hint distillation TEACHER_NODE=STUDENT_NODE through a learned 1x1 adapter");
   c->add_option("--feature-weight", a->settings.feature_weight, "Weight of the hint MSE term")
+      ->capture_default_str();
+  c->add_option("--train-samples", a->train_samples,
+                "Train the student on a class-balanced subset of N samples (0: all)")
       ->capture_default_str();
   c->add_option("--augment-shift", a->f.train.augment.shift,
                 "Random shift with padding (pixels); the teacher sees the same shifted batch");
