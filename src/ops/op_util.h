@@ -33,6 +33,24 @@ inline void require_float(const Node& n, const ValueInfo& v) {
   }
 }
 
+// Integer-list attribute `key` (or `fallback`) with exactly `size` values, each >= `min_value`
+// (strides, pads, dilations, kernel shapes); errors name the node and the attribute.
+inline std::vector<int64_t> ints_attr(const Node& n, const char* key, std::vector<int64_t> fallback,
+                                      size_t size, int64_t min_value) {
+  std::vector<int64_t> v = n.attrs.get_ints(key, std::move(fallback));
+  if (v.size() != size) {
+    fail(n, std::string("attribute '") + key + "' has " + std::to_string(v.size()) +
+                " values, expected " + std::to_string(size));
+  }
+  for (int64_t x : v) {
+    if (x < min_value) {
+      fail(n, std::string("attribute '") + key + "' has value " + std::to_string(x) +
+                  ", expected >= " + std::to_string(min_value));
+    }
+  }
+  return v;
+}
+
 // Product of dims, with the batch dimension counted as 1 when symbolic (per-sample MACs).
 inline int64_t numel_per_sample(const Shape& s) {
   int64_t n = 1;

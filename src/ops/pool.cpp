@@ -17,22 +17,6 @@ namespace {
 
 using kernels::PoolGeometry;
 
-std::vector<int64_t> ints_attr(const Node& n, const char* key, std::vector<int64_t> fallback,
-                               size_t size, int64_t min_value) {
-  std::vector<int64_t> v = n.attrs.get_ints(key, std::move(fallback));
-  if (v.size() != size) {
-    fail(n, std::string("attribute '") + key + "' has " + std::to_string(v.size()) +
-                " values, expected " + std::to_string(size));
-  }
-  for (int64_t x : v) {
-    if (x < min_value) {
-      fail(n, std::string("attribute '") + key + "' has value " + std::to_string(x) +
-                  ", expected >= " + std::to_string(min_value));
-    }
-  }
-  return v;
-}
-
 bool flag_attr(const Node& n, const char* key) {
   int64_t v = n.attrs.get_int(key, 0);
   if (v != 0 && v != 1) {
