@@ -6,11 +6,13 @@
 #include <memory>
 #include <set>
 
+#include "compress/qat_batchnorm.h"
 #include "compress/quantize.h"
 #include "minnow/error.h"
 #include "passes/fresh_names.h"
 #include "passes/graph_uses.h"
 #include "passes/quant_range.h"
+#include "passes/simplify_for_inference.h"
 
 namespace minnow::compress {
 namespace {
@@ -91,21 +93,17 @@ void fake_quantize_weight(Tensor& w, const Tensor& s) {
 
 QatState insert_fake_quantize(Graph& g, const data::Dataset& calibration_data,
                               const data::Normalization& norm, const QatOptions& opts) {
-  prepare_for_quantization(g);
-  // BatchNorm folding writes the folded weights and biases as constants; they are what QAT
-  // fine-tunes.
-  for (const Node& n : g.nodes) {
-    if (n.op != OpKind::kConv2d && n.op != OpKind::kLinear) continue;
-    for (size_t i = 1; i < n.inputs.size() && i <= 2; ++i) {
-      auto it = g.initializers.find(n.inputs[i]);
-      if (it != g.initializers.end() && it->second.value.dtype() == DType::kF32) {
-        it->second.trainable = true;
-      }
-    }
+  if (opts.freeze_bn_epoch < 0) {
+    throw Error("the BatchNorm freeze epoch must be >= 0, got " +
+                std::to_string(opts.freeze_bn_epoch));
   }
+  // Step 1 on the prepared (folded) graph, which is also the training graph unless BatchNorm
+  // is simulated.
+  Graph prepared = g;
+  prepare_for_quantization(prepared);
   QatState state;
-  state.calibration = calibrate(g, calibration_data, norm, opts.calibration);
-  const QdqPlan plan = plan_qdq(g, state.calibration.ranges, opts.qdq);
+  state.calibration = calibrate(prepared, calibration_data, norm, opts.calibration);
+  const QdqPlan plan = plan_qdq(prepared, state.calibration.ranges, opts.qdq);
   if (plan.summary.int8_nodes.empty()) {
     throw Error("nothing in model '" + g.name + "' can be quantized (no Conv2d, Linear, Add or " +
                 "GlobalAvgPool on float data outside the layers kept in float)");
@@ -113,6 +111,35 @@ QatState insert_fake_quantize(Graph& g, const data::Dataset& calibration_data,
   state.int8_nodes = plan.summary.int8_nodes;
   const std::set<std::string> quantized(plan.summary.int8_nodes.begin(),
                                         plan.summary.int8_nodes.end());
+  // Conv -> the value its weight quantizer reads and the weights that value starts as.
+  std::map<std::string, std::pair<std::string, const Tensor*>> weight_of;
+  for (const Node& n : prepared.nodes) {
+    if (!quantized.count(n.name) || (n.op != OpKind::kConv2d && n.op != OpKind::kLinear)) continue;
+    weight_of[n.name] = {n.inputs[1], &prepared.initializers.at(n.inputs[1]).value};
+  }
+  if (opts.freeze_bn_epoch == 0) {
+    // BatchNorm folding wrote the folded weights and biases as constants; they are what QAT
+    // fine-tunes.
+    for (const Node& n : prepared.nodes) {
+      if (n.op != OpKind::kConv2d && n.op != OpKind::kLinear) continue;
+      for (size_t i = 1; i < n.inputs.size() && i <= 2; ++i) {
+        auto it = prepared.initializers.find(n.inputs[i]);
+        if (it != prepared.initializers.end() && it->second.value.dtype() == DType::kF32) {
+          it->second.trainable = true;
+        }
+      }
+    }
+    g = prepared;
+  } else {
+    simplify_for_inference(g);
+    // Training writes weights and running statistics in place, and graph copies share tensor
+    // storage: the caller's float model must not change.
+    for (auto& [name, init] : g.initializers) init.value = init.value.clone();
+    for (const SimulatedBatchNorm& sim : simulate_batchnorm_folding(g, quantized)) {
+      weight_of[sim.conv].first = sim.folded_weight;  // starts as the folded weight
+    }
+    state.simulated_batchnorm = true;
+  }
   const std::map<std::string, ValueInfo> info = g.infer_shapes();
 
   FreshNames names(g);
@@ -155,10 +182,11 @@ QatState insert_fake_quantize(Graph& g, const data::Dataset& calibration_data,
     state.activations.push_back(emit(p, v + "_fq_scale", scalar_f32(q.scale),
                                      scalar_f32(static_cast<float>(q.zero_point)), 1, gs));
   };
-  auto weight_output = [&](const std::string& w) {
+  auto weight_output = [&](const std::string& conv) {
+    const auto& [w, start] = weight_of.at(conv);
     auto it = replaced.find(w);
     if (it != replaced.end()) return it->second;
-    const Tensor& wt = g.initializers.at(w).value;
+    const Tensor& wt = *start;
     const int64_t channels = opts.qdq.per_channel ? wt.dim(0) : 1;
     const int64_t per = wt.numel() / std::max<int64_t>(channels, 1);
     const QuantizedWeights q = quantize_weights_per_channel(wt.f32(), channels, per, 8);
@@ -166,6 +194,7 @@ QatState insert_fake_quantize(Graph& g, const data::Dataset& calibration_data,
     std::copy(q.scale.begin(), q.scale.end(), scale.f32());
     FakeQuantPoint p;
     p.value = w;
+    p.consumer = conv;
     p.qmin = -kWeightQmax;
     p.qmax = kWeightQmax;
     state.weights.push_back(
@@ -181,7 +210,7 @@ QatState insert_fake_quantize(Graph& g, const data::Dataset& calibration_data,
       if (it != replaced.end()) in = it->second;
     }
     if (quantized.count(n.name) && (n.op == OpKind::kConv2d || n.op == OpKind::kLinear)) {
-      n.inputs[1] = weight_output(original.inputs[1]);
+      n.inputs[1] = weight_output(n.name);
     }
     out.push_back(std::move(n));
     for (const std::string& o : original.outputs) emit_activation(o);
@@ -238,6 +267,78 @@ void add_qat_hooks(const QatState& state, TrainConfig& config) {
   };
 }
 
+QatState freeze_batchnorm(Graph& g, const QatState& state, const Graph& float_graph,
+                          const data::Dataset& calibration_data, const data::Normalization& norm,
+                          const QatOptions& opts) {
+  if (!state.simulated_batchnorm) return state;
+  // The float graph with the trained tensors (weights, BatchNorm parameters and running
+  // statistics keep their names in the simulation).
+  Graph frozen = float_graph;
+  for (auto& [name, init] : frozen.initializers) {
+    auto it = g.initializers.find(name);
+    if (it != g.initializers.end()) init.value = it->second.value.clone();
+  }
+  QatOptions o = opts;
+  o.freeze_bn_epoch = 0;
+  QatState next = insert_fake_quantize(frozen, calibration_data, norm, o);
+  // The learned scales. Activations are the same values in both graphs; a conv's folded weight
+  // with the running statistics is what its simulated quantizer saw, so its scale carries over.
+  std::map<std::string, const FakeQuantPoint*> act, weight;
+  for (const FakeQuantPoint& p : state.activations) act[p.value] = &p;
+  for (const FakeQuantPoint& p : state.weights) weight[p.consumer] = &p;
+  auto copy = [&](const std::string& from, const std::string& to) {
+    const Tensor& src = g.initializers.at(from).value;
+    Tensor& dst = frozen.initializers.at(to).value;
+    if (src.shape() == dst.shape()) dst = src.clone();
+  };
+  for (const FakeQuantPoint& p : next.activations) {
+    auto it = act.find(p.value);
+    if (it == act.end()) continue;
+    copy(it->second->scale, p.scale);
+    copy(it->second->zero_point, p.zero_point);
+  }
+  for (const FakeQuantPoint& p : next.weights) {
+    auto it = weight.find(p.consumer);
+    if (it != weight.end()) copy(it->second->scale, p.scale);
+  }
+  // The learned weight scale may exceed the cap (max|w_c| / qmax) the hooks keep in frozen
+  // training; the first step's cap brings it back.
+  next.calibration = state.calibration;
+  g = std::move(frozen);
+  return next;
+}
+
+QatState train_qat(Graph& g, QatState state, const Graph& float_graph,
+                   const data::Dataset& train_data, const data::Normalization& norm,
+                   const QatOptions& opts, const TrainConfig& config, const QatTrainFn& train,
+                   TrainResult* result) {
+  const int64_t simulated =
+      state.simulated_batchnorm ? std::min(opts.freeze_bn_epoch, config.epochs) : 0;
+  TrainResult r;
+  if (simulated > 0) {
+    TrainConfig phase = config;
+    phase.stop_after_epoch = simulated;
+    add_qat_hooks(state, phase);
+    r = train(g, phase);
+  }
+  state = freeze_batchnorm(g, state, float_graph, train_data, norm, opts);
+  if (simulated < config.epochs && !r.stopped_early) {
+    TrainConfig phase = config;
+    phase.start_epoch = simulated + 1;
+    add_qat_hooks(state, phase);
+    TrainResult rest = train(g, phase);
+    r.history.insert(r.history.end(), rest.history.begin(), rest.history.end());
+    r.epochs_run = rest.epochs_run;
+    r.steps = rest.steps;
+    r.images += rest.images;
+    r.train_seconds += rest.train_seconds;
+    r.final_train_loss = rest.final_train_loss;
+    r.stopped_early = rest.stopped_early;
+  }
+  if (result) *result = r;
+  return state;
+}
+
 QdqSummary convert_qat(Graph& g, const QatState& state, const QatOptions& opts) {
   std::map<std::string, std::string> original;  // FakeQuantize output -> its input
   std::map<std::string, ValueRange> ranges;
@@ -291,9 +392,12 @@ QatResult quantize_aware_train(Graph& g, const data::Dataset& train_data,
                                const data::Normalization& norm, const QatOptions& opts,
                                TrainConfig config) {
   QatResult r;
+  const Graph float_graph = g;
   r.state = insert_fake_quantize(g, train_data, norm, opts);
-  add_qat_hooks(r.state, config);
-  r.train = train_model(g, train_data, norm, config);
+  r.state = train_qat(
+      g, r.state, float_graph, train_data, norm, opts, config,
+      [&](Graph& graph, const TrainConfig& c) { return train_model(graph, train_data, norm, c); },
+      &r.train);
   r.summary = convert_qat(g, r.state, opts);
   return r;
 }

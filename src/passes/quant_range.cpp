@@ -28,6 +28,17 @@ float scale_for(double width, double steps) {
 
 }  // namespace
 
+float round_up_to_half_precision(float s) {
+  // Normal binary16 values: 2^-14 <= v <= 65504, 11 significant bits.
+  constexpr float kHalfMinNormal = 6.103515625e-05f;
+  constexpr float kHalfMax = 65504.0f;
+  if (!(s >= kHalfMinNormal && s <= kHalfMax)) return s;
+  int e = 0;
+  const double f = std::frexp(static_cast<double>(s), &e);  // s = f * 2^e, f in [0.5, 1)
+  const double up = std::ldexp(std::ceil(std::ldexp(f, 11)), e - 11);
+  return up <= kHalfMax ? static_cast<float>(up) : s;
+}
+
 QuantChoice choose_u8_asymmetric(float lo, float hi) {
   check_range("choose_u8_asymmetric", lo, hi);
   const double l = std::min(static_cast<double>(lo), 0.0);
@@ -75,7 +86,7 @@ QuantizedWeights quantize_weights_per_channel(const float* w, int64_t channels, 
       }
       amax = std::max(amax, std::fabs(wc[i]));
     }
-    const float scale = scale_for(amax, qmax);
+    const float scale = round_up_to_half_precision(scale_for(amax, qmax));
     out.scale[static_cast<size_t>(c)] = scale;
     int8_t* qc = out.data.data() + c * per_channel;
     for (int64_t i = 0; i < per_channel; ++i) {

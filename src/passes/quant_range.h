@@ -27,13 +27,21 @@ QuantChoice choose_u8_asymmetric(float lo, float hi);
 // 127. Degenerate range: scale 1. Throws minnow::Error for a non-finite bound or lo > hi.
 QuantChoice choose_i8_symmetric(float lo, float hi);
 
-// Per-output-channel symmetric int8 weights: w is [channels, per_channel] row-major; scale[c] =
-// max|w_c| / 127, data[i] = saturate(round_half_even(w[i] / scale[c])) in [-127, 127]. With
-// bits = 4 the same with 7 for 127 (int4 values, still one per int8 element). An all-zero
-// channel gets scale 1 (any positive value represents it exactly; 1 keeps the bias of such a
-// channel, quantized with x_scale * w_scale[c], well inside int32). A scale below the smallest
-// normal float is raised to it, so that w / scale never overflows. Throws minnow::Error for a
-// non-finite weight, negative sizes or a null pointer with elements.
+// The smallest IEEE binary16 (half) value >= s when s lies in the normal half range
+// [2^-14, 65504]; s itself otherwise. Rounding up changes s by at most 2^-10 of itself.
+float round_up_to_half_precision(float s);
+
+// Per-output-channel symmetric int8 weights: w is [channels, per_channel] row-major;
+// scale[c] = max|w_c| / 127 rounded up to a half-precision value, data[i] =
+// saturate(round_half_even(w[i] / scale[c])) in [-127, 127]. With bits = 4 the same with 7 for
+// 127 (int4 values, still one per int8 element). The rounding up (round_up_to_half_precision)
+// widens the step by at most 0.1%: no weight clips and the largest still maps to +-127, while a
+// .mnw file stores such scales in 2 bytes instead of 4 (ggml keeps its block scales in fp16 for
+// the same reason: for a small network, one f32 scale per output channel is a tenth of its int8
+// weight bytes). An all-zero channel gets scale 1 (any positive value represents it exactly; 1
+// keeps the bias of such a channel, quantized with x_scale * w_scale[c], well inside int32). A
+// scale below the smallest normal float is raised to it, so that w / scale never overflows.
+// Throws minnow::Error for a non-finite weight, negative sizes or a null pointer with elements.
 struct QuantizedWeights {
   std::vector<int8_t> data;
   std::vector<float> scale;

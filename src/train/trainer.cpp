@@ -92,7 +92,11 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
 
   TrainResult result;
   EarlyStop stop;
-  int64_t first_epoch = 1;
+  if (c.start_epoch < 1 || c.start_epoch > std::max<int64_t>(c.epochs, 1)) {
+    throw Error("start epoch " + std::to_string(c.start_epoch) + " is outside 1.." +
+                std::to_string(c.epochs));
+  }
+  int64_t first_epoch = c.start_epoch;
   io::MnwContents resumed;
   if (!c.resume_path.empty()) {
     resumed = io::load_mnw(c.resume_path);
@@ -137,6 +141,10 @@ TrainResult train_model(Graph& graph, const data::Dataset& train_data,
   data::BatchLoader loader(train, c.batch, true, norm, c.augment, c.seed, true);
   const int64_t steps_per_epoch = loader.batches_per_epoch();
   LrSchedule schedule(c.schedule, c.lr, steps_per_epoch, steps_per_epoch * c.epochs);
+  if (c.resume_path.empty()) {
+    result.epochs_run = first_epoch - 1;
+    result.steps = (first_epoch - 1) * steps_per_epoch;
+  }
 
   data::Batch b;
   Tensor teacher_logits, teacher_feature;  // filled by c.teacher for each batch

@@ -58,7 +58,12 @@ struct TrainConfig {
   data::AugmentOptions augment;
   std::string checkpoint_path;   // written atomically after every epoch when non-empty
   std::string resume_path;       // continue from this checkpoint
-  int64_t stop_after_epoch = 0;  // for tests: return after this epoch as if killed (0: off)
+  int64_t stop_after_epoch = 0;  // return after this epoch (0: off); the schedule spans `epochs`
+  // Without resume_path: the first epoch this run trains, for a run that continues an earlier
+  // one (stop_after_epoch = start_epoch - 1) on a rewritten graph, as quantization-aware training
+  // does when it freezes BatchNorm. Epoch numbers, the learning-rate schedule, shuffling and step
+  // seeds continue where that run stopped; optimizer state starts fresh.
+  int64_t start_epoch = 1;
   // Hooks for the compression drivers (src/compress/): called every optimizer step with the
   // session's parameters — before_step after the gradients are computed (and clipped), e.g. to
   // mask pruned weights' gradients or share them across a weight cluster; after_step after the

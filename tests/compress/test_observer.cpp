@@ -349,7 +349,10 @@ TEST(QuantRange, WeightsPerChannelRoundTrip) {
     if (amax == 0) {
       EXPECT_EQ(s, 1.0f);
     } else {
-      EXPECT_FLOAT_EQ(s, amax / 127.0f);
+      // amax / 127 rounded up to the next half-precision value.
+      EXPECT_GE(s, amax / 127.0f);
+      EXPECT_LE(s, amax / 127.0f * (1 + 1.0f / 1024));
+      EXPECT_EQ(s, round_up_to_half_precision(s));
     }
     int extreme = 0;
     for (int64_t i = 0; i < per; ++i) {
@@ -361,6 +364,26 @@ TEST(QuantRange, WeightsPerChannelRoundTrip) {
       EXPECT_LE(std::fabs(w[c * per + i] - static_cast<float>(v) * s), 0.5f * s * (1 + 1e-5f));
     }
     EXPECT_EQ(extreme, amax == 0 ? 0 : 127);
+  }
+}
+
+TEST(QuantRange, RoundUpToHalfPrecision) {
+  // Values with 11 significant bits are kept, others go up to the next such value.
+  EXPECT_EQ(round_up_to_half_precision(1.0f), 1.0f);
+  EXPECT_EQ(round_up_to_half_precision(std::nextafter(1.0f, 2.0f)), 1.0f + 1.0f / 1024);
+  EXPECT_EQ(round_up_to_half_precision(0.0123f), 0.01230621337890625f);  // 1613 * 2^-17
+  EXPECT_EQ(round_up_to_half_precision(65504.0f), 65504.0f);
+  // Outside the normal half range the value is returned as it is.
+  EXPECT_EQ(round_up_to_half_precision(65505.0f), 65505.0f);
+  EXPECT_EQ(round_up_to_half_precision(1e-5f), 1e-5f);
+  EXPECT_EQ(round_up_to_half_precision(6.103515625e-05f), 6.103515625e-05f);
+  for (float s = 7e-5f; s < 60000.0f; s *= 1.37f) {
+    const float r = round_up_to_half_precision(s);
+    EXPECT_GE(r, s);
+    EXPECT_LE(r, s * (1 + 1.0f / 1024));
+    int e = 0;
+    const double f = std::frexp(static_cast<double>(r), &e);
+    EXPECT_EQ(std::ldexp(f, 11), std::floor(std::ldexp(f, 11))) << r;  // 11 significant bits
   }
 }
 

@@ -77,7 +77,8 @@ CompressJob start_compress_job(const CompressFlags& f, bool measure_before) {
   return job;
 }
 
-int64_t fine_tune(CompressJob& job, const CompressFlags& f, TrainConfig config) {
+int64_t fine_tune(CompressJob& job, const CompressFlags& f, TrainConfig config,
+                  TrainResult* result) {
   int64_t trainable = 0;
   for (const auto& [name, init] : job.model.graph.initializers) {
     if (init.trainable && dtype_is_float(init.value.dtype())) trainable += init.value.numel();
@@ -87,7 +88,8 @@ int64_t fine_tune(CompressJob& job, const CompressFlags& f, TrainConfig config) 
   ProgressPrinter progress;
   config.on_progress = [&](const TrainProgress& p) { progress.on_step(p); };
   config.on_epoch = [&](const EpochSummary& e) { progress.on_epoch(e); };
-  train_model(job.model.graph, job.data.train, job.norm, config);
+  TrainResult r = train_model(job.model.graph, job.data.train, job.norm, config);
+  if (result) *result = std::move(r);
   return trainable;
 }
 

@@ -51,7 +51,8 @@ zoo::ZooOptions zoo_options_for(const CompressFlags& f, const data::TrainTest& d
 CompressJob start_compress_job(const CompressFlags& f, bool measure_before = true);
 // Fine-tunes job.model.graph for f.train.epochs epochs (no-op for 0) with the given hooks set
 // on a copy of f.train; returns the trainable parameter count.
-int64_t fine_tune(CompressJob& job, const CompressFlags& f, TrainConfig config);
+int64_t fine_tune(CompressJob& job, const CompressFlags& f, TrainConfig config,
+                  TrainResult* result = nullptr);
 // Measures "after", saves the model to --out (metadata kept, `extra_metadata` merged in), prints
 // the before/after table and writes --report-json with `extra` keys added.
 void finish_compress_job(CompressJob& job, const CompressFlags& f, compress::ModelReport after_base,
