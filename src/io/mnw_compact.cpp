@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "io/byte_order.h"
+#include "io/half_float.h"
+#include "io/mnw_tensors.h"
 #include "io/zlib_codec.h"
 #include "minnow/error.h"
 
@@ -15,17 +17,23 @@ namespace {
 using detail::JsonField;
 using nlohmann::json;
 
-// Small tensors (biases, BN parameters) gain nothing: each tensor occupies whole 64-byte blocks.
-constexpr int64_t kMinElements = 64;
+// Each tensor occupies whole 8-byte granules (under 64 bytes) or 64-byte blocks: below 16
+// elements (4 floats stored as halves save one granule at best) there is nothing to gain.
+constexpr int64_t kMinElements = 16;
 constexpr size_t kMaxCodebook = 256;
 // A LEB128 gap below 2^64 takes at most 10 bytes.
 constexpr uint64_t kMaxVarintBytes = 10;
-// zlib level 9 spends seconds on the long runs of equal indices in big tensors for a few bytes.
-constexpr int kZlibLevel = 6;
+constexpr int kZlibLevel = 9;
 
 enum class Positions { kNone, kBitmask, kGaps };
+// How the stored values are written: as elements of the dtype, as halves, as codebook indices.
+enum class Values { kPlain, kHalf, kCodebook };
 
-uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+// Bytes a payload of `n` bytes takes in the data area, padding to its alignment included.
+uint64_t footprint(uint64_t n) {
+  const uint64_t a = stored_alignment(n);
+  return (n + a - 1) / a * a;
+}
 
 int bits_for(size_t codebook_size) {
   int b = 1;
@@ -54,6 +62,24 @@ void append_varint(std::string& out, uint64_t v) {
   out.push_back(static_cast<char>(v));
 }
 
+// Byte transposition of the first count x elem bytes of `p`: byte j of element i moves to
+// j * count + i (all lowest bytes first). Float exponents then form runs that deflate well.
+std::string shuffled(const std::string& p, uint64_t count, size_t elem) {
+  std::string out = p;
+  for (uint64_t i = 0; i < count; ++i) {
+    for (size_t j = 0; j < elem; ++j) out[j * count + i] = p[i * elem + j];
+  }
+  return out;
+}
+
+std::string unshuffled(const std::string& p, uint64_t count, size_t elem) {
+  std::string out = p;
+  for (uint64_t i = 0; i < count; ++i) {
+    for (size_t j = 0; j < elem; ++j) out[i * elem + j] = p[j * count + i];
+  }
+  return out;
+}
+
 template <class U>
 struct Split {
   std::vector<U> all;      // every element's bit pattern
@@ -73,22 +99,40 @@ bool codebook_of(const std::vector<U>& v, std::vector<U>* out) {
   return !out->empty();
 }
 
+// The halves of f32 bit patterns `v`, or false when one of them is not exactly a half.
 template <class U>
-std::string payload_of(const Split<U>& s, Positions positions, const std::vector<U>* codebook,
-                       int index_bits) {
+bool halves_of(const std::vector<U>& v, std::vector<uint16_t>* out) {
+  out->clear();
+  for (U x : v) {
+    std::optional<uint16_t> h = f32_bits_to_half_exact(static_cast<uint32_t>(x));
+    if (!h) return false;
+    out->push_back(*h);
+  }
+  return true;
+}
+
+// The payload; `parts` receives where its values and its positions start.
+template <class U>
+std::string payload_of(const Split<U>& s, Positions positions, Values form,
+                       const std::vector<U>& codebook, const std::vector<uint16_t>& halves,
+                       int index_bits, std::vector<size_t>* parts) {
   const std::vector<U>& values = positions == Positions::kNone ? s.all : s.nonzero;
   std::string out;
-  if (codebook) {
-    for (U c : *codebook) append_le<U>(out, c);
+  if (form == Values::kCodebook) {
+    for (U c : codebook) append_le<U>(out, c);
+    parts->push_back(out.size());
     std::vector<uint8_t> idx(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
-      idx[i] = static_cast<uint8_t>(
-          std::lower_bound(codebook->begin(), codebook->end(), values[i]) - codebook->begin());
+      idx[i] = static_cast<uint8_t>(std::lower_bound(codebook.begin(), codebook.end(), values[i]) -
+                                    codebook.begin());
     }
     append_packed(out, idx, index_bits);
+  } else if (form == Values::kHalf) {
+    for (uint16_t h : halves) append_le<uint16_t>(out, h);
   } else {
     for (U v : values) append_le<U>(out, v);
   }
+  parts->push_back(out.size());
   if (positions == Positions::kBitmask) {
     const size_t start = out.size();
     out.resize(start + (s.all.size() + 7) / 8, '\0');
@@ -104,7 +148,7 @@ std::string payload_of(const Split<U>& s, Positions positions, const std::vector
 }
 
 template <class U>
-std::optional<CompactTensor> encode_typed(const Tensor& t) {
+std::optional<CompactTensor> encode_typed(const Tensor& t, bool may_half, bool float_values) {
   Split<U> s;
   s.all.resize(static_cast<size_t>(t.numel()));
   std::memcpy(s.all.data(), t.raw(), t.nbytes());
@@ -125,37 +169,75 @@ std::optional<CompactTensor> encode_typed(const Tensor& t) {
       best = CompactTensor{std::move(spec), std::move(payload)};
     }
   };
+  struct Form {
+    Values values;
+    int index_bits;     // codebook only
+    bool deflate_only;  // 8-bit indices: only worth it deflated (whole bytes deflate better)
+  };
   for (Positions positions : position_options) {
     const std::vector<U>& values = positions == Positions::kNone ? s.all : s.nonzero;
     std::vector<U> codebook;
-    const bool has_codebook = codebook_of(values, &codebook);
-    // Without positions or a codebook there is nothing compact to store.
-    for (int use_codebook = positions == Positions::kNone; use_codebook <= has_codebook;
-         ++use_codebook) {
-      // Packed to the fewest bits for raw storage; whole bytes deflate better.
-      std::vector<int> widths = {0};
-      if (use_codebook) widths = {bits_for(codebook.size())};
-      if (use_codebook && widths[0] < 8) widths.push_back(8);
-      for (int bits : widths) {
-        json spec = json::object();
-        if (positions != Positions::kNone) {
-          spec["nnz"] = static_cast<uint64_t>(s.nonzero.size());
-          spec["positions"] = positions == Positions::kBitmask ? "bitmask" : "gaps";
-        }
-        if (use_codebook) {
-          spec["codebook"] = static_cast<uint64_t>(codebook.size());
-          spec["index_bits"] = bits;
-        }
-        std::string payload = payload_of(s, positions, use_codebook ? &codebook : nullptr, bits);
-        if (bits == widths[0]) consider(spec, payload);
+    std::vector<uint16_t> halves;
+    std::vector<Form> forms;
+    // Dense values of a mostly-zero tensor lose to the same values stored sparse, and deflating
+    // them (shuffled, at level 9) is the slowest candidate of all: skip them.
+    if (positions != Positions::kNone || position_options.size() == 1) {
+      // Dense float values are not deflated: their mantissas are noise (shuffled and deflated
+      // they shrink ~15%), and a float model's dense weights stay raw — memory-mappable and read
+      // without inflating, as in ONNX or TFLite files. Integer codes (quantized weights: the
+      // entropy-coding stage of Deep Compression) and exact halves (quantization scales) are.
+      if (positions != Positions::kNone || !float_values) {
+        forms.push_back({Values::kPlain, 0, false});
+      }
+      if (may_half && halves_of(values, &halves)) forms.push_back({Values::kHalf, 0, false});
+    }
+    if (codebook_of(values, &codebook)) {
+      const int bits = bits_for(codebook.size());
+      forms.push_back({Values::kCodebook, bits, false});
+      if (bits < 8) forms.push_back({Values::kCodebook, 8, true});
+    }
+    for (const Form& form : forms) {
+      json spec = json::object();
+      if (positions != Positions::kNone) {
+        spec["nnz"] = static_cast<uint64_t>(s.nonzero.size());
+        spec["positions"] = positions == Positions::kBitmask ? "bitmask" : "gaps";
+      }
+      if (form.values == Values::kCodebook) {
+        spec["codebook"] = static_cast<uint64_t>(codebook.size());
+        spec["index_bits"] = form.index_bits;
+      }
+      if (form.values == Values::kHalf) spec["half"] = true;
+      std::vector<size_t> parts;
+      std::string payload =
+          payload_of(s, positions, form.values, codebook, halves, form.index_bits, &parts);
+      // Dense plain values undeflated are the raw encoding, not a compact one.
+      if (!form.deflate_only && !(positions == Positions::kNone && form.values == Values::kPlain)) {
+        consider(spec, payload);
+      }
+      const size_t elem = form.values == Values::kHalf    ? 2
+                          : form.values == Values::kPlain ? sizeof(U)
+                                                          : 1;
+      for (bool shuffle : {false, true}) {
+        if (shuffle && elem == 1) continue;
+        const std::string in = shuffle ? shuffled(payload, values.size(), elem) : payload;
         json zspec = spec;
         zspec["zlib"] = static_cast<uint64_t>(payload.size());
-        consider(std::move(zspec), zlib_deflate(payload, kZlibLevel));
+        if (shuffle) zspec["shuffle"] = true;
+        // Deflate blocks of their own for the parts (and byte planes) often pay: try both.
+        std::vector<size_t> blocks = parts;
+        for (size_t j = 1; shuffle && j < elem; ++j) blocks.push_back(j * values.size());
+        std::sort(blocks.begin(), blocks.end());
+        for (ZlibStrategy strategy : {ZlibStrategy::kDefault, ZlibStrategy::kHuffmanOnly}) {
+          consider(zspec, zlib_deflate(in, kZlibLevel, strategy));
+          const bool inner = std::any_of(blocks.begin(), blocks.end(),
+                                         [&](size_t b) { return b > 0 && b < in.size(); });
+          if (inner) consider(zspec, zlib_deflate(in, kZlibLevel, strategy, blocks));
+        }
       }
     }
   }
-  // Worth it only when the tensor takes fewer 64-byte blocks than its raw data.
-  if (best && align64(best->payload.size()) >= align64(t.nbytes())) return std::nullopt;
+  // Worth it only when the tensor takes less room in the data area than its raw data.
+  if (best && footprint(best->payload.size()) >= footprint(t.nbytes())) return std::nullopt;
   return best;
 }
 
@@ -170,6 +252,13 @@ class PayloadReader {
     need(sizeof(U), "values");
     U v = load_le<U>(p_ + at_);
     at_ += sizeof(U);
+    return v;
+  }
+  // A half, widened to the bit pattern of the f32 of the same value.
+  uint32_t half() {
+    need(2, "values");
+    const uint32_t v = half_to_f32_bits(load_le<uint16_t>(p_ + at_));
+    at_ += 2;
     return v;
   }
   // `count` indices of `bits` bits, each below `limit`; the padding bits must be zero.
@@ -262,6 +351,7 @@ struct Layout {
   uint64_t nnz = 0;
   uint64_t codebook = 0;  // 0: values stored as floats
   int index_bits = 0;
+  bool half = false;  // values stored as halves (f32 only)
 };
 
 template <class U>
@@ -275,6 +365,8 @@ void expand(const JsonField& spec, const Layout& l, uint64_t numel, const unsign
   if (l.codebook) {
     std::vector<uint8_t> idx = r.indices(count, l.index_bits, codebook.size());
     for (uint64_t i = 0; i < count; ++i) values[i] = codebook[idx[i]];
+  } else if (l.half) {
+    for (U& v : values) v = static_cast<U>(r.half());
   } else {
     for (U& v : values) v = r.element();
   }
@@ -298,12 +390,12 @@ std::optional<CompactTensor> encode_compact(const Tensor& t) {
   switch (t.dtype()) {
     case DType::kF32:
     case DType::kI32:
-      return encode_typed<uint32_t>(t);
+      return encode_typed<uint32_t>(t, t.dtype() == DType::kF32, t.dtype() == DType::kF32);
     case DType::kF64:
-      return encode_typed<uint64_t>(t);
+      return encode_typed<uint64_t>(t, false, true);
     case DType::kI8:
     case DType::kU8:
-      return encode_typed<uint8_t>(t);
+      return encode_typed<uint8_t>(t, false, false);
     default:
       return std::nullopt;
   }
@@ -311,7 +403,7 @@ std::optional<CompactTensor> encode_compact(const Tensor& t) {
 
 Tensor decode_compact(const JsonField& spec, DType dtype, const Shape& shape,
                       const unsigned char* stored, size_t stored_bytes) {
-  spec.require_object({"nnz", "positions", "codebook", "index_bits", "zlib"});
+  spec.require_object({"nnz", "positions", "codebook", "index_bits", "zlib", "half", "shuffle"});
   const size_t width = dtype_size(dtype);
   if (dtype == DType::kI64) {
     spec.fail("compact storage holds f32, f64, i32, i8 or u8 tensors, not " +
@@ -353,13 +445,36 @@ Tensor decode_compact(const JsonField& spec, DType dtype, const Shape& shape,
       index_bits->fail("index_bits " + std::to_string(bits) + " not in 1..8");
     l.index_bits = static_cast<int>(bits);
   }
-  if (!nnz && !codebook) spec.fail("a compact tensor needs 'nnz' or 'codebook'");
+  auto z = spec.find("zlib");
+  // A flag is written only as true: absent means false, so one tensor has one spelling.
+  auto flag = [](const std::optional<JsonField>& f) {
+    if (f && !f->boolean()) f->fail("written only as true (leave it out for false)");
+    return f.has_value();
+  };
+  auto half = spec.find("half");
+  l.half = flag(half);
+  if (l.half && dtype != DType::kF32) {
+    half->fail("halves store f32 values, not " + std::string(dtype_name(dtype)));
+  }
+  if (l.half && codebook) half->fail("'half' does not go with 'codebook'");
+  auto shuffle = spec.find("shuffle");
+  const bool shuffled_values = flag(shuffle);
+  if (shuffled_values && !z) shuffle->fail("'shuffle' needs 'zlib'");
+  if (shuffled_values && codebook) shuffle->fail("'shuffle' does not go with 'codebook'");
+  if (shuffled_values && !l.half && width == 1) {
+    shuffle->fail("'shuffle' needs elements of more than one byte, not " +
+                  std::string(dtype_name(dtype)));
+  }
+  if (!nnz && !codebook && !z && !l.half) {
+    spec.fail("a compact tensor needs 'nnz', 'codebook', 'zlib' or 'half'");
+  }
 
   // The payload's size follows from the layout, except for the variable-length gaps.
   const uint64_t elem = dtype_size(dtype);
+  const uint64_t value_bytes = l.half ? 2 : elem;  // of a value stored without a codebook
   const uint64_t count = nnz ? l.nnz : numel;
   uint64_t fixed = l.codebook * elem;
-  fixed += l.codebook ? (count * l.index_bits + 7) / 8 : count * elem;
+  fixed += l.codebook ? (count * l.index_bits + 7) / 8 : count * value_bytes;
   if (l.positions == Positions::kBitmask) fixed += (numel + 7) / 8;
   const uint64_t max_len = fixed + (l.positions == Positions::kGaps ? kMaxVarintBytes * l.nnz : 0);
   auto size_problem = [&](uint64_t len) {
@@ -377,10 +492,12 @@ Tensor decode_compact(const JsonField& spec, DType dtype, const Shape& shape,
   std::string inflated;
   const unsigned char* p = stored;
   size_t len = stored_bytes;
-  if (auto z = spec.find("zlib")) {
+  if (z) {
     const uint64_t size = z->uint64();
     if (size < fixed || size > max_len) z->fail(size_problem(size));
     if (auto problem = zlib_inflate(stored, stored_bytes, size, inflated)) z->fail(*problem);
+    // The values come first (no codebook with shuffle) and fixed >= count x value_bytes.
+    if (shuffled_values) inflated = unshuffled(inflated, count, value_bytes);
     p = reinterpret_cast<const unsigned char*>(inflated.data());
     len = size;
   } else if (len < fixed || len > max_len) {

@@ -1,8 +1,10 @@
 // Compact tensor storage in .mnw (docs/mnw.md, "Compact tensors"): float tensors that are mostly
 // zero (pruned) are stored as their non-zero values plus their positions (a bitmask or
 // LEB128-coded gaps), tensors with at most 256 distinct values (clustered) as packed indices
-// into a codebook, both together for pruned + clustered weights, optionally zlib-deflated.
-// Loading expands them to dense tensors bit for bit.
+// into a codebook, both together for pruned + clustered weights; f32 values that are all exactly
+// binary16 as 2-byte halves (fp16-rounded scales); any of these, or plain dense values (int8
+// weights), zlib-deflated, optionally byte-shuffled first. Loading expands them to dense tensors
+// bit for bit.
 #pragma once
 
 #include <cstddef>
@@ -21,9 +23,9 @@ struct CompactTensor {
   std::string payload;  // the bytes stored in the data area
 };
 
-// The smallest compact form of `t` when it takes fewer 64-byte blocks than the raw data;
-// nullopt for tensors that do not qualify (i64, carrying `quant`, under 64 elements, dense
-// with many distinct values) or would not shrink. Deterministic.
+// The smallest compact form of `t` when it takes less room in the data area than the raw data
+// (whole 64-byte blocks from 64 bytes on, 8-byte granules below); nullopt for tensors that do
+// not qualify (i64, carrying `quant`, under 16 elements) or would not shrink. Deterministic.
 std::optional<CompactTensor> encode_compact(const Tensor& t);
 
 // Expands a compact tensor. `spec` is the entry's "compact" field, `stored` its data

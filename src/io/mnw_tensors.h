@@ -42,9 +42,10 @@ uint64_t stored_alignment(uint64_t stored_bytes);
 // Bytes `t` takes in the data area of a .mnw file as minnow writes it (compact when smaller).
 uint64_t stored_tensor_bytes(const Tensor& t);
 
-// JSON texts of at least this many bytes are stored deflated (docs/mnw.md): small files stay
-// readable, large graphs (a quantized graph's JSON rivals its int8 weights) shrink ~10x.
-inline constexpr size_t kDeflateJsonBytes = 4096;
+// JSON texts of at least this many bytes are stored deflated (docs/mnw.md): tiny files stay
+// readable, graphs shrink 3-10x (a quantized graph's JSON rivals its int8 weights, and a
+// kilobyte is a percent of a small int8 model).
+inline constexpr size_t kDeflateJsonBytes = 2048;
 // The stored bytes of a JSON text and its JSON length field (0: stored as is).
 std::pair<std::string, uint64_t> store_json_text(std::string text);
 // The JSON text of stored bytes, inflated when `json_length` is not 0; errors name `where`.

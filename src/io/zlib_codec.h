@@ -7,10 +7,21 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace minnow::io {
 
-std::string zlib_deflate(const std::string& in, int level);
+// How deflate searches: kDefault finds repeated strings (LZ77) and Huffman-codes the rest;
+// kHuffmanOnly only Huffman-codes bytes, which is often smaller for nearly i.i.d. data such as
+// dense int8 weights (no match costs bits it never repays) and much faster.
+enum class ZlibStrategy { kDefault, kHuffmanOnly };
+
+// One zlib stream of `in`. At each offset of `block_starts` (increasing) a new deflate block
+// begins, with Huffman codes of its own: parts of different statistics (a payload's values and
+// positions, the byte planes of shuffled floats) then each get the code that suits them.
+std::string zlib_deflate(const std::string& in, int level,
+                         ZlibStrategy strategy = ZlibStrategy::kDefault,
+                         const std::vector<size_t>& block_starts = {});
 
 // Inflates `len` bytes that must hold exactly one zlib stream of exactly `inflated_len` bytes.
 // Returns why not (a corrupt stream, a wrong length) instead of throwing, so each caller words

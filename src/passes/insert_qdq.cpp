@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "minnow/error.h"
 #include "passes/fresh_names.h"
@@ -87,7 +88,25 @@ struct QuantizedWeight {
   Tensor data, scale;  // symmetric: the zero point is 0
 };
 
+// A clustered weight (Deep Compression; `minnow cluster`) holds a few values shared by the whole
+// tensor. With one scale for the tensor they stay shared: at most that many int8 codes, which
+// the .mnw writer stores as b-bit indices into a codebook (and the values keep their sparsity).
+// Per-channel scales would give every channel its own codes and undo the clustering's storage
+// gain, for no accuracy gain (a handful of shared values is quantized per tensor within half a
+// step of 1/127 of the largest).
+constexpr size_t kClusteredMaxValues = 64;
+
+bool is_clustered(const Tensor& w) {
+  if (w.numel() <= static_cast<int64_t>(4 * kClusteredMaxValues)) return false;
+  std::set<float> seen;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    if (seen.insert(w.f32()[i]).second && seen.size() > kClusteredMaxValues) return false;
+  }
+  return true;
+}
+
 QuantizedWeight quantize_weight(const Tensor& w, bool per_channel, int bits = 8) {
+  if (bits == 8 && per_channel && is_clustered(w)) per_channel = false;
   const int64_t channels = per_channel ? w.dim(0) : 1;
   QuantizedWeights q = quantize_weights_per_channel(w.f32(), channels, w.numel() / channels, bits);
   QuantizedWeight out;

@@ -38,7 +38,9 @@ struct ValueRange {
 };
 
 struct QdqOptions {
-  bool per_channel = true;             // weights: one scale per output channel, else per tensor
+  // Weights: one scale per output channel, else per tensor. Clustered weights (at most 64
+  // distinct values) take one scale per tensor either way, so that they keep their codebook.
+  bool per_channel = true;
   bool symmetric_activations = false;  // activations int8 with zero point 0, else uint8
   std::set<std::string> keep_float;    // names of nodes to leave in float
 };
