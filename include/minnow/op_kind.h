@@ -109,13 +109,14 @@ enum class OpKind : uint16_t {
   kGather,
   kCast,  // src/ops/cast.cpp
   // Quantized inference (src/ops/quantize_linear.cpp, qlinear_conv.cpp, qlinear_linear.cpp,
-  // qlinear_add.cpp, qlinear_pool.cpp)
+  // qlinear_add.cpp, qlinear_pool.cpp, qlinear_lookup.cpp)
   kQuantizeLinear,
   kDequantizeLinear,
   kQLinearConv,
   kQLinearLinear,
   kQLinearAdd,
   kQLinearGlobalAvgPool,
+  kQLinearLookup,
   // Quantization-aware training (src/ops/fake_quantize.cpp)
   kFakeQuantize,
   kCount

@@ -107,6 +107,7 @@ const std::array<const OpDef*, static_cast<size_t>(OpKind::kCount)> kTable = {
     &kQLinearLinearDef,
     &kQLinearAddDef,
     &kQLinearGlobalAvgPoolDef,
+    &kQLinearLookupDef,
     &kFakeQuantizeDef,
 };
 static_assert(kTable.size() == static_cast<size_t>(OpKind::kCount));

@@ -19,6 +19,7 @@ bool try_fold(ImportContext& cx);
 void add_nn_converters(ConverterTable& t);      // import_ops_nn.cpp
 void add_tensor_converters(ConverterTable& t);  // import_ops_tensor.cpp
 void add_rnn_converters(ConverterTable& t);     // import_ops_rnn.cpp
+void add_quant_converters(ConverterTable& t);   // import_ops_quant.cpp (after tensor)
 
 const ConverterTable& converters();
 

@@ -15,6 +15,7 @@ const ConverterTable& converters() {
     ConverterTable t;
     add_nn_converters(t);
     add_tensor_converters(t);
+    add_quant_converters(t);
     add_rnn_converters(t);
     return t;
   }();

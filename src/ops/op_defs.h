@@ -48,7 +48,7 @@ extern const OpDef kQuantizeLinearDef, kDequantizeLinearDef;
 // qlinear_conv.cpp, qlinear_linear.cpp (int8 convolution and dense)
 extern const OpDef kQLinearConvDef, kQLinearLinearDef;
 // qlinear_add.cpp, qlinear_pool.cpp
-extern const OpDef kQLinearAddDef, kQLinearGlobalAvgPoolDef;
+extern const OpDef kQLinearAddDef, kQLinearGlobalAvgPoolDef, kQLinearLookupDef;
 // fake_quantize.cpp (quantization-aware training)
 extern const OpDef kFakeQuantizeDef;
 

@@ -5,6 +5,28 @@
 
 namespace minnow {
 
+std::vector<Tensor> evaluate_node(const Node& n, std::vector<Tensor> inputs) {
+  std::vector<ValueInfo> in_info, out_info(n.outputs.size());
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    in_info.push_back(
+        {k < n.inputs.size() ? n.inputs[k] : "", inputs[k].dtype(), inputs[k].shape()});
+  }
+  InputInfos infos;
+  for (size_t k = 0; k < in_info.size(); ++k) {
+    infos.push_back(inputs[k].defined() ? &in_info[k] : nullptr);
+  }
+  for (size_t k = 0; k < n.outputs.size(); ++k) out_info[k].name = n.outputs[k];
+  op_def(n.op).infer(n, infos, out_info);
+  std::vector<Tensor> outs;
+  for (const ValueInfo& v : out_info) outs.emplace_back(v.dtype, v.shape);
+  std::vector<Tensor*> in_ptrs, out_ptrs;
+  for (Tensor& t : inputs) in_ptrs.push_back(t.defined() ? &t : nullptr);
+  for (Tensor& t : outs) out_ptrs.push_back(&t);
+  RunContext ctx;
+  make_kernel(n, infos, out_info, KernelChoice::kReference)->forward(in_ptrs, out_ptrs, ctx);
+  return outs;
+}
+
 int fold_constants(Graph& graph, bool keep_dequantize) {
   const GraphUses uses(graph);
   std::vector<char> removed(graph.nodes.size(), 0);
@@ -21,26 +43,12 @@ int fold_constants(Graph& graph, bool keep_dequantize) {
       graph_output = graph_output || uses.graph_outputs.count(v);
     if (!constant || graph_output) continue;
 
-    std::vector<ValueInfo> in_info, out_info(n.outputs.size());
     std::vector<Tensor> in_values;
     for (const std::string& v : n.inputs) {
-      const Tensor t = v.empty() ? Tensor() : graph.initializers.at(v).value;
-      in_info.push_back({v, t.dtype(), t.shape()});
-      in_values.push_back(t);  // shares storage; kernels do not write their inputs in eval
+      // Shares storage; kernels do not write their inputs in eval mode.
+      in_values.push_back(v.empty() ? Tensor() : graph.initializers.at(v).value);
     }
-    InputInfos infos;
-    for (size_t k = 0; k < in_info.size(); ++k) {
-      infos.push_back(n.inputs[k].empty() ? nullptr : &in_info[k]);
-    }
-    for (size_t k = 0; k < n.outputs.size(); ++k) out_info[k].name = n.outputs[k];
-    op_def(n.op).infer(n, infos, out_info);
-    std::vector<Tensor> outs;
-    for (const ValueInfo& v : out_info) outs.emplace_back(v.dtype, v.shape);
-    std::vector<Tensor*> in_ptrs, out_ptrs;
-    for (Tensor& t : in_values) in_ptrs.push_back(t.defined() ? &t : nullptr);
-    for (Tensor& t : outs) out_ptrs.push_back(&t);
-    RunContext ctx;
-    make_kernel(n, infos, out_info, KernelChoice::kReference)->forward(in_ptrs, out_ptrs, ctx);
+    std::vector<Tensor> outs = evaluate_node(n, std::move(in_values));
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       graph.initializers[n.outputs[k]] = Initializer{outs[k], false};
     }

@@ -14,4 +14,8 @@ namespace minnow {
 // must not turn back into float constants.
 int fold_constants(Graph& graph, bool keep_dequantize = false);
 
+// Runs node `n` once on `inputs` (one per input of `n`, undefined for an absent optional one)
+// with its reference kernel in eval mode and returns its outputs.
+std::vector<Tensor> evaluate_node(const Node& n, std::vector<Tensor> inputs);
+
 }  // namespace minnow

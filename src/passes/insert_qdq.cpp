@@ -57,6 +57,7 @@ std::string why_not(const Graph& g, const Node& n, const std::map<std::string, V
     case OpKind::kGlobalAvgPool:
       return info.at(n.inputs[0]).shape.size() == 4 ? "" : "input is not 4-d";
     default:
+      if (is_quantizable_elementwise(n.op)) return "";
       return "op has no int8 kernel";
   }
 }
@@ -147,7 +148,21 @@ bool correct_depthwise_bias(const Node& n, const Tensor& w, const QuantizedWeigh
 
 bool is_quantizable_compute(OpKind op) {
   return op == OpKind::kConv2d || op == OpKind::kLinear || op == OpKind::kAdd ||
-         op == OpKind::kGlobalAvgPool;
+         op == OpKind::kGlobalAvgPool || is_quantizable_elementwise(op);
+}
+
+bool is_quantizable_elementwise(OpKind op) {
+  switch (op) {
+    case OpKind::kHardSwish:
+    case OpKind::kHardSigmoid:
+    case OpKind::kSigmoid:
+    case OpKind::kTanh:
+    case OpKind::kLeakyRelu:
+    case OpKind::kGelu:
+      return true;
+    default:
+      return false;
+  }
 }
 
 bool is_quantization_passthrough(OpKind op) {

@@ -54,6 +54,9 @@ struct QdqSummary {
 
 // The ops this pass quantizes (compute) and those it lets through on integer data.
 bool is_quantizable_compute(OpKind op);
+// Elementwise functions (HardSwish, HardSigmoid, Sigmoid, Tanh, LeakyRelu, Gelu) quantized at
+// their input and output; the runtime runs them as 256-entry tables (ops/qlinear_lookup.cpp).
+bool is_quantizable_elementwise(OpKind op);
 bool is_quantization_passthrough(OpKind op);
 
 // Parameters for a range (widened to contain 0 so that zero is exact).

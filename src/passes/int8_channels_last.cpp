@@ -20,6 +20,8 @@ std::vector<size_t> layout_inputs(const Node& n) {
       return {0};
     case OpKind::kQLinearAdd:
       return {0, 3};
+    case OpKind::kQLinearLookup:  // elementwise: any layout
+      return {0};
     default:
       return {};
   }
@@ -165,7 +167,9 @@ class ChannelsLast {
         auto it = nhwc_name.find(v);
         if (it != nhwc_name.end()) v = it->second;
       }
-      if (n.op != OpKind::kQLinearAdd) n.attrs.set("channels_last", int64_t{1});
+      if (n.op != OpKind::kQLinearAdd && n.op != OpKind::kQLinearLookup) {
+        n.attrs.set("channels_last", int64_t{1});
+      }
       const std::string y = n.outputs[0];
       if (!out_of.count(y)) {
         nodes.push_back(std::move(n));

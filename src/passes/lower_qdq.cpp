@@ -7,6 +7,7 @@
 
 #include "core/op_registry.h"
 #include "minnow/error.h"
+#include "passes/fold_constants.h"
 #include "passes/fresh_names.h"
 #include "passes/graph_uses.h"
 #include "passes/quant_range.h"
@@ -64,6 +65,14 @@ class Lowering {
           break;
         case OpKind::kGlobalAvgPool:
           lowered += lower_unary(i, OpKind::kQLinearGlobalAvgPool);
+          break;
+        case OpKind::kHardSwish:
+        case OpKind::kHardSigmoid:
+        case OpKind::kSigmoid:
+        case OpKind::kTanh:
+        case OpKind::kLeakyRelu:
+        case OpKind::kGelu:
+          lowered += lower_lookup(i);
           break;
         case OpKind::kMaxPool:
         case OpKind::kFlatten:
@@ -285,6 +294,48 @@ class Lowering {
     return 1;
   }
 
+  // DQ -> f -> Q for an elementwise f becomes a table of its 256 results, computed by running
+  // those three nodes on the 256 codes (ops/qlinear_lookup.cpp): bit-identical to the float path.
+  int lower_lookup(size_t i) {
+    const Node& n = g_.nodes[i];
+    if (n.inputs.size() != 1 || n.outputs.size() != 1) return 0;
+    auto x = dequantized_activation(n.inputs[0]);
+    auto k = x ? sole_quantize_reader(n.outputs[0]) : std::nullopt;
+    if (!k) return 0;
+    const Node& quantize = g_.nodes[*k];
+    const Node* dequantize = qdq_node(n.inputs[0], OpKind::kDequantizeLinear);
+    const DType xt = info_.at(x->data).dtype;
+    Tensor codes(xt, {256});
+    for (int c = 0; c < 256; ++c) {
+      if (xt == DType::kU8) {
+        codes.data<uint8_t>()[c] = static_cast<uint8_t>(c);
+      } else {
+        codes.data<int8_t>()[c] = static_cast<int8_t>(c - 128);
+      }
+    }
+    auto parameters = [&](const Node& qdq, Tensor first) {
+      std::vector<Tensor> in = {std::move(first)};
+      for (size_t p = 1; p < qdq.inputs.size(); ++p) {
+        in.push_back(qdq.inputs[p].empty() ? Tensor() : *constant(qdq.inputs[p]));
+      }
+      return in;
+    };
+    const Tensor real = evaluate_node(*dequantize, parameters(*dequantize, codes))[0];
+    const Tensor f = evaluate_node(n, {real})[0];
+    const Tensor table = evaluate_node(quantize, parameters(quantize, f))[0];
+    const std::string table_name = names_.value(n.name + ".table");
+    add_initializer(table_name, table);
+    Node q;
+    q.name = n.name;
+    q.op = OpKind::kQLinearLookup;
+    q.inputs = {x->data, table_name};
+    q.outputs = quantize.outputs;
+    if (!accepts(q)) return 0;
+    removed_[*k] = 1;
+    g_.nodes[i] = std::move(q);
+    return 1;
+  }
+
   // Ops that move or select values: valid on the integer data when all inputs and the output
   // share one set of parameters.
   int lower_passthrough(size_t i) {
@@ -441,6 +492,7 @@ bool is_quantized_graph(const Graph& graph) {
       case OpKind::kQLinearLinear:
       case OpKind::kQLinearAdd:
       case OpKind::kQLinearGlobalAvgPool:
+      case OpKind::kQLinearLookup:
         return true;
       default:
         break;
