@@ -10,6 +10,7 @@
 #include "passes/fold_constants.h"
 #include "passes/fresh_names.h"
 #include "passes/graph_uses.h"
+#include "passes/insert_qdq.h"
 #include "passes/quant_range.h"
 
 namespace minnow {
@@ -66,14 +67,6 @@ class Lowering {
         case OpKind::kGlobalAvgPool:
           lowered += lower_unary(i, OpKind::kQLinearGlobalAvgPool);
           break;
-        case OpKind::kHardSwish:
-        case OpKind::kHardSigmoid:
-        case OpKind::kSigmoid:
-        case OpKind::kTanh:
-        case OpKind::kLeakyRelu:
-        case OpKind::kGelu:
-          lowered += lower_lookup(i);
-          break;
         case OpKind::kMaxPool:
         case OpKind::kFlatten:
         case OpKind::kReshape:
@@ -82,6 +75,7 @@ class Lowering {
           lowered += lower_passthrough(i);
           break;
         default:
+          if (is_quantizable_elementwise(g_.nodes[i].op)) lowered += lower_lookup(i);
           break;
       }
     }

@@ -11,6 +11,7 @@
 #include "compress/qat.h"
 #include "compress/qat_batchnorm.h"
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "minnow/builder.h"
 #include "minnow/error.h"
 #include "runtime/inference_session.h"
@@ -19,16 +20,9 @@
 namespace minnow::compress {
 namespace {
 
-int count_op(const Graph& g, OpKind kind) {
-  return static_cast<int>(
-      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
-}
-
-Graph deep_copy(const Graph& g) {
-  Graph c = g;
-  for (auto& [name, init] : c.initializers) init.value = init.value.clone();
-  return c;
-}
+using ::minnow::testing::count_op;
+using ::minnow::testing::deep_copy;
+using ::minnow::testing::randomize_batchnorm;
 
 // conv (with bias) -> BN -> ReLU, depthwise conv (no bias) -> BN -> ReLU6, global pool, fc.
 // BatchNorm parameters and running statistics are random, as after training.
@@ -46,16 +40,7 @@ Graph conv_bn_net(uint64_t seed) {
   x = b.flatten(b.global_avg_pool(x));
   b.output(b.linear(x, 3, true, "fc"));
   Graph g = b.build();
-  Rng rng(seed + 1);
-  for (const Node& n : g.nodes) {
-    if (n.op != OpKind::kBatchNorm) continue;
-    for (size_t i = 1; i <= 4; ++i) {
-      Tensor& t = g.initializers.at(n.inputs[i]).value;
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        t.f32()[k] = i == 4 ? rng.uniform(0.2f, 2.0f) : rng.uniform(-1.0f, 1.0f);
-      }
-    }
-  }
+  randomize_batchnorm(g, seed + 1);
   return g;
 }
 

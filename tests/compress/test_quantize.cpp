@@ -10,6 +10,7 @@
 
 #include "compress/quantize.h"
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "minnow/error.h"
 #include "minnow/zoo.h"
 #include "passes/fold_constants.h"
@@ -19,23 +20,11 @@
 namespace minnow::compress {
 namespace {
 
+using ::minnow::testing::randomize_batchnorm;
+
 int count_op(const Graph& g, OpKind kind) {
   return static_cast<int>(
       std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
-}
-
-// Trained-looking BatchNorm statistics, so that folding does something.
-void randomize_batchnorm(Graph& g, uint64_t seed) {
-  Rng rng(seed);
-  for (const Node& n : g.nodes) {
-    if (n.op != OpKind::kBatchNorm) continue;
-    for (size_t i = 1; i <= 4; ++i) {
-      Tensor& t = g.initializers.at(n.inputs[i]).value;
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        t.f32()[k] = i == 4 ? rng.uniform(0.5f, 2.0f) : rng.uniform(-0.5f, 0.5f);
-      }
-    }
-  }
 }
 
 data::Dataset random_images(int64_t n, Shape sample, uint64_t seed) {
@@ -57,7 +46,7 @@ Graph zoo_model(const std::string& name, Shape sample, uint64_t seed) {
   o.classes = 10;
   o.seed = seed;
   Graph g = zoo::build(name, o);
-  randomize_batchnorm(g, seed + 1);
+  randomize_batchnorm(g, seed + 1, 0.5f, 0.5f);
   return g;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "minnow/builder.h"
 #include "minnow/zoo.h"
 #include "passes/fold_batchnorm.h"
@@ -14,24 +15,8 @@
 namespace minnow {
 namespace {
 
-int count_op(const Graph& g, OpKind kind) {
-  return static_cast<int>(
-      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
-}
-
-// Non-trivial running statistics and BN parameters, as after training.
-void randomize_batchnorm(Graph& g, uint64_t seed) {
-  Rng rng(seed);
-  for (const Node& n : g.nodes) {
-    if (n.op != OpKind::kBatchNorm) continue;
-    for (size_t i = 1; i <= 4; ++i) {
-      Tensor& t = g.initializers.at(n.inputs[i]).value;
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        t.f32()[k] = i == 4 ? rng.uniform(0.2f, 2.0f) : rng.uniform(-1.0f, 1.0f);
-      }
-    }
-  }
-}
+using ::minnow::testing::count_op;
+using ::minnow::testing::randomize_batchnorm;
 
 Tensor random_input(Shape shape, uint64_t seed) {
   Rng rng(seed);

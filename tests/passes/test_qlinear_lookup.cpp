@@ -11,6 +11,7 @@
 #include "compress/quantize.h"
 #include "core/op_registry.h"
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "minnow/error.h"
 #include "minnow/graph.h"
 #include "minnow/zoo.h"
@@ -21,10 +22,8 @@
 namespace minnow {
 namespace {
 
-int count_op(const Graph& g, OpKind kind) {
-  return static_cast<int>(
-      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
-}
+using ::minnow::testing::count_op;
+using ::minnow::testing::randomize_batchnorm;
 
 Tensor scalar(DType t, double v) {
   Tensor s(t, {});
@@ -119,16 +118,8 @@ TEST(QLinearLookup, QuantizedMobileNetV3RunsHardSwishAsTables) {
   o.seed = 2;
   Graph g = zoo::build("mobilenet_v3_small", o);
   Rng rng(5);
-  // Trained-like BatchNorm statistics, so that activations span real ranges.
-  for (const Node& n : g.nodes) {
-    if (n.op != OpKind::kBatchNorm) continue;
-    for (size_t i = 1; i <= 4; ++i) {
-      Tensor& t = g.initializers.at(n.inputs[i]).value;
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        t.f32()[k] = i == 4 ? rng.uniform(0.2f, 2.0f) : rng.uniform(-1.0f, 1.0f);
-      }
-    }
-  }
+  randomize_batchnorm(g, 6);  // activations that span real ranges
+
   data::Dataset calib;
   calib.x = Tensor(DType::kF32, {32, 1, 28, 28});
   for (int64_t i = 0; i < calib.x.numel(); ++i) calib.x.f32()[i] = rng.uniform(0.0f, 1.0f);
