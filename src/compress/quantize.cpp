@@ -24,11 +24,14 @@ void prepare_for_quantization(Graph& g) {
 QuantizeResult quantize_post_training(Graph& g, const data::Dataset& calibration_data,
                                       const data::Normalization& norm, const QuantizeOptions& opts,
                                       const data::Dataset& validation_data) {
+  if (opts.group_size != 0 && opts.weight_only == WeightOnly::kNone) {
+    throw Error("--group-size applies to weight-only quantization (--weight-only int8|int4)");
+  }
   prepare_for_quantization(g);
   QuantizeResult r;
   if (opts.weight_only != WeightOnly::kNone) {
     const int bits = opts.weight_only == WeightOnly::kInt8 ? 8 : 4;
-    r.summary.int8_nodes = quantize_weights_only(g, bits, opts.qdq.per_channel);
+    r.summary.int8_nodes = quantize_weights_only(g, bits, opts.qdq.per_channel, opts.group_size);
     if (r.summary.int8_nodes.empty()) {
       throw Error("model '" + g.name + "' has no Conv2d or Linear with constant weights");
     }

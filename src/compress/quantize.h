@@ -22,6 +22,7 @@ struct QuantizeOptions {
   QdqOptions qdq;
   MixedPrecisionOptions mixed;  // accuracy target and speed check (mixed_precision.h)
   WeightOnly weight_only = WeightOnly::kNone;
+  int64_t group_size = 0;  // weight-only: one scale per G weights of an output (0: per channel)
 };
 
 struct QuantizeResult {

@@ -320,8 +320,12 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
   return summary;
 }
 
-std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_channel) {
+std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_channel,
+                                               int64_t group_size) {
   if (bits != 8 && bits != 4) throw Error("weight-only quantization takes 8 or 4 bits");
+  if (group_size < 0) {
+    throw Error("weight group size must be positive, got " + std::to_string(group_size));
+  }
   FreshNames names(g);
   std::vector<Node> out;
   std::vector<std::string> done;
@@ -333,7 +337,15 @@ std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_chan
       const std::string w = n.inputs[1];
       auto it = dequantized.find(w);
       if (it == dequantized.end()) {
-        QuantizedWeight q = quantize_weight(g.initializers.at(w).value, per_channel, bits);
+        const Tensor& wt = g.initializers.at(w).value;
+        const int64_t per_output = wt.numel() / wt.dim(0);
+        // Per group: the weight viewed as [numel / G, G] is quantized per row (a "channel" of
+        // G consecutive weights of one output), then reshaped back, all with standard ops.
+        const bool grouped =
+            group_size > 0 && group_size < per_output && per_output % group_size == 0;
+        Tensor view = wt;
+        if (grouped) view = wt.reshaped({wt.numel() / group_size, group_size});
+        QuantizedWeight q = quantize_weight(view, per_channel || grouped, bits);
         Node dq;
         dq.name = names.node(w + "/DequantizeLinear");
         dq.op = OpKind::kDequantizeLinear;
@@ -344,6 +356,17 @@ std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_chan
         g.initializers[dq.inputs[1]] = Initializer{q.scale, false};
         it = dequantized.emplace(w, dq.outputs[0]).first;
         out.push_back(std::move(dq));
+        if (grouped) {
+          Node reshape;
+          reshape.name = names.node(w + "/Reshape");
+          reshape.op = OpKind::kReshape;
+          reshape.inputs = {it->second};
+          reshape.outputs = {
+              names.value(w + "_dequantized_" + std::string(rank == 4 ? "oihw" : "oi"))};
+          reshape.attrs.set("shape", std::vector<int64_t>(wt.shape().begin(), wt.shape().end()));
+          it->second = reshape.outputs[0];
+          out.push_back(std::move(reshape));
+        }
       }
       n.inputs[1] = it->second;
       done.push_back(n.name);

@@ -74,6 +74,12 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
 // symmetric int8 data (bits 8: [-127, 127]; bits 4: [-7, 7], stored one value per byte here and
 // packed two per byte by the .mnw writer). Computation stays in float (the inference session
 // dequantizes once at load). Returns the names of the nodes whose weights were quantized.
-std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_channel = true);
+// With group_size G > 0, each run of G consecutive weights of one output (of its
+// C * kh * kw or `in` weights) gets its own scale: the weight is stored as [numel / G, G] with
+// a per-row DequantizeLinear, then reshaped back (standard ONNX ops, no blocked quantization
+// needed). A layer whose weights per output are not a multiple of G (or are fewer) is
+// quantized per output channel instead.
+std::vector<std::string> quantize_weights_only(Graph& g, int bits, bool per_channel = true,
+                                               int64_t group_size = 0);
 
 }  // namespace minnow

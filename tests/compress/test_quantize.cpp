@@ -183,6 +183,67 @@ TEST(Quantize, WeightOnlyStoresSmallIntegersAndComputesInFloat) {
   }
 }
 
+// Per-group int4: each run of G weights of an output has its own scale (a per-row
+// DequantizeLinear of the weight viewed as [numel / G, G], reshaped back); every layer whose
+// weights per output are a multiple of G is grouped, the others stay per channel. Groups follow
+// the weights more closely than one scale per output: smaller weight error.
+TEST(Quantize, WeightOnlyInt4PerGroup) {
+  auto error = [](const Graph& quantized, const Graph& original, const Tensor& x) {
+    const Tensor want = run(original, x, KernelChoice::kReference, false);
+    const Tensor got = run(quantized, x, KernelChoice::kFast, true);
+    double e = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      e += std::pow(double(got.f32()[i]) - double(want.f32()[i]), 2);
+    }
+    return e;
+  };
+  const Graph g = zoo_model("lenet5", {1, 28, 28}, 21);
+  const data::Dataset test = random_images(32, {1, 28, 28}, 22);
+  Graph per_channel = g, grouped = g;
+  QuantizeOptions opts;
+  opts.weight_only = WeightOnly::kInt4;
+  quantize_post_training(per_channel, data::Dataset{}, data::Normalization{}, opts);
+  opts.group_size = 8;
+  quantize_post_training(grouped, data::Dataset{}, data::Normalization{}, opts);
+  // lenet5: conv1 has 25 weights per output (not a multiple of 8: per channel), conv2 150
+  // (per channel), fc1 400, fc2 120, logits 84 (per channel) -> 2 grouped.
+  EXPECT_EQ(count_op(grouped, OpKind::kReshape) - count_op(per_channel, OpKind::kReshape), 2);
+  for (const Node& n : grouped.nodes) {
+    if (n.op != OpKind::kReshape || n.inputs[0].find("_dequantized") == std::string::npos) continue;
+    const Node* dq = nullptr;
+    for (const Node& m : grouped.nodes) {
+      if (m.outputs[0] == n.inputs[0]) dq = &m;
+    }
+    ASSERT_NE(dq, nullptr);
+    const Tensor& data = grouped.initializers.at(dq->inputs[0]).value;
+    const Tensor& scale = grouped.initializers.at(dq->inputs[1]).value;
+    EXPECT_EQ(data.dim(1), 8);
+    EXPECT_EQ(scale.numel(), data.dim(0));
+  }
+  // The weights each Linear computes with, folded as at load.
+  auto weight_error = [&](Graph q) {
+    fold_constants(q);
+    double e = 0;
+    for (const Node& n : q.nodes) {
+      if (n.op != OpKind::kLinear) continue;
+      const Tensor& w = q.initializers.at(n.inputs[1]).value;
+      const Node* orig = g.find_node(n.name);
+      const Tensor& w0 = g.initializers.at(orig->inputs[1]).value;
+      for (int64_t i = 0; i < w.numel(); ++i) e += std::pow(double(w.f32()[i] - w0.f32()[i]), 2);
+    }
+    return e;
+  };
+  EXPECT_LT(weight_error(grouped), 0.85 * weight_error(per_channel));
+  EXPECT_LT(error(grouped, g, test.x), 2 * error(per_channel, g, test.x));
+  opts.group_size = -1;
+  Graph bad = g;
+  EXPECT_THROW(quantize_post_training(bad, data::Dataset{}, data::Normalization{}, opts), Error);
+  QuantizeOptions int8_groups;
+  int8_groups.group_size = 16;
+  EXPECT_THROW(quantize_post_training(bad, random_images(4, {1, 28, 28}, 1), {}, int8_groups),
+               Error);
+}
+
 TEST(Quantize, CalibrationMemoryDoesNotGrowWithSamples) {
   Graph g = zoo_model("lenet5", {1, 28, 28}, 13);
   prepare_for_quantization(g);

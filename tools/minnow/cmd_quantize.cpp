@@ -49,6 +49,7 @@ void run_quantize(QuantizeArgs& a) {
       report_layers(r.summary, weight_only ? "int8 weights, f32 compute" : "int8");
   if (weight_only) {
     extra["weight_only"] = a.weight_only;
+    extra["group_size"] = o.group_size;
   } else {
     extra["calibration"] = calibration_report(a.quant, r.calibration);
   }
@@ -75,6 +76,11 @@ void add_quantize_command(CLI::App& app) {
   add_quant_flags(*c, a->quant, a->opts.calibration, a->opts.qdq);
   c->add_option("--weight-only", a->weight_only,
                 "int8 | int4: quantize only the weights (smaller file, float compute)");
+  c->add_option("--group-size", a->opts.group_size,
+                "With --weight-only: one scale per G consecutive weights of an output channel "
+                "(per-group, as GPTQ/AWQ int4); layers whose weights per output are not a "
+                "multiple of G stay per channel")
+      ->check(CLI::PositiveNumber);
   c->add_option("--target-accuracy-drop", a->opts.mixed.target_drop,
                 "Keep the most sensitive layers in float until validation accuracy is within "
                 "this many points of float");
