@@ -3,7 +3,7 @@
 // post-training on random images (speed does not depend on what calibration saw). Both run in
 // the InferenceSession with fast kernels, as `minnow bench` runs them. Then a per-op profile of
 // the int8 graph as the session runs it (int8 activations channels-last) and of the same graph
-// without passes/int8_channels_last.h (NCHW, every QLinearConv reordering its input and output).
+// without passes/channels_last.h (NCHW, every QLinearConv reordering its input and output).
 //
 //   g++ -O2 -std=c++20 -fopenmp -Iinclude -Isrc bench/bench_int8_models.cpp \
 //       build-export/libminnow_core.a build-export/libminnow_onnx.a \
@@ -29,7 +29,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
-#include "passes/int8_channels_last.h"
+#include "passes/channels_last.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/inference_session.h"
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
     const Graph q = quantized(f);
     const Graph nchw = lowered(q);
     Graph nhwc = nchw;
-    const ChannelsLastResult r = int8_channels_last(nhwc);
+    const ChannelsLastResult r = channels_last(nhwc);
     std::printf("%s: channels-last pass: %d regions, %d nodes, %d transposes\n", m.c_str(),
                 r.regions, r.nodes, r.transposes);
     for (int64_t b : batches) {

@@ -1,5 +1,7 @@
 // Conv2d: x [N,C,H,W], w [O,C/group,kh,kw], optional bias [O] -> [N,O,OH,OW].
-// Attributes: strides [sh,sw], pads [top,left,bottom,right], dilations [dh,dw], group.
+// Attributes: strides [sh,sw], pads [top,left,bottom,right], dilations [dh,dw], group, and
+// channels_last (0/1): with 1, x is [N,H,W,C] and y [N,OH,OW,O] (weights stay OIHW). Only the
+// inference pass passes/channels_last.h sets it; such a node has no gradient.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -9,6 +11,7 @@
 #include "kernels/conv_algo.h"
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
+#include "kernels/conv_nhwc.h"
 #include "kernels/conv_reference.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
@@ -18,6 +21,15 @@ namespace minnow::ops {
 namespace {
 
 using kernels::ConvGeometry;
+
+bool channels_last(const Node& n) {
+  const int64_t v = n.attrs.get_int("channels_last", 0);
+  if (v != 0 && v != 1) {
+    fail(n,
+         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
+  }
+  return v == 1;
+}
 
 // Validates inputs and attributes; the batch may be kDynamic (only infer sees that).
 ConvGeometry geometry(const Node& n, const InputInfos& in) {
@@ -45,10 +57,11 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
   std::vector<int64_t> d = ints_attr(n, "dilations", {1, 1}, 2, 1);
   int64_t group = n.attrs.get_int("group", 1);
   ConvGeometry g;
+  const bool nhwc = channels_last(n);
   g.n = x.shape[0];
-  g.c = x.shape[1];
-  g.h = x.shape[2];
-  g.w = x.shape[3];
+  g.c = x.shape[nhwc ? 3 : 1];
+  g.h = x.shape[nhwc ? 1 : 2];
+  g.w = x.shape[nhwc ? 2 : 3];
   g.o = w.shape[0];
   g.kh = w.shape[2];
   g.kw = w.shape[3];
@@ -93,7 +106,9 @@ void infer_conv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out
   ConvGeometry g = geometry(n, in);
   FusedActivation::of(n);  // validates the attribute
   out[0].dtype = in[0]->dtype;
-  out[0].shape = {in[0]->shape[0], g.o, g.oh(), g.ow()};
+  out[0].shape = channels_last(n) ? Shape{in[0]->shape[0], g.oh(), g.ow(), g.o}
+                                  : Shape{in[0]->shape[0], g.o, g.oh(), g.ow()};
+  if (channels_last(n) && in[0]->dtype != DType::kF32) fail(n, "channels_last needs f32 data");
 }
 
 int64_t conv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
@@ -101,11 +116,14 @@ int64_t conv_macs(const Node& n, const InputInfos& in, const std::vector<ValueIn
 }
 
 // Kernels are built for one concrete shape; a session builds a new one for a new batch size.
-void check_batch(const ConvGeometry& g, const Tensor& x) {
-  if (x.rank() != 4 || x.dim(0) != g.n || x.dim(1) != g.c || x.dim(2) != g.h || x.dim(3) != g.w) {
-    throw Error("Conv2d kernel built for input [" + std::to_string(g.n) + "," +
-                std::to_string(g.c) + "," + std::to_string(g.h) + "," + std::to_string(g.w) +
-                "] got " + shape_str(x.shape()));
+void check_batch(const ConvGeometry& g, const Tensor& x, bool nhwc = false) {
+  const int64_t c = x.rank() == 4 ? x.dim(nhwc ? 3 : 1) : -1;
+  const int64_t h = x.rank() == 4 ? x.dim(nhwc ? 1 : 2) : -1;
+  const int64_t w = x.rank() == 4 ? x.dim(nhwc ? 2 : 3) : -1;
+  if (x.rank() != 4 || x.dim(0) != g.n || c != g.c || h != g.h || w != g.w) {
+    const Shape want = nhwc ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
+    throw Error("Conv2d kernel built for input " + shape_str(want) + " got " +
+                shape_str(x.shape()));
   }
 }
 
@@ -201,6 +219,52 @@ class ConvFast : public Kernel {
   kernels::FloatBuffer masked_;     // dy through the fused activation
 };
 
+// channels_last = 1 (inference only): the fast kernel is oneDNN on NHWC data with the
+// activation as a post-op; the reference transposes to NCHW around the reference convolution.
+class ConvChannelsLast : public Kernel {
+ public:
+  ConvChannelsLast(const Node& n, const ConvGeometry& g, FusedActivation act, bool fast)
+      : node_(n), g_(g), act_(act) {
+    if (fast) nhwc_ = std::make_unique<kernels::ConvNhwc>(g, act.on, act.lo, act.hi);
+  }
+
+  void forward(Tensors in, Tensors out, RunContext& ctx) override {
+    if (ctx.training) fail(node_, "a channels_last Conv2d runs in inference only");
+    check_batch(g_, *in[0], true);
+    const float* b = g_.has_bias ? in[2]->f32() : nullptr;
+    if (nhwc_) return nhwc_->forward(in[0]->f32(), in[1]->f32(), b, out[0]->f32());
+    const int64_t hw = g_.h * g_.w, ohw = g_.oh() * g_.ow();
+    float* x = x_.get(g_.n * g_.c * hw);
+    float* y = y_.get(g_.n * g_.o * ohw);
+    const float* xs = in[0]->f32();
+    for (int64_t s = 0; s < g_.n; ++s) {
+      for (int64_t p = 0; p < hw; ++p) {
+        for (int64_t c = 0; c < g_.c; ++c) x[(s * g_.c + c) * hw + p] = xs[(s * hw + p) * g_.c + c];
+      }
+    }
+    kernels::conv_forward_reference<float>(g_, x, in[1]->f32(), b, y);
+    act_.apply(y, g_.n * g_.o * ohw);
+    float* ys = out[0]->f32();
+    for (int64_t s = 0; s < g_.n; ++s) {
+      for (int64_t p = 0; p < ohw; ++p) {
+        for (int64_t o = 0; o < g_.o; ++o)
+          ys[(s * ohw + p) * g_.o + o] = y[(s * g_.o + o) * ohw + p];
+      }
+    }
+  }
+
+  void backward(Tensors, Tensors, Tensors, Tensors, RunContext&) override {
+    fail(node_, "a channels_last Conv2d has no gradient (it is made for inference only)");
+  }
+
+ private:
+  Node node_;
+  ConvGeometry g_;
+  FusedActivation act_;
+  std::unique_ptr<kernels::ConvNhwc> nhwc_;
+  kernels::FloatBuffer x_, y_;  // reference: NCHW copies
+};
+
 ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
   ConvGeometry g = geometry(n, in);
   if (g.n == kDynamic) fail(n, "kernel needs a concrete batch size");
@@ -209,11 +273,19 @@ ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
                                        const std::vector<ValueInfo>&) {
+  if (channels_last(n)) {
+    return std::make_unique<ConvChannelsLast>(n, concrete_geometry(n, in), FusedActivation::of(n),
+                                              false);
+  }
   return std::make_unique<ConvReference>(concrete_geometry(n, in), FusedActivation::of(n));
 }
 
 std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
                                   const std::vector<ValueInfo>&) {
+  if (channels_last(n)) {
+    return std::make_unique<ConvChannelsLast>(n, concrete_geometry(n, in), FusedActivation::of(n),
+                                              true);
+  }
   return std::make_unique<ConvFast>(concrete_geometry(n, in), FusedActivation::of(n));
 }
 

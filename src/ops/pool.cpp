@@ -213,19 +213,32 @@ std::unique_ptr<Kernel> make_avg_fast(const Node& n, const InputInfos& in,
   return std::make_unique<AvgPoolFast>(concrete_geometry(n, in));
 }
 
-// GlobalAvgPool: the mean of each [H,W] plane.
+// GlobalAvgPool: the mean of each [H,W] plane. With attribute channels_last = 1 (set by the
+// inference pass passes/channels_last.h; no gradient) x is [N,H,W,C] and y [N,1,1,C].
+bool global_channels_last(const Node& n) {
+  const int64_t v = n.attrs.get_int("channels_last", 0);
+  if (v != 0 && v != 1) {
+    fail(n,
+         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
+  }
+  return v == 1;
+}
+
 void infer_global(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ValueInfo& x = pool_input(n, in);
   out[0].dtype = x.dtype;
-  out[0].shape = {x.shape[0], x.shape[1], 1, 1};
+  out[0].shape = global_channels_last(n) ? Shape{x.shape[0], 1, 1, x.shape[3]}
+                                         : Shape{x.shape[0], x.shape[1], 1, 1};
 }
 
 class GlobalAvgPoolKernel : public Kernel {
  public:
-  GlobalAvgPoolKernel(Shape shape, bool fast) : shape_(std::move(shape)), fast_(fast) {}
+  GlobalAvgPoolKernel(Shape shape, bool fast, bool nhwc)
+      : shape_(std::move(shape)), fast_(fast), nhwc_(nhwc) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     check(*in[0]);
+    if (nhwc_) return forward_nhwc(*in[0], *out[0]);
     const int64_t planes = shape_[0] * shape_[1], hw = shape_[2] * shape_[3];
     if (fast_) return kernels::global_avg_pool_forward(in[0]->f32(), out[0]->f32(), planes, hw);
     dispatch_float(in[0]->dtype(), [&]<class T>() {
@@ -241,6 +254,7 @@ class GlobalAvgPoolKernel : public Kernel {
 
   void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
     if (!needs_backward(grad_out, grad_in)) return;
+    if (nhwc_) throw Error("a channels_last GlobalAvgPool has no gradient (inference only)");
     const int64_t planes = shape_[0] * shape_[1], hw = shape_[2] * shape_[3];
     if (fast_) {
       return kernels::global_avg_pool_backward(grad_out[0]->f32(), grad_in[0]->f32(), planes, hw);
@@ -261,8 +275,26 @@ class GlobalAvgPoolKernel : public Kernel {
                   shape_str(x.shape()));
     }
   }
+  // Sums whole rows of C channels (the inner loop vectorizes over channels).
+  void forward_nhwc(const Tensor& in, Tensor& out) const {
+    const int64_t hw = shape_[1] * shape_[2], c = shape_[3];
+    dispatch_float(in.dtype(), [&]<class T>() {
+      const T* x = in.data<T>();
+      T* y = out.data<T>();
+      for (int64_t s = 0; s < shape_[0]; ++s) {
+        T* ys = y + s * c;
+        std::fill(ys, ys + c, T(0));
+        for (int64_t p = 0; p < hw; ++p) {
+          const T* row = x + (s * hw + p) * c;
+          for (int64_t k = 0; k < c; ++k) ys[k] += row[k];
+        }
+        for (int64_t k = 0; k < c; ++k) ys[k] /= static_cast<T>(hw);
+      }
+    });
+  }
+
   Shape shape_;
-  bool fast_;
+  bool fast_, nhwc_;
 };
 
 Shape concrete_shape(const Node& n, const InputInfos& in) {
@@ -273,11 +305,13 @@ Shape concrete_shape(const Node& n, const InputInfos& in) {
 
 std::unique_ptr<Kernel> make_global_reference(const Node& n, const InputInfos& in,
                                               const std::vector<ValueInfo>&) {
-  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), false);
+  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), false,
+                                               global_channels_last(n));
 }
 std::unique_ptr<Kernel> make_global_fast(const Node& n, const InputInfos& in,
                                          const std::vector<ValueInfo>&) {
-  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), true);
+  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), true,
+                                               global_channels_last(n));
 }
 
 }  // namespace

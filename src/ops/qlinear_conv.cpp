@@ -1,7 +1,7 @@
 // QLinearConv: int8 2-d convolution with ONNX QLinearConv's inputs (see qlinear_params.h) and
 // Conv2d's attributes (strides, pads [t,l,b,r], dilations, group, fused activation).
 // x [N,C,H,W] u8|i8, w [O,C/group,kh,kw] i8 -> y [N,O,OH,OW] u8|i8, or f32 without y_scale.
-// Attribute channels_last=1 (set by passes/int8_channels_last.h): x is [N,H,W,C] and y
+// Attribute channels_last=1 (set by passes/channels_last.h): x is [N,H,W,C] and y
 // [N,OH,OW,O], in the graph's shapes and in memory, which is the layout oneDNN computes int8
 // convolutions in, so chains of such nodes pass activations along without reorders.
 #include <memory>

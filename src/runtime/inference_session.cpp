@@ -4,10 +4,10 @@
 #include <new>
 
 #include "minnow/error.h"
+#include "passes/channels_last.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
-#include "passes/int8_channels_last.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/memory_plan.h"
@@ -39,7 +39,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
     // layers kept in float) are then folded once here instead of on every run.
     lower_qdq(graph_);
     fold_constants(graph_);
-    int8_channels_last(graph_);  // int8 activations stay NHWC between int8 ops
+    channels_last(graph_);  // activations stay NHWC between convolutions (int8 and f32)
     graph_.validate();
   }
   if (graph_.inputs.empty() || graph_.outputs.empty()) {

@@ -1,4 +1,4 @@
-// int8_channels_last on quantized zoo networks (random weights, calibrated on random images):
+// channels_last on quantized zoo networks (random weights, calibrated on random images):
 // the same outputs as the lowered graph without the pass, with fast and with reference kernels,
 // few Transposes, graph inputs and outputs unchanged. Plus hand-built graphs for the border
 // cases: a value read both inside and outside a region, and a region too small to pay.
@@ -11,11 +11,12 @@
 
 #include "compress/quantize.h"
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "minnow/zoo.h"
+#include "passes/channels_last.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
-#include "passes/int8_channels_last.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/inference_session.h"
@@ -51,16 +52,7 @@ Graph lowered_model(const std::string& name, uint64_t seed) {
   o.classes = 10;
   o.seed = seed;
   Graph g = zoo::build(name, o);
-  Rng rng(seed + 1);
-  for (const Node& n : g.nodes) {  // trained-looking BatchNorm statistics
-    if (n.op != OpKind::kBatchNorm) continue;
-    for (size_t i = 1; i <= 4; ++i) {
-      Tensor& t = g.initializers.at(n.inputs[i]).value;
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        t.f32()[k] = i == 4 ? rng.uniform(0.5f, 2.0f) : rng.uniform(-0.5f, 0.5f);
-      }
-    }
-  }
+  testing::randomize_batchnorm(g, seed + 1, 0.5f, 0.5f);  // trained-looking statistics
   data::Dataset calib;
   calib.x = random_images(32, {1, 28, 28}, seed + 2);
   calib.y = Tensor(DType::kI64, {32});
@@ -94,7 +86,7 @@ TEST_P(ChannelsLastZoo, SameOutputsFewTransposes) {
   const Case c = GetParam();
   const Graph before = lowered_model(c.model, 21);
   Graph after = before;
-  const ChannelsLastResult r = int8_channels_last(after);
+  const ChannelsLastResult r = channels_last(after);
   EXPECT_EQ(count_op(after, OpKind::kTranspose) - count_op(before, OpKind::kTranspose),
             r.transposes);
   EXPECT_LE(r.transposes, c.max_transposes) << c.model;
@@ -135,7 +127,7 @@ TEST_P(ChannelsLastZoo, SameOutputsFewTransposes) {
 
   // Running the pass again changes nothing.
   Graph again = after;
-  EXPECT_EQ(int8_channels_last(again).regions, 0);
+  EXPECT_EQ(channels_last(again).regions, 0);
 }
 
 // lenet5: conv -> MaxPool -> conv -> MaxPool: each convolution alone would need two Transposes
@@ -208,7 +200,7 @@ Graph chain() {
 TEST(ChannelsLast, BorderValuesKeepNamesAndLayouts) {
   const Graph before = chain();
   Graph after = before;
-  const ChannelsLastResult r = int8_channels_last(after);
+  const ChannelsLastResult r = channels_last(after);
   EXPECT_EQ(r.regions, 1);
   EXPECT_EQ(r.nodes, 3);
   // In: x's quantized form. Out: a (graph output), b (MaxPool), logits (graph output, f32).
@@ -242,11 +234,65 @@ TEST(ChannelsLast, LoneConvolutionStaysNchw) {
   g.outputs = {{"pooled", DType::kU8, {kDynamic, 6, 4, 4}}};
   g.validate();
   Graph after = g;
-  const ChannelsLastResult r = int8_channels_last(after);
+  const ChannelsLastResult r = channels_last(after);
   EXPECT_EQ(r.regions, 0);
   EXPECT_EQ(r.transposes, 0);
   EXPECT_EQ(after.nodes.size(), g.nodes.size());
 }
+
+}  // namespace
+}  // namespace minnow
+
+namespace minnow {
+namespace {
+
+// Float networks: f32 Conv2d, Add and GlobalAvgPool run channels-last (oneDNN NHWC kernels)
+// when a region pays; the reference kernels give the same bits in either layout, the fast ones
+// the same values to rounding.
+class ChannelsLastFloat : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ChannelsLastFloat, SameOutputs) {
+  const Case c = GetParam();
+  zoo::ZooOptions o;
+  o.input_shape = {1, 28, 28};
+  o.classes = 10;
+  o.seed = 31;
+  Graph before = zoo::build(c.model, o);
+  testing::randomize_batchnorm(before, 34, 0.5f, 0.5f);
+  simplify_for_inference(before);
+  fold_batchnorm(before);
+  fuse_activation(before, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
+  Graph after = before;
+  const ChannelsLastResult r = channels_last(after);
+  EXPECT_EQ(r.regions > 0, c.converts) << c.model;
+  EXPECT_LE(r.transposes, c.max_transposes) << c.model;
+  if (c.converts) {
+    EXPECT_EQ(count_channels_last(after) - count_op(after, OpKind::kGlobalAvgPool),
+              count_op(after, OpKind::kConv2d))
+        << "every convolution of " << c.model << " runs channels-last";
+  }
+  const Tensor x = random_images(3, {1, 28, 28}, 32);
+  const Tensor a = run(before, x, KernelChoice::kReference),
+               b = run(after, x, KernelChoice::kReference);
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.f32()[i], b.f32()[i]) << c.model << " " << i;
+  const Tensor f = run(after, x, KernelChoice::kFast);
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    EXPECT_NEAR(f.f32()[i], a.f32()[i], 1e-4 * (1 + std::fabs(a.f32()[i]))) << c.model << " " << i;
+  }
+  // The session runs the pass itself, at batch 1 too.
+  const Tensor x1 = random_images(1, {1, 28, 28}, 33);
+  const Tensor want = run(before, x1, KernelChoice::kReference);
+  InferenceSession s(before, KernelChoice::kFast, /*optimize=*/true);
+  const Tensor got = s.run({{before.inputs[0].name, x1}})[0];
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    EXPECT_NEAR(got.f32()[i], want.f32()[i], 1e-4 * (1 + std::fabs(want.f32()[i]))) << c.model;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, ChannelsLastFloat,
+                         ::testing::Values(Case{"mobilenet_v2", 2, true}, Case{"resnet8", 2, true},
+                                           Case{"lenet5", 0, false}),
+                         [](const auto& info) { return std::string(info.param.model); });
 
 }  // namespace
 }  // namespace minnow

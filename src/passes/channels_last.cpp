@@ -1,4 +1,4 @@
-#include "passes/int8_channels_last.h"
+#include "passes/channels_last.h"
 
 #include <map>
 #include <numeric>
@@ -17,15 +17,35 @@ std::vector<size_t> layout_inputs(const Node& n) {
   switch (n.op) {
     case OpKind::kQLinearConv:
     case OpKind::kQLinearGlobalAvgPool:
+    case OpKind::kConv2d:
+    case OpKind::kGlobalAvgPool:
       return {0};
     case OpKind::kQLinearAdd:
       return {0, 3};
-    case OpKind::kQLinearLookup:  // elementwise: any layout
+    case OpKind::kAdd:  // elementwise: any layout, when both inputs share it
+      return {0, 1};
+    case OpKind::kQLinearLookup:
+    case OpKind::kRelu:  // f32 elementwise functions, e.g. the ReLU after a residual Add
+    case OpKind::kRelu6:
+    case OpKind::kLeakyRelu:
+    case OpKind::kHardSwish:
+    case OpKind::kHardSigmoid:
+    case OpKind::kSigmoid:
+    case OpKind::kTanh:
+    case OpKind::kGelu:
       return {0};
     default:
       return {};
   }
 }
+
+// Ops that take the layout by attribute channels_last = 1; the others are elementwise.
+bool has_layout_attribute(OpKind op) {
+  return op == OpKind::kQLinearConv || op == OpKind::kQLinearGlobalAvgPool ||
+         op == OpKind::kConv2d || op == OpKind::kGlobalAvgPool;
+}
+
+bool is_convolution(OpKind op) { return op == OpKind::kQLinearConv || op == OpKind::kConv2d; }
 
 bool rank4(const std::map<std::string, ValueInfo>& info, const std::string& v) {
   auto it = info.find(v);
@@ -44,6 +64,13 @@ bool capable(const Node& n, const std::map<std::string, ValueInfo>& info) {
   if (ports.empty() || n.attrs.get_int("channels_last", 0) != 0) return false;
   for (size_t p : ports) {
     if (p >= n.inputs.size() || n.inputs[p].empty() || !rank4(info, n.inputs[p])) return false;
+  }
+  // Float ops: f32 only (the NHWC kernels are f32), and an Add without broadcasting.
+  const bool integer_op = n.op == OpKind::kQLinearConv || n.op == OpKind::kQLinearGlobalAvgPool ||
+                          n.op == OpKind::kQLinearAdd || n.op == OpKind::kQLinearLookup;
+  if (!integer_op && info.at(n.inputs[0]).dtype != DType::kF32) return false;
+  if (n.op == OpKind::kAdd && info.at(n.inputs[0]).shape != info.at(n.inputs[1]).shape) {
+    return false;
   }
   return n.outputs.size() == 1 && rank4(info, n.outputs[0]);
 }
@@ -117,8 +144,9 @@ class ChannelsLast {
       bool leaves = graph_outputs.count(y) != 0;
       for (size_t k : readers[y]) leaves = leaves || !reads_layout(k, y);
       if (leaves && r.out.insert(y).second) r.border_bytes += sample_bytes(info_.at(y));
-      if (n.op == OpKind::kQLinearConv) {
-        // oneDNN reorders a plain NCHW tensor unless its image is 1x1 (then NCHW is NHWC).
+      if (is_convolution(n.op)) {
+        // oneDNN reorders a plain NCHW tensor unless its image is 1x1 (then NCHW is NHWC); for
+        // f32, minnow's own NCHW kernels are not as fast as oneDNN's NHWC ones either.
         for (const std::string* v : {&n.inputs[0], &y}) {
           const ValueInfo& vi = info_.at(*v);
           if (vi.shape[2] * vi.shape[3] > 1) r.reorder_bytes += sample_bytes(vi);
@@ -167,9 +195,7 @@ class ChannelsLast {
         auto it = nhwc_name.find(v);
         if (it != nhwc_name.end()) v = it->second;
       }
-      if (n.op != OpKind::kQLinearAdd && n.op != OpKind::kQLinearLookup) {
-        n.attrs.set("channels_last", int64_t{1});
-      }
+      if (has_layout_attribute(n.op)) n.attrs.set("channels_last", int64_t{1});
       const std::string y = n.outputs[0];
       if (!out_of.count(y)) {
         nodes.push_back(std::move(n));
@@ -204,7 +230,7 @@ class ChannelsLast {
 
 }  // namespace
 
-ChannelsLastResult int8_channels_last(Graph& graph) {
+ChannelsLastResult channels_last(Graph& graph) {
   const ChannelsLastResult r = ChannelsLast(graph).run();
   if (r.regions > 0) graph.validate();
   return r;

@@ -1,0 +1,68 @@
+#include "kernels/conv_nhwc.h"
+
+#include <cmath>
+#include <limits>
+
+namespace minnow::kernels {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+ConvNhwc::ConvNhwc(const ConvGeometry& g, bool clamp, float lo, float hi) : g_(g) {
+  using namespace dnnl;
+  auto& eng = dnnl_glue::engine();
+  const memory::desc src({g.n, g.c, g.h, g.w}, kF32, Tag::nhwc);
+  const memory::desc dst({g.n, g.o, g.oh(), g.ow()}, kF32, Tag::nhwc);
+  const memory::dims wdims = g.group > 1 ? memory::dims{g.group, g.og(), g.cg(), g.kh, g.kw}
+                                         : memory::dims{g.o, g.c, g.kh, g.kw};
+  const memory::desc wei_any(wdims, kF32, Tag::any);
+  const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
+  const memory::desc bias({g.o}, kF32, Tag::x);
+  primitive_attr attr = dnnl_glue::user_scratchpad_attr();
+  if (clamp) {
+    post_ops po;
+    if (std::isinf(hi) && lo == 0) {
+      po.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+    } else {
+      po.append_eltwise(1.0f, algorithm::eltwise_clip, lo, hi);
+    }
+    attr.set_post_ops(po);
+  }
+  const memory::dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pl{g.pt, g.pl}, pr{g.pb, g.pr};
+  const auto alg = algorithm::convolution_direct;
+  auto d = g.has_bias ? convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
+                                                  bias, dst, strides, dil, pl, pr)
+                      : convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
+                                                  dst, strides, dil, pl, pr);
+  pd_ = convolution_forward::primitive_desc(d, attr, eng);
+  src_ = memory(pd_.src_desc(), eng, nullptr);
+  dst_ = memory(pd_.dst_desc(), eng, nullptr);
+  wei_user_ = memory(wei_plain, eng, nullptr);
+  wei_inner_ = memory(pd_.weights_desc(), eng);
+  std::vector<std::pair<int, memory>> args{
+      {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, wei_inner_}, {DNNL_ARG_DST, dst_}};
+  if (g.has_bias) {
+    bias_ = memory(bias, eng, nullptr);
+    args.push_back({DNNL_ARG_BIAS, bias_});
+  }
+  conv_ = dnnl_glue::Call(convolution_forward(pd_), args);
+  wei_reorder_ = dnnl_glue::Call(dnnl_glue::make_reorder(wei_user_, wei_inner_),
+                                 {{DNNL_ARG_FROM, wei_user_}, {DNNL_ARG_TO, wei_inner_}});
+}
+
+void ConvNhwc::forward(const float* x, const float* w, const float* b, float* y) {
+  if (w != packed_from_) {
+    wei_user_.set_data_handle(const_cast<float*>(w));
+    wei_reorder_();
+    packed_from_ = w;
+  }
+  src_.set_data_handle(const_cast<float*>(x));
+  dst_.set_data_handle(y);
+  if (g_.has_bias) bias_.set_data_handle(const_cast<float*>(b));
+  conv_();
+}
+
+std::string ConvNhwc::impl() const { return pd_.impl_info_str(); }
+
+}  // namespace minnow::kernels

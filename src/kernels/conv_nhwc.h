@@ -1,0 +1,38 @@
+// Inference-only f32 convolution on channels-last (NHWC) activations through oneDNN.
+//
+// oneDNN's fast f32 convolutions on AVX-512 (brgconv, brgemm depthwise) work on NHWC data. On
+// NCHW data minnow either reorders every layer's input and output (two extra passes over
+// memory-bound 1x1 and depthwise layers of MobileNet-style networks) or uses its own NCHW
+// kernels; with activations kept NHWC between layers (passes/channels_last.h) a network runs as
+// one oneDNN convolution per layer and nothing else. The fused ReLU/ReLU6 is a post-op.
+//
+// Weights are reordered into oneDNN's layout at the first forward() and again only when a call
+// passes another weight pointer: this kernel is made only for inference sessions, whose weights
+// are constant initializers.
+#pragma once
+
+#include <dnnl.hpp>
+#include <string>
+
+#include "kernels/conv_geometry.h"
+#include "kernels/dnnl_glue.h"
+
+namespace minnow::kernels {
+
+class ConvNhwc {
+ public:
+  // Clamp of the output to [lo, hi] when `clamp` (ReLU: [0, inf), ReLU6: [0, 6]).
+  ConvNhwc(const ConvGeometry& g, bool clamp, float lo, float hi);
+  // x [n,h,w,c], w [o,c/group,kh,kw] (plain), b [o] or null, y [n,oh,ow,o].
+  void forward(const float* x, const float* w, const float* b, float* y);
+  std::string impl() const;
+
+ private:
+  ConvGeometry g_;
+  dnnl::convolution_forward::primitive_desc pd_;
+  dnnl::memory src_, dst_, bias_, wei_user_, wei_inner_;
+  dnnl_glue::Call conv_, wei_reorder_;
+  const float* packed_from_ = nullptr;
+};
+
+}  // namespace minnow::kernels
