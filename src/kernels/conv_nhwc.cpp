@@ -9,7 +9,7 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
 
-ConvNhwc::ConvNhwc(const ConvGeometry& g, bool clamp, float lo, float hi) : g_(g) {
+ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi) : g_(g) {
   using namespace dnnl;
   auto& eng = dnnl_glue::engine();
   const memory::desc src({g.n, g.c, g.h, g.w}, kF32, Tag::nhwc);
@@ -20,15 +20,16 @@ ConvNhwc::ConvNhwc(const ConvGeometry& g, bool clamp, float lo, float hi) : g_(g
   const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
   const memory::desc bias({g.o}, kF32, Tag::x);
   primitive_attr attr = dnnl_glue::user_scratchpad_attr();
+  post_ops po;
+  if (sum) po.append_binary(algorithm::binary_add, dst);  // post-op 0
   if (clamp) {
-    post_ops po;
     if (std::isinf(hi) && lo == 0) {
       po.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
     } else {
       po.append_eltwise(1.0f, algorithm::eltwise_clip, lo, hi);
     }
-    attr.set_post_ops(po);
   }
+  attr.set_post_ops(po);
   const memory::dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pl{g.pt, g.pl}, pr{g.pb, g.pr};
   const auto alg = algorithm::convolution_direct;
   auto d = g.has_bias ? convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
@@ -46,12 +47,16 @@ ConvNhwc::ConvNhwc(const ConvGeometry& g, bool clamp, float lo, float hi) : g_(g
     bias_ = memory(bias, eng, nullptr);
     args.push_back({DNNL_ARG_BIAS, bias_});
   }
+  if (sum) {
+    sum_ = memory(dst, eng, nullptr);
+    args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, sum_});
+  }
   conv_ = dnnl_glue::Call(convolution_forward(pd_), args);
   wei_reorder_ = dnnl_glue::Call(dnnl_glue::make_reorder(wei_user_, wei_inner_),
                                  {{DNNL_ARG_FROM, wei_user_}, {DNNL_ARG_TO, wei_inner_}});
 }
 
-void ConvNhwc::forward(const float* x, const float* w, const float* b, float* y) {
+void ConvNhwc::forward(const float* x, const float* w, const float* b, const float* s, float* y) {
   if (w != packed_from_) {
     wei_user_.set_data_handle(const_cast<float*>(w));
     wei_reorder_();
@@ -60,6 +65,7 @@ void ConvNhwc::forward(const float* x, const float* w, const float* b, float* y)
   src_.set_data_handle(const_cast<float*>(x));
   dst_.set_data_handle(y);
   if (g_.has_bias) bias_.set_data_handle(const_cast<float*>(b));
+  if (sum_) sum_.set_data_handle(const_cast<float*>(s));
   conv_();
 }
 

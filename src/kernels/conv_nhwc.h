@@ -21,16 +21,18 @@ namespace minnow::kernels {
 
 class ConvNhwc {
  public:
-  // Clamp of the output to [lo, hi] when `clamp` (ReLU: [0, inf), ReLU6: [0, 6]).
-  ConvNhwc(const ConvGeometry& g, bool clamp, float lo, float hi);
-  // x [n,h,w,c], w [o,c/group,kh,kw] (plain), b [o] or null, y [n,oh,ow,o].
-  void forward(const float* x, const float* w, const float* b, float* y);
+  // `sum`: forward() adds a tensor of y's shape before the activation (a residual connection,
+  // passes/fuse_residual_add.h). Then a clamp of the output to [lo, hi] when `clamp` (ReLU:
+  // [0, inf), ReLU6: [0, 6]). Both are oneDNN post-ops, applied while the output is in registers.
+  ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi);
+  // x [n,h,w,c], w [o,c/group,kh,kw] (plain), b [o] or null, s (the sum) and y [n,oh,ow,o].
+  void forward(const float* x, const float* w, const float* b, const float* s, float* y);
   std::string impl() const;
 
  private:
   ConvGeometry g_;
   dnnl::convolution_forward::primitive_desc pd_;
-  dnnl::memory src_, dst_, bias_, wei_user_, wei_inner_;
+  dnnl::memory src_, dst_, bias_, sum_, wei_user_, wei_inner_;
   dnnl_glue::Call conv_, wei_reorder_;
   const float* packed_from_ = nullptr;
 };

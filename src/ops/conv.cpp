@@ -2,6 +2,9 @@
 // Attributes: strides [sh,sw], pads [top,left,bottom,right], dilations [dh,dw], group, and
 // channels_last (0/1): with 1, x is [N,H,W,C] and y [N,OH,OW,O] (weights stay OIHW). Only the
 // inference pass passes/channels_last.h sets it; such a node has no gradient.
+// Optional input 3, `sum` (set by passes/fuse_residual_add.h): a tensor of y's shape added to
+// the convolution before the fused activation, y = act(conv(x) + b + sum) — a residual block's
+// Add (and ReLU) in the convolution's epilogue.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -109,6 +112,21 @@ void infer_conv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out
   out[0].shape = channels_last(n) ? Shape{in[0]->shape[0], g.oh(), g.ow(), g.o}
                                   : Shape{in[0]->shape[0], g.o, g.oh(), g.ow()};
   if (channels_last(n) && in[0]->dtype != DType::kF32) fail(n, "channels_last needs f32 data");
+  if (in.size() > 3 && in[3]) {
+    if (in[3]->dtype != out[0].dtype || in[3]->shape != out[0].shape) {
+      fail(n, "sum input '" + in[3]->name + "' is " + std::string(dtype_name(in[3]->dtype)) + " " +
+                  shape_str(in[3]->shape) + ", expected the output's " +
+                  std::string(dtype_name(out[0].dtype)) + " " + shape_str(out[0].shape));
+    }
+  }
+}
+
+bool has_sum(Tensors in) { return in.size() > 3 && in[3]; }
+
+// The gradient of the sum input is dy (through the fused activation).
+template <class T>
+void sum_gradient(Tensors grad_in, const T* dy, int64_t n) {
+  if (grad_in.size() > 3 && grad_in[3]) std::copy(dy, dy + n, grad_in[3]->data<T>());
 }
 
 int64_t conv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
@@ -132,6 +150,12 @@ void clamp_parallel(float* y, int64_t n, float lo, float hi) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
 }
 
+// y = clamp(y + s): without an activation lo/hi are infinite.
+void add_clamp_parallel(float* y, const float* s, int64_t n, float lo, float hi) {
+#pragma omp parallel for if (n >= (int64_t{1} << 16)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i] + s[i], lo), hi);
+}
+
 void zero_grads(Tensors grad_in) {
   for (Tensor* t : grad_in) {
     if (t) t->fill_zero();
@@ -146,9 +170,13 @@ class ConvReference : public Kernel {
     check_batch(g_, *in[0]);
     dispatch_float(in[0]->dtype(), [&]<class T>() {
       const T* b = g_.has_bias ? in[2]->data<T>() : nullptr;
-      kernels::conv_forward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(), b,
-                                         out[0]->data<T>());
-      act_.apply(out[0]->data<T>(), out[0]->numel());
+      T* y = out[0]->data<T>();
+      kernels::conv_forward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(), b, y);
+      if (has_sum(in)) {
+        const T* s = in[3]->data<T>();
+        for (int64_t i = 0; i < out[0]->numel(); ++i) y[i] += s[i];
+      }
+      act_.apply(y, out[0]->numel());
     });
   }
 
@@ -165,6 +193,7 @@ class ConvReference : public Kernel {
         act_.mask(dy, out[0]->data<T>(), masked.data(), out[0]->numel());
         dy = masked.data();
       }
+      sum_gradient<T>(grad_in, dy, out[0]->numel());
       kernels::conv_backward_reference<T>(g_, in[0]->data<T>(), in[1]->data<T>(), dy, ptr(0),
                                           ptr(1), g_.has_bias ? ptr(2) : nullptr);
     });
@@ -186,8 +215,12 @@ class ConvFast : public Kernel {
     algo_->forward(in[0]->f32(), in[1]->f32(), g_.has_bias ? in[2]->f32() : nullptr, y,
                    ctx.training);
     // A separate pass, but over an output just written: at inference batch sizes it is still
-    // in cache, which is what saving the activation node buys.
-    if (act_.on) clamp_parallel(y, out[0]->numel(), act_.lo, act_.hi);
+    // in cache, which is what saving the activation (and Add) node buys.
+    if (has_sum(in)) {
+      add_clamp_parallel(y, in[3]->f32(), out[0]->numel(), act_.lo, act_.hi);
+    } else if (act_.on) {
+      clamp_parallel(y, out[0]->numel(), act_.lo, act_.hi);
+    }
   }
 
   void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in, RunContext&) override {
@@ -198,6 +231,7 @@ class ConvFast : public Kernel {
       act_.mask(dy, out[0]->f32(), m, out[0]->numel());
       dy = m;
     }
+    sum_gradient<float>(grad_in, dy, out[0]->numel());
     // The first layer's input needs no gradient: skipping backward-data there saves about a
     // third of its backward time.
     float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
@@ -225,14 +259,16 @@ class ConvChannelsLast : public Kernel {
  public:
   ConvChannelsLast(const Node& n, const ConvGeometry& g, FusedActivation act, bool fast)
       : node_(n), g_(g), act_(act) {
-    if (fast) nhwc_ = std::make_unique<kernels::ConvNhwc>(g, act.on, act.lo, act.hi);
+    const bool sum = n.inputs.size() > 3 && !n.inputs[3].empty();
+    if (fast) nhwc_ = std::make_unique<kernels::ConvNhwc>(g, sum, act.on, act.lo, act.hi);
   }
 
   void forward(Tensors in, Tensors out, RunContext& ctx) override {
     if (ctx.training) fail(node_, "a channels_last Conv2d runs in inference only");
     check_batch(g_, *in[0], true);
     const float* b = g_.has_bias ? in[2]->f32() : nullptr;
-    if (nhwc_) return nhwc_->forward(in[0]->f32(), in[1]->f32(), b, out[0]->f32());
+    const float* sum = has_sum(in) ? in[3]->f32() : nullptr;
+    if (nhwc_) return nhwc_->forward(in[0]->f32(), in[1]->f32(), b, sum, out[0]->f32());
     const int64_t hw = g_.h * g_.w, ohw = g_.oh() * g_.ow();
     float* x = x_.get(g_.n * g_.c * hw);
     float* y = y_.get(g_.n * g_.o * ohw);
@@ -243,7 +279,6 @@ class ConvChannelsLast : public Kernel {
       }
     }
     kernels::conv_forward_reference<float>(g_, x, in[1]->f32(), b, y);
-    act_.apply(y, g_.n * g_.o * ohw);
     float* ys = out[0]->f32();
     for (int64_t s = 0; s < g_.n; ++s) {
       for (int64_t p = 0; p < ohw; ++p) {
@@ -251,6 +286,10 @@ class ConvChannelsLast : public Kernel {
           ys[(s * ohw + p) * g_.o + o] = y[(s * g_.o + o) * ohw + p];
       }
     }
+    if (sum) {
+      for (int64_t i = 0; i < out[0]->numel(); ++i) ys[i] += sum[i];
+    }
+    act_.apply(ys, out[0]->numel());
   }
 
   void backward(Tensors, Tensors, Tensors, Tensors, RunContext&) override {
@@ -291,7 +330,7 @@ std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
 
 }  // namespace
 
-const OpDef kConv2dDef = {OpKind::kConv2d, "Conv2d",       2,         3,    1,
+const OpDef kConv2dDef = {OpKind::kConv2d, "Conv2d",       2,         4,    1,
                           infer_conv,      make_reference, make_fast, true, conv_macs};
 
 }  // namespace minnow::ops

@@ -15,9 +15,11 @@ namespace {
 // Which inputs of a channels-last-capable node carry the layout (output 0 always does).
 std::vector<size_t> layout_inputs(const Node& n) {
   switch (n.op) {
+    case OpKind::kConv2d:  // and its residual `sum`, when fused (passes/fuse_residual_add.h)
+      if (n.inputs.size() > 3 && !n.inputs[3].empty()) return {0, 3};
+      return {0};
     case OpKind::kQLinearConv:
     case OpKind::kQLinearGlobalAvgPool:
-    case OpKind::kConv2d:
     case OpKind::kGlobalAvgPool:
       return {0};
     case OpKind::kQLinearAdd:

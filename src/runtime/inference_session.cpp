@@ -8,6 +8,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
+#include "passes/fuse_residual_add.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
 #include "runtime/memory_plan.h"
@@ -34,6 +35,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
     simplify_for_inference(graph_);
     fold_constants(graph_, /*keep_dequantize=*/true);
     fold_batchnorm(graph_);
+    fuse_residual_add(graph_);  // before fuse_activation: the ReLU after the Add joins too
     fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
     // Quantized patterns run on integer kernels; dequantized constants left over (weights of
     // layers kept in float) are then folded once here instead of on every run.

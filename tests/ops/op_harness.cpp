@@ -133,6 +133,10 @@ std::vector<Tensor> run_reference(const OpCase& c) {
   return run(c, c.inputs, KernelChoice::kReference, nullptr, {}).outputs;
 }
 
+std::vector<Tensor> run_forward(const OpCase& c, KernelChoice k) {
+  return run(c, c.inputs, k, nullptr, {}).outputs;
+}
+
 void expect_fast_matches_reference(const OpCase& c) {
   SCOPED_TRACE(c.label);
   std::vector<bool> want = grad_mask(c);

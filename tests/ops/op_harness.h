@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/op_registry.h"
 #include "minnow/graph.h"
 
 namespace minnow::testing {
@@ -36,5 +37,7 @@ void expect_gradient_matches_finite_difference(const OpCase& c, int max_elements
 
 // Runs forward with the reference kernel and returns the outputs (dtype as given).
 std::vector<Tensor> run_reference(const OpCase& c);
+// The same with the given kernel.
+std::vector<Tensor> run_forward(const OpCase& c, KernelChoice k);
 
 }  // namespace minnow::testing

@@ -276,6 +276,67 @@ TEST(Conv2d, GradientMatchesFiniteDifferences) {
   }
 }
 
+// Input 3, `sum` (a fused residual Add): y = act(conv(x) + b + sum), with and without a fused
+// ReLU6 and bias; fast against reference, and the gradient of every input including the sum.
+TEST(Conv2d, FusedSumInput) {
+  uint64_t seed = 300;
+  for (const ConvSpec& s : small_cases()) {
+    for (const char* act : {"", "relu6"}) {
+      OpCase c = conv_case(s, seed++);
+      if (*act) c.node.attrs.set("activation", std::string(act));
+      const int64_t oh =
+          (s.x[2] + s.pads[0] + s.pads[2] - s.dilations[0] * (s.w[2] - 1) - 1) / s.strides[0] + 1;
+      const int64_t ow =
+          (s.x[3] + s.pads[1] + s.pads[3] - s.dilations[1] * (s.w[3] - 1) - 1) / s.strides[1] + 1;
+      Rng rng(seed);
+      if (!s.bias) c.inputs.push_back(Tensor());  // absent bias
+      c.inputs.push_back(testing::random_tensor({s.x[0], s.w[0], oh, ow}, rng));
+      c.check_grad = {s.grad_x, true, s.bias, true};
+      SCOPED_TRACE(s.label + " " + act);
+      testing::expect_fast_matches_reference(c);
+      testing::expect_gradient_matches_finite_difference(c, 30);
+    }
+  }
+}
+
+// channels_last = 1 (inference only): x and y NHWC; the same values as NCHW, fused sum and
+// activation included, for both kernels.
+TEST(Conv2d, ChannelsLastMatchesNchw) {
+  uint64_t seed = 400;
+  auto nhwc = [](const Tensor& t) {
+    Tensor o(t.dtype(), {t.dim(0), t.dim(2), t.dim(3), t.dim(1)});
+    for (int64_t n = 0; n < t.dim(0); ++n)
+      for (int64_t c = 0; c < t.dim(1); ++c)
+        for (int64_t h = 0; h < t.dim(2); ++h)
+          for (int64_t w = 0; w < t.dim(3); ++w)
+            o.f32()[((n * t.dim(2) + h) * t.dim(3) + w) * t.dim(1) + c] =
+                t.f32()[((n * t.dim(1) + c) * t.dim(2) + h) * t.dim(3) + w];
+    return o;
+  };
+  for (const ConvSpec& s : small_cases()) {
+    SCOPED_TRACE(s.label);
+    OpCase c = conv_case(s, seed++);
+    c.node.attrs.set("activation", std::string("relu"));
+    const Tensor plain = testing::run_reference(c)[0];
+    Rng rng(seed);
+    const Tensor sum = testing::random_tensor(plain.shape(), rng);
+    if (!s.bias) c.inputs.push_back(Tensor());
+    c.inputs.push_back(sum);
+    const Tensor want = nhwc(testing::run_reference(c)[0]);
+    OpCase cl = c;
+    cl.node.attrs.set("channels_last", int64_t{1});
+    cl.inputs[0] = nhwc(c.inputs[0]);
+    cl.inputs.back() = nhwc(sum);
+    for (KernelChoice k : {KernelChoice::kReference, KernelChoice::kFast}) {
+      const Tensor got = testing::run_forward(cl, k)[0];
+      ASSERT_EQ(got.shape(), want.shape());
+      for (int64_t i = 0; i < got.numel(); ++i) {
+        ASSERT_NEAR(got.f32()[i], want.f32()[i], 1e-4 * (1 + std::fabs(want.f32()[i]))) << i;
+      }
+    }
+  }
+}
+
 ConvGeometry geometry_of(const ConvSpec& s) {
   ConvGeometry g;
   g.n = s.x[0];
