@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/rng.h"
 #include "core/op_registry.h"
+#include "core/rng.h"
 #include "minnow/graph.h"
 
 namespace minnow::testing {
