@@ -13,6 +13,7 @@
 #include "minnow/builder.h"
 #include "onnx/onnx_export.h"
 #include "onnx/onnx_tensor.h"
+#include "passes/insert_qdq.h"
 
 namespace fs = std::filesystem;
 using namespace minnow;
@@ -82,6 +83,17 @@ int main(int argc, char** argv) {
       w.f32()[i] = i % 11 == 0 ? 0.0625f * static_cast<float>(i % 7 - 3) : 0.0f;
     }
     save("tiny_compact", std::move(g), nlohmann::json::object());
+  }
+  for (int bits : {8, 4}) {
+    // Weight-only int8 / int4: int8 codes deflated (int4 packed to 4 bits), per-channel scales
+    // stored as halves, so fuzzing reaches the dense-zlib, half and shuffle decoders.
+    GraphBuilder b("tiny_int" + std::to_string(bits), 6);
+    std::string x = b.input("input", {kDynamic, 64});
+    x = b.relu(b.linear(x, 48, true, "fc1"));
+    b.output(b.linear(x, 10, true, "fc2"));
+    Graph g = b.build();
+    quantize_weights_only(g, bits);
+    save("tiny_int" + std::to_string(bits), std::move(g), nlohmann::json::object());
   }
   {
     // x.view(x.size(0), -1) as PyTorch exports it, then Gemm and Softmax (opset 11 semantics).
