@@ -116,6 +116,7 @@ class ByteCopyKernel final : public Kernel {
 
  private:
   static void copy(Tensor& dst, const Tensor& src) {
+    if (dst.raw() == src.raw()) return;  // planned in place (runtime/memory_plan.h)
     parallel_copy(static_cast<std::byte*>(dst.raw()), static_cast<const std::byte*>(src.raw()),
                   static_cast<int64_t>(src.nbytes()));
   }

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <new>
+#include <set>
 
 #include "minnow/error.h"
 #include "passes/channels_last.h"
@@ -70,9 +71,24 @@ void InferenceSession::place_in_arena(Plan& plan, const std::map<std::string, Va
       names.push_back(name);
     }
   }
+  std::set<std::string> graph_outputs;
   for (const ValueInfo& v : graph_.outputs) {
+    graph_outputs.insert(v.name);
     auto it = index.find(v.name);
     if (it != index.end()) values[it->second].last = end;  // read by the caller
+  }
+  // In place: an op that only relabels its input's bytes (Reshape, Flatten, Squeeze, Unsqueeze)
+  // takes the input's buffer when it is the input's last reader; its copy then has nothing to do.
+  for (int step = 0; step < end; ++step) {
+    const Node& n = graph_.nodes[step];
+    const bool relabels = n.op == OpKind::kReshape || n.op == OpKind::kFlatten ||
+                          n.op == OpKind::kSqueeze || n.op == OpKind::kUnsqueeze;
+    if (!relabels || n.inputs.empty() || n.outputs.size() != 1) continue;
+    auto in = index.find(n.inputs[0]);
+    if (in == index.end() || graph_outputs.count(n.inputs[0])) continue;
+    PlannedValue& x = values[in->second];
+    PlannedValue& y = values[index.at(n.outputs[0])];
+    if (x.last == step && x.bytes == y.bytes) y.alias_of = static_cast<int>(in->second);
   }
   const MemoryPlan mp = plan_memory(values);
   void* p = std::aligned_alloc(64, std::max<size_t>(mp.arena_bytes, 64));

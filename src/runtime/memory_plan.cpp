@@ -5,19 +5,34 @@
 
 namespace minnow {
 
-MemoryPlan plan_memory(const std::vector<PlannedValue>& values) {
+MemoryPlan plan_memory(const std::vector<PlannedValue>& given) {
   MemoryPlan plan;
-  plan.offsets.assign(values.size(), 0);
+  plan.offsets.assign(given.size(), 0);
   auto rounded = [](size_t b) { return (std::max<size_t>(b, 1) + 63) / 64 * 64; };
-  std::vector<size_t> order(values.size());
-  std::iota(order.begin(), order.end(), size_t{0});
+  // Aliases join their root's block: the block lives from the root's first step to the last
+  // step of any member and is as large as the largest.
+  std::vector<PlannedValue> values = given;
+  std::vector<size_t> root(given.size());
+  for (size_t v = 0; v < given.size(); ++v) {
+    const int a = given[v].alias_of;
+    root[v] = a >= 0 && static_cast<size_t>(a) < v ? root[static_cast<size_t>(a)] : v;
+    plan.unshared_bytes += rounded(given[v].bytes);
+    if (root[v] != v) {
+      PlannedValue& r = values[root[v]];
+      r.last = std::max(r.last, given[v].last);
+      r.bytes = std::max(r.bytes, given[v].bytes);
+    }
+  }
+  std::vector<size_t> order;
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (root[v] == v) order.push_back(v);
+  }
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return values[a].bytes > values[b].bytes; });
   std::vector<size_t> placed;  // indices already given an offset
   for (size_t v : order) {
     const PlannedValue& pv = values[v];
     const size_t size = rounded(pv.bytes);
-    plan.unshared_bytes += size;
     // Blocks alive at the same time as v, by offset.
     std::vector<size_t> live;
     for (size_t u : placed) {
@@ -34,6 +49,7 @@ MemoryPlan plan_memory(const std::vector<PlannedValue>& values) {
     plan.arena_bytes = std::max(plan.arena_bytes, offset + size);
     placed.push_back(v);
   }
+  for (size_t v = 0; v < values.size(); ++v) plan.offsets[v] = plan.offsets[root[v]];
   return plan;
 }
 

@@ -34,6 +34,20 @@ TEST(MemoryPlan, ChainReusesTwoBuffers) {
   EXPECT_EQ(p.unshared_bytes, 10 * 1024u);
 }
 
+// In place: an alias takes its root's bytes; the block lives as long as its longest member and
+// other values still never overlap it.
+TEST(MemoryPlan, AliasesShareTheirRootsBytes) {
+  std::vector<PlannedValue> v = {{1000, 0, 1}, {1000, 1, 2, 0}, {1000, 2, 4, 1}, {500, 3, 4}};
+  MemoryPlan p = plan_memory(v);
+  EXPECT_EQ(p.offsets[1], p.offsets[0]);
+  EXPECT_EQ(p.offsets[2], p.offsets[0]);
+  // Value 3 is alive with value 2 (steps 3..4): elsewhere.
+  EXPECT_NE(p.offsets[3], p.offsets[0]);
+  EXPECT_EQ(p.arena_bytes, 1024u + 512u);
+  std::vector<PlannedValue> merged = {{1000, 0, 4}, {500, 3, 4}};
+  expect_no_live_overlap(merged, plan_memory(merged));
+}
+
 TEST(MemoryPlan, RandomLifetimesNeverOverlap) {
   Rng rng(7);
   for (int trial = 0; trial < 50; ++trial) {
