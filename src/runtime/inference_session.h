@@ -6,7 +6,10 @@
 // (passes/fold_batchnorm.h), ReLU/ReLU6 fused into the op before it (passes/fuse_activation.h).
 // The caller's graph and its weights are not modified. Per batch size, kernels (and their
 // oneDNN primitives) are built once and every intermediate value gets a place in one arena
-// (runtime/memory_plan.h): runs after the first reuse every buffer.
+// (runtime/memory_plan.h): runs after the first reuse every buffer. A batch larger than what
+// keeps the largest activation within a few MiB runs in micro-batches when every op computes
+// samples independently (CNNs; not recurrent or attention graphs): same results, the
+// activations stay in cache between layers.
 #pragma once
 
 #include <map>
@@ -29,6 +32,8 @@ class InferenceSession {
   // without optimization), and what separate buffers would take.
   size_t arena_bytes() const;
   size_t unshared_bytes() const;
+  // Batches larger than this run in pieces of this size (0: never split).
+  int64_t micro_batch() const { return micro_batch_; }
   ~InferenceSession();
 
   const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }
@@ -42,6 +47,9 @@ class InferenceSession {
  private:
   struct Plan;
   Plan& plan_for(int64_t batch);
+  int64_t choose_micro_batch() const;
+  const std::vector<Tensor>& run_in_pieces(const std::map<std::string, Tensor>& feeds,
+                                           int64_t batch);
   void place_in_arena(Plan& plan, const std::map<std::string, ValueInfo>& info);
 
   Graph graph_;
@@ -50,6 +58,8 @@ class InferenceSession {
   Plan* last_plan_ = nullptr;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   std::vector<Tensor> results_;
+  int64_t micro_batch_ = 0;                               // 0: never split the batch
+  std::map<int64_t, std::vector<Tensor>> piece_outputs_;  // per batch size, when split
 };
 
 }  // namespace minnow

@@ -3,6 +3,8 @@
 // with the plan (and the graph rewrites) as without, also on a second run over a dirty arena.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/rng.h"
 #include "minnow/zoo.h"
 #include "runtime/inference_session.h"
@@ -105,6 +107,37 @@ TEST(MemoryPlan, ZooNetworksGiveTheSameOutputs) {
     EXPECT_GT(planned.arena_bytes(), 0u);
     EXPECT_LT(planned.arena_bytes(), planned.unshared_bytes());
   }
+}
+
+// Large batches of per-sample networks run in micro-batches: the same outputs as the samples run
+// one batch at a time, including a remainder piece, twice (the piece buffers are reused); graphs
+// with recurrent ops never split.
+TEST(MicroBatch, PiecesGiveTheSameOutputs) {
+  zoo::ZooOptions o;
+  o.input_shape = {1, 28, 28};
+  const Graph g = zoo::build("mobilenet_v2", o);
+  InferenceSession split(g);
+  ASSERT_GT(split.micro_batch(), 0);
+  ASSERT_LT(split.micro_batch(), 64);
+  const int64_t batch = 2 * split.micro_batch() + 5;
+  const std::map<std::string, Tensor> feeds = feeds_for(g, batch, 11);
+  InferenceSession whole(g, KernelChoice::kFast, /*optimize=*/false);
+  const Tensor want = whole.run(feeds)[0].clone();
+  for (int round = 0; round < 2; ++round) {
+    const Tensor& got = split.run(feeds)[0];
+    ASSERT_EQ(got.shape(), want.shape());
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      ASSERT_NEAR(got.f32()[i], want.f32()[i], 1e-4 * (1 + std::fabs(want.f32()[i]))) << i;
+    }
+  }
+  zoo::ZooOptions text;
+  text.input_shape = {16};
+  text.vocab_size = 30;
+  EXPECT_EQ(InferenceSession(zoo::build("lstm_classifier", text)).micro_batch(), 0);
+  zoo::ZooOptions small;
+  small.input_shape = {1, 28, 28};
+  EXPECT_GE(InferenceSession(zoo::build("lenet5", small)).micro_batch(), 256)
+      << "small activations: no split at usual batch sizes";
 }
 
 }  // namespace

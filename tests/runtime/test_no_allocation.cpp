@@ -173,6 +173,7 @@ TEST(NoAllocation, ZooModelsRunWithoutAllocating) {
                                                             {"lenet5", {1, 28, 28}, 64},
                                                             {"mobilenet_v2", {1, 28, 28}, 1},
                                                             {"mobilenet_v2", {1, 28, 28}, 8},
+                                                            {"mobilenet_v2", {1, 28, 28}, 60},
                                                             {"resnet8", {3, 32, 32}, 2}}) {
     const Counts c = allocations_during_runs(model, shape, batch, 5);
     EXPECT_EQ(c.own, 0) << model << " batch " << batch;
