@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <numeric>
 #include <tuple>
 
 #include "compress/model_report.h"
@@ -106,10 +108,61 @@ class MacModel {
   std::vector<Term> terms_;
 };
 
+// Masks keeping the `count` most important channels (ties: the lower index).
+std::vector<char> top_channels(const std::vector<double>& importance, int64_t count) {
+  std::vector<int64_t> idx(importance.size());
+  std::iota(idx.begin(), idx.end(), int64_t{0});
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int64_t a, int64_t b) { return importance[a] > importance[b]; });
+  std::vector<char> keep(importance.size(), 0);
+  for (int64_t k = 0; k < count; ++k) keep[idx[k]] = 1;
+  return keep;
+}
+
+// Sum of the importance of a group's channels ranked [from, to) (most important first).
+double ranked_importance(std::vector<double> importance, int64_t from, int64_t to) {
+  std::sort(importance.begin(), importance.end(), std::greater<>());
+  double s = 0;
+  for (int64_t k = from; k < to; ++k) s += importance[k];
+  return s;
+}
+
 int64_t total_macs(const Graph& g) {
   int64_t m = 0;
   for (const NodeStats& s : graph_stats(g)) m += s.macs;
   return m;
+}
+
+// Every pruned group's count to the nearest multiple of m (at least max(m, floor), at most its
+// size); then, while the MACs exceed the target, the group whose next m channels matter least
+// drops them. Groups not pruned keep all their channels.
+void round_to_multiple(const ChannelAnalysis& a, const std::vector<std::vector<double>>& importance,
+                       const std::vector<int64_t>& floor, int64_t m, const MacModel& model,
+                       double target, std::vector<int64_t>& kept) {
+  auto lowest = [&](size_t i) {
+    const int64_t lo = (std::max(floor[i], m) + m - 1) / m * m;
+    return std::min(lo, a.groups[i].size);
+  };
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const int64_t size = a.groups[i].size;
+    if (!a.groups[i].prunable || kept[i] >= size) continue;
+    const int64_t rounded = (kept[i] + m / 2) / m * m;
+    kept[i] = std::clamp(rounded, lowest(i), size);
+  }
+  while (model.macs(kept) > target) {
+    size_t best = kept.size();
+    double best_cost = 0;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      if (!a.groups[i].prunable || kept[i] - m < lowest(i)) continue;
+      const double cost = ranked_importance(importance[i], kept[i] - m, kept[i]);
+      if (best == kept.size() || cost < best_cost) {
+        best = i;
+        best_cost = cost;
+      }
+    }
+    if (best == kept.size()) return;  // no multiple left to remove: the caller reports it
+    kept[best] -= m;
+  }
 }
 
 }  // namespace
@@ -189,6 +242,18 @@ ChannelPruneResult channel_prune(Graph& graph, const ChannelPruneOptions& option
     keep[i][c] = 0;
     --kept[i];
     now = model.macs(kept);
+  }
+  if (options.channel_multiple > 1 && now <= target) {
+    std::vector<int64_t> rounded = kept;
+    round_to_multiple(analysis, importance, floor, options.channel_multiple, model, target,
+                      rounded);
+    if (model.macs(rounded) <= target) {  // else the multiples cannot reach it: keep exact counts
+      kept = rounded;
+      for (size_t i = 0; i < keep.size(); ++i) {
+        if (analysis.groups[i].prunable) keep[i] = top_channels(importance[i], kept[i]);
+      }
+      now = model.macs(kept);
+    }
   }
   if (now > target) {
     char msg[320];

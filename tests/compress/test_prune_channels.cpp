@@ -265,6 +265,31 @@ TEST(ChannelPrune, ReachesTheMacTarget) {
   EXPECT_EQ(j["macs_after"], r.macs_after);
 }
 
+// Pruned layers keep a multiple of channel_multiple channels (the kernels' vector width), and
+// the MAC target still holds; with 1 the counts are whatever the ranking leaves.
+TEST(ChannelPrune, ChannelMultipleRoundsPrunedLayers) {
+  for (int64_t m : {int64_t{1}, int64_t{8}}) {
+    Graph g = zoo_model("mobilenet_v2");
+    randomize(g, 4);
+    compress::ChannelPruneOptions opt;
+    opt.macs_reduction = 0.5;
+    opt.channel_multiple = m;
+    const compress::ChannelPruneResult r = compress::channel_prune(g, opt);
+    EXPECT_LE(r.macs_after, r.macs_before / 2);
+    int odd = 0;
+    for (const PrunedLayer& l : r.layers) {
+      if (l.channels_after == l.channels_before) continue;
+      odd += l.channels_after % 8 != 0;
+    }
+    if (m == 8) {
+      EXPECT_EQ(odd, 0);
+    } else {
+      EXPECT_GT(odd, 0) << "the unrounded ranking leaves counts that are not multiples of 8";
+    }
+    EXPECT_NO_THROW(run(g, random_input(g, 1, 2)));
+  }
+}
+
 TEST(ChannelPrune, BnScaleRemovesTheSmallestScales) {
   Graph g = zoo_model("mobilenet_v2");
   randomize(g, 5);

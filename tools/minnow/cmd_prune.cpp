@@ -45,6 +45,7 @@ struct PruneArgs {
   // channel
   double macs_reduction = -1;
   std::string criterion = "l1";
+  int64_t channel_multiple = 8;
   double slimming_l1 = 0;
   int64_t slimming_epochs = 0;
 };
@@ -190,6 +191,7 @@ void run_channel_prune(const PruneArgs& a) {
   o.macs_reduction = a.macs_reduction;
   o.criterion = a.criterion;
   o.exclude = a.exclude;
+  o.channel_multiple = a.channel_multiple;
   const compress::ChannelPruneResult r = compress::channel_prune(g, o);
   std::printf("channel pruning (%s): MACs %lld -> %lld, %d of %d channel groups pruned\n",
               a.criterion.c_str(), static_cast<long long>(r.macs_before),
@@ -367,6 +369,11 @@ void add_prune_command(CLI::App& app) {
   c->add_option("--macs-reduction", a->macs_reduction,
                 "channel: fraction of the MACs to remove by removing channels (0, 1)");
   c->add_option("--criterion", a->criterion, "channel: l1 | bn-scale")->capture_default_str();
+  c->add_option("--channel-multiple", a->channel_multiple,
+                "channel: pruned layers keep a multiple of this many channels (the kernels' "
+                "vector width; 1: any count)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   c->add_option("--slimming-l1", a->slimming_l1,
                 "channel: L1 penalty on BatchNorm scales during --slimming-epochs before pruning");
   c->add_option("--slimming-epochs", a->slimming_epochs,
