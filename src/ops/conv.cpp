@@ -25,15 +25,6 @@ namespace {
 
 using kernels::ConvGeometry;
 
-bool channels_last(const Node& n) {
-  const int64_t v = n.attrs.get_int("channels_last", 0);
-  if (v != 0 && v != 1) {
-    fail(n,
-         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
-  }
-  return v == 1;
-}
-
 // Validates inputs and attributes; the batch may be kDynamic (only infer sees that).
 ConvGeometry geometry(const Node& n, const InputInfos& in) {
   const ValueInfo& x = input(n, in, 0);
@@ -60,7 +51,7 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
   std::vector<int64_t> d = ints_attr(n, "dilations", {1, 1}, 2, 1);
   int64_t group = n.attrs.get_int("group", 1);
   ConvGeometry g;
-  const bool nhwc = channels_last(n);
+  const bool nhwc = channels_last_attr(n);
   g.n = x.shape[0];
   g.c = x.shape[nhwc ? 3 : 1];
   g.h = x.shape[nhwc ? 1 : 2];
@@ -109,9 +100,9 @@ void infer_conv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out
   ConvGeometry g = geometry(n, in);
   FusedActivation::of(n);  // validates the attribute
   out[0].dtype = in[0]->dtype;
-  out[0].shape = channels_last(n) ? Shape{in[0]->shape[0], g.oh(), g.ow(), g.o}
-                                  : Shape{in[0]->shape[0], g.o, g.oh(), g.ow()};
-  if (channels_last(n) && in[0]->dtype != DType::kF32) fail(n, "channels_last needs f32 data");
+  out[0].shape = channels_last_attr(n) ? Shape{in[0]->shape[0], g.oh(), g.ow(), g.o}
+                                       : Shape{in[0]->shape[0], g.o, g.oh(), g.ow()};
+  if (channels_last_attr(n) && in[0]->dtype != DType::kF32) fail(n, "channels_last needs f32 data");
   if (in.size() > 3 && in[3]) {
     if (in[3]->dtype != out[0].dtype || in[3]->shape != out[0].shape) {
       fail(n, "sum input '" + in[3]->name + "' is " + std::string(dtype_name(in[3]->dtype)) + " " +
@@ -312,7 +303,7 @@ ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
                                        const std::vector<ValueInfo>&) {
-  if (channels_last(n)) {
+  if (channels_last_attr(n)) {
     return std::make_unique<ConvChannelsLast>(n, concrete_geometry(n, in), FusedActivation::of(n),
                                               false);
   }
@@ -321,7 +312,7 @@ std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
 
 std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
                                   const std::vector<ValueInfo>&) {
-  if (channels_last(n)) {
+  if (channels_last_attr(n)) {
     return std::make_unique<ConvChannelsLast>(n, concrete_geometry(n, in), FusedActivation::of(n),
                                               true);
   }

@@ -35,6 +35,17 @@ inline void require_float(const Node& n, const ValueInfo& v) {
 
 // Integer-list attribute `key` (or `fallback`) with exactly `size` values, each >= `min_value`
 // (strides, pads, dilations, kernel shapes); errors name the node and the attribute.
+// Attribute channels_last: 0 (default) for NCHW data, 1 for NHWC (set by passes/channels_last.h
+// on the ops that support it); anything else is an error naming the node.
+inline bool channels_last_attr(const Node& n) {
+  const int64_t v = n.attrs.get_int("channels_last", 0);
+  if (v != 0 && v != 1) {
+    fail(n,
+         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
+  }
+  return v == 1;
+}
+
 inline std::vector<int64_t> ints_attr(const Node& n, const char* key, std::vector<int64_t> fallback,
                                       size_t size, int64_t min_value) {
   std::vector<int64_t> v = n.attrs.get_ints(key, std::move(fallback));

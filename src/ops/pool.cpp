@@ -215,20 +215,11 @@ std::unique_ptr<Kernel> make_avg_fast(const Node& n, const InputInfos& in,
 
 // GlobalAvgPool: the mean of each [H,W] plane. With attribute channels_last = 1 (set by the
 // inference pass passes/channels_last.h; no gradient) x is [N,H,W,C] and y [N,1,1,C].
-bool global_channels_last(const Node& n) {
-  const int64_t v = n.attrs.get_int("channels_last", 0);
-  if (v != 0 && v != 1) {
-    fail(n,
-         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
-  }
-  return v == 1;
-}
-
 void infer_global(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ValueInfo& x = pool_input(n, in);
   out[0].dtype = x.dtype;
-  out[0].shape = global_channels_last(n) ? Shape{x.shape[0], 1, 1, x.shape[3]}
-                                         : Shape{x.shape[0], x.shape[1], 1, 1};
+  out[0].shape = channels_last_attr(n) ? Shape{x.shape[0], 1, 1, x.shape[3]}
+                                       : Shape{x.shape[0], x.shape[1], 1, 1};
 }
 
 class GlobalAvgPoolKernel : public Kernel {
@@ -305,13 +296,11 @@ Shape concrete_shape(const Node& n, const InputInfos& in) {
 
 std::unique_ptr<Kernel> make_global_reference(const Node& n, const InputInfos& in,
                                               const std::vector<ValueInfo>&) {
-  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), false,
-                                               global_channels_last(n));
+  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), false, channels_last_attr(n));
 }
 std::unique_ptr<Kernel> make_global_fast(const Node& n, const InputInfos& in,
                                          const std::vector<ValueInfo>&) {
-  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), true,
-                                               global_channels_last(n));
+  return std::make_unique<GlobalAvgPoolKernel>(concrete_shape(n, in), true, channels_last_attr(n));
 }
 
 }  // namespace

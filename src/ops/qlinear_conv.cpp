@@ -20,15 +20,6 @@ namespace {
 using kernels::ConvGeometry;
 namespace q = qlinear;
 
-bool channels_last(const Node& n) {
-  const int64_t v = n.attrs.get_int("channels_last", 0);
-  if (v != 0 && v != 1) {
-    fail(n,
-         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
-  }
-  return v == 1;
-}
-
 // Validates shapes and attributes; the batch may be kDynamic (only infer sees that).
 ConvGeometry geometry(const Node& n, const InputInfos& in) {
   const ValueInfo& x = input(n, in, q::kX);
@@ -48,7 +39,7 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
   const std::vector<int64_t> s = ints_attr(n, "strides", {1, 1}, 2, 1);
   const std::vector<int64_t> p = ints_attr(n, "pads", {0, 0, 0, 0}, 4, 0);
   const std::vector<int64_t> d = ints_attr(n, "dilations", {1, 1}, 2, 1);
-  const bool nhwc = channels_last(n);
+  const bool nhwc = channels_last_attr(n);
   ConvGeometry g;
   g.n = x.shape[0];
   g.c = x.shape[nhwc ? 3 : 1];
@@ -90,8 +81,8 @@ ConvGeometry geometry(const Node& n, const InputInfos& in) {
 void infer_qconv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ConvGeometry g = geometry(n, in);
   out[0].dtype = q::validate(n, in, g.o);
-  out[0].shape = channels_last(n) ? Shape{in[q::kX]->shape[0], g.oh(), g.ow(), g.o}
-                                  : Shape{in[q::kX]->shape[0], g.o, g.oh(), g.ow()};
+  out[0].shape = channels_last_attr(n) ? Shape{in[q::kX]->shape[0], g.oh(), g.ow(), g.o}
+                                       : Shape{in[q::kX]->shape[0], g.o, g.oh(), g.ow()};
 }
 
 int64_t qconv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
@@ -105,7 +96,7 @@ ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
 }
 
 void check_input(const Node& n, const ConvGeometry& g, DType x_dtype, const Tensor& x) {
-  const Shape want = channels_last(n) ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
+  const Shape want = channels_last_attr(n) ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
   if (x.dtype() != x_dtype || x.shape() != want) {
     fail(n, "kernel built for input " + shape_str(want) + " " + q::dtype_str(x_dtype) + ", got " +
                 shape_str(x.shape()) + " " + q::dtype_str(x.dtype()));
@@ -134,7 +125,7 @@ class QConvReference : public Kernel {
   void forward(Tensors in, Tensors out, RunContext&) override {
     check_input(node_, g_, x_dtype_, *in[q::kX]);
     run_reference(g_, q::read_params(node_, in, out_, act_), *in[q::kX], *in[q::kW], *out[0],
-                  channels_last(node_));
+                  channels_last_attr(node_));
   }
 
  private:
@@ -154,7 +145,7 @@ class QConvFast : public Kernel {
         act_(FusedActivation::of(n)),
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
-        nhwc_(channels_last(n)),
+        nhwc_(channels_last_attr(n)),
         dnnl_(g_, x_dtype_, out_, nhwc_) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {

@@ -30,15 +30,6 @@ using quant::QRange;
 
 enum Input { kX = 0, kXScale, kXZp, kYScale, kYZp };
 
-bool channels_last(const Node& n) {
-  const int64_t v = n.attrs.get_int("channels_last", 0);
-  if (v != 0 && v != 1) {
-    fail(n,
-         "attribute 'channels_last' is " + std::to_string(v) + ", expected 0 (NCHW) or 1 (NHWC)");
-  }
-  return v == 1;
-}
-
 void infer_qpool(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out) {
   const ValueInfo& x = input(n, in, kX);
   if (!quant::is_q8(x.dtype)) {
@@ -55,7 +46,7 @@ void infer_qpool(const Node& n, const InputInfos& in, std::vector<ValueInfo>& ou
                   ": channel and spatial dims must be concrete and positive");
     }
   }
-  const bool nhwc = channels_last(n);
+  const bool nhwc = channels_last_attr(n);
   const quant::QParamInfo xq = quant::check_qparams(n, in, kXScale, kXZp, false, false, "x_scale");
   if (xq.has_zero_point && xq.zp_dtype != x.dtype) {
     fail(n, "zero point '" + in[kXZp]->name + "' has dtype " +
@@ -79,7 +70,7 @@ int32_t requantize_mean(int64_t sum, int64_t hw, float x_scale, float y_scale, i
 class QLinearGlobalAvgPoolKernel final : public Kernel {
  public:
   QLinearGlobalAvgPoolKernel(const Node& n, Shape shape, bool fast)
-      : node_(n), shape_(std::move(shape)), fast_(fast), nhwc_(channels_last(n)) {
+      : node_(n), shape_(std::move(shape)), fast_(fast), nhwc_(channels_last_attr(n)) {
     const size_t r = shape_.size();
     batch_ = shape_[0];
     channels_ = shape_[nhwc_ ? r - 1 : 1];
