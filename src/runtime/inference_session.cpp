@@ -131,6 +131,10 @@ int64_t InferenceSession::choose_micro_batch() const {
   }
   int64_t largest = 1;  // bytes of one sample of the largest value
   for (const Node& n : graph_.nodes) {
+    bool constant = true;  // e.g. the DequantizeLinear of weights kept for a float layer
+    for (const std::string& v : n.inputs)
+      constant = constant && (v.empty() || graph_.initializers.count(v));
+    if (constant) continue;
     if (!per_sample(n, info)) return 0;
     for (const std::string& o : n.outputs) {
       const ValueInfo& v = info.at(o);
