@@ -10,28 +10,11 @@
 #include "data/normalize.h"
 #include "minnow/builder.h"
 #include "minnow/graph.h"
+#include "synthetic_data.h"
 
 namespace minnow::prune_test {
 
-inline data::Dataset lines_dataset(int64_t n, uint64_t seed) {
-  data::Dataset d;
-  d.x = Tensor(DType::kF32, {n, 1, 8, 8});
-  d.y = Tensor(DType::kI64, {n});
-  d.num_classes = 3;
-  Rng rng(seed);
-  for (int64_t i = 0; i < n; ++i) {
-    float* img = d.x.f32() + i * 64;
-    const int64_t cls = static_cast<int64_t>(rng.below(3));
-    const int k = static_cast<int>(rng.below(8));
-    for (int p = 0; p < 64; ++p) img[p] = 0.2f * rng.uniform();
-    for (int j = 0; j < 8; ++j) {
-      const int r = cls == 0 ? k : j, c = cls == 1 ? k : j;
-      img[r * 8 + c] += 0.8f;
-    }
-    d.y.data<int64_t>()[i] = cls;
-  }
-  return d;
-}
+using testing::lines_dataset;
 
 // conv1 (3x3, 4 channels) -> relu -> flatten -> fc1 (16) -> relu -> logits (3).
 inline Graph conv_mlp(uint64_t seed = 5) {

@@ -14,29 +14,12 @@
 #include "minnow/error.h"
 #include "minnow/zoo.h"
 #include "runtime/inference_session.h"
+#include "synthetic_data.h"
 #include "train/trainer.h"
 #include "train/training_session.h"
 
 namespace minnow {
 namespace {
-
-// Three classes of 8x8 images: a bright row, column or diagonal plus noise.
-data::Dataset synthetic(int64_t n, uint64_t seed) {
-  data::Dataset d;
-  d.x = Tensor(DType::kF32, {n, 1, 8, 8});
-  d.y = Tensor(DType::kI64, {n});
-  d.num_classes = 3;
-  Rng rng(seed);
-  for (int64_t i = 0; i < n; ++i) {
-    float* img = d.x.f32() + i * 64;
-    const int64_t cls = static_cast<int64_t>(rng.below(3));
-    const int k = static_cast<int>(rng.below(8));
-    for (int p = 0; p < 64; ++p) img[p] = 0.2f * rng.uniform();
-    for (int j = 0; j < 8; ++j) img[(cls == 0 ? k : j) * 8 + (cls == 1 ? k : j)] += 0.8f;
-    d.y.data<int64_t>()[i] = cls;
-  }
-  return d;
-}
 
 Graph mlp(std::vector<int64_t> hidden, uint64_t seed) {
   zoo::ZooOptions o;
@@ -82,7 +65,7 @@ SessionOptions kd_options(double temperature, double alpha) {
 }
 
 TEST(DistillSession, AlphaZeroIsCrossEntropy) {
-  data::Dataset d = synthetic(16, 1);
+  data::Dataset d = testing::lines_dataset(16, 1);
   Graph student = mlp({8}, 2);
   Graph copy = student;
   Tensor x = slice_rows(d.x, 16), y = labels_of(d, 16);
@@ -105,7 +88,7 @@ TEST(DistillSession, AlphaZeroIsCrossEntropy) {
 }
 
 TEST(DistillSession, StudentEqualToTeacherHasNoSoftLoss) {
-  data::Dataset d = synthetic(8, 2);
+  data::Dataset d = testing::lines_dataset(8, 2);
   Graph student = mlp({8}, 3);
   Tensor x = slice_rows(d.x, 8), y = labels_of(d, 8);
   InferenceSession inf(student);
@@ -130,7 +113,7 @@ TEST(DistillSession, StudentEqualToTeacherHasNoSoftLoss) {
 TEST(DistillSession, LossAndGradientMatchAHandComputation) {
   const int64_t n = 6, classes = 3;
   const double temp = 4.0, alpha = 0.7;
-  data::Dataset d = synthetic(n, 7);
+  data::Dataset d = testing::lines_dataset(n, 7);
   Graph student = mlp({8}, 4);
   Tensor x = slice_rows(d.x, n), y = labels_of(d, n);
   InferenceSession inf(student);
@@ -174,7 +157,7 @@ TEST(DistillSession, LossAndGradientMatchAHandComputation) {
 }
 
 TEST(DistillSession, MissingOrMisshapenTeacherIsAnError) {
-  data::Dataset d = synthetic(4, 3);
+  data::Dataset d = testing::lines_dataset(4, 3);
   Graph student = mlp({8}, 3);
   TrainingSession kd(student, kd_options(2.0, 0.5));
   Rng rng(1);
@@ -186,7 +169,7 @@ TEST(DistillSession, MissingOrMisshapenTeacherIsAnError) {
 }
 
 TEST(DistillSession, HintAdapterTrainsButStaysOutOfTheStudent) {
-  data::Dataset d = synthetic(8, 4);
+  data::Dataset d = testing::lines_dataset(8, 4);
   Graph student = cnn(4, 1);
   const size_t inits = student.initializers.size();
   SessionOptions o = kd_options(2.0, 0.5);
@@ -232,7 +215,7 @@ TEST(DistillSession, HintAdapterTrainsButStaysOutOfTheStudent) {
 }
 
 TEST(Teacher, CachesPerSampleWithoutAugmentation) {
-  data::Dataset d = synthetic(10, 5);
+  data::Dataset d = testing::lines_dataset(10, 5);
   Graph teacher = mlp({16}, 7);
   compress::Teacher t(teacher, "", d.size());
   data::Batch b;
@@ -306,7 +289,7 @@ TEST(Distill, SetupChecksTheModels) {
 // student trained with alpha 1 (soft targets only) on scrambled labels learns the task, which
 // the same student trained on those labels alone (alpha 0) cannot.
 TEST(Distill, TrainerDistillsTheTeachersFunction) {
-  data::Dataset train = synthetic(300, 11), test = synthetic(200, 12);
+  data::Dataset train = testing::lines_dataset(300, 11), test = testing::lines_dataset(200, 12);
   data::Normalization norm{{0.0f}, {1.0f}};
   Graph teacher = mlp({32}, 4);
   TrainConfig tc;

@@ -10,57 +10,20 @@
 #include "compress/qat.h"
 #include "compress/quantize.h"
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "minnow/error.h"
 #include "minnow/zoo.h"
 #include "passes/fold_constants.h"
 #include "passes/lower_qdq.h"
 #include "runtime/inference_session.h"
+#include "synthetic_data.h"
 
 namespace minnow::compress {
 namespace {
 
-int count_op(const Graph& g, OpKind kind) {
-  return static_cast<int>(
-      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
-}
-
-// A graph copy that shares no tensor storage with the original.
-Graph deep_copy(const Graph& g) {
-  Graph c = g;
-  for (auto& [name, init] : c.initializers) init.value = init.value.clone();
-  return c;
-}
-
-data::Dataset random_images(int64_t n, Shape sample, int64_t classes, uint64_t seed) {
-  Rng rng(seed);
-  Shape s = {n};
-  s.insert(s.end(), sample.begin(), sample.end());
-  data::Dataset d;
-  d.x = Tensor(DType::kF32, s);
-  for (int64_t i = 0; i < d.x.numel(); ++i) d.x.f32()[i] = rng.uniform(0.0f, 1.0f);
-  d.y = Tensor(DType::kI64, {n});
-  for (int64_t i = 0; i < n; ++i) d.y.data<int64_t>()[i] = i % classes;
-  d.num_classes = classes;
-  return d;
-}
-
-// Three classes of 8x8 images: a bright row, column or diagonal plus noise.
-data::Dataset lines(int64_t n, uint64_t seed) {
-  data::Dataset d;
-  d.x = Tensor(DType::kF32, {n, 1, 8, 8});
-  d.y = Tensor(DType::kI64, {n});
-  d.num_classes = 3;
-  Rng rng(seed);
-  for (int64_t i = 0; i < n; ++i) {
-    float* img = d.x.f32() + i * 64;
-    const int64_t cls = static_cast<int64_t>(rng.below(3));
-    const int k = static_cast<int>(rng.below(8));
-    for (int p = 0; p < 64; ++p) img[p] = 0.6f * rng.uniform();
-    for (int j = 0; j < 8; ++j) img[(cls == 0 ? k : j) * 8 + (cls == 1 ? k : j)] += 0.5f;
-    d.y.data<int64_t>()[i] = cls;
-  }
-  return d;
-}
+using ::minnow::testing::count_op;
+using ::minnow::testing::deep_copy;
+using ::minnow::testing::random_images;
 
 Graph zoo_model(const std::string& name, Shape sample, int64_t classes, uint64_t seed) {
   zoo::ZooOptions o;
@@ -146,7 +109,8 @@ INSTANTIATE_TEST_SUITE_P(Zoo, QatZoo, ::testing::Values("lenet5", "mobilenet_v2"
 // A float model trained on a noisy task; post-training quantization of a copy, and QAT of
 // another copy for one epoch at a small learning rate: QAT keeps (or improves) PTQ's accuracy.
 TEST(Qat, KeepsOrImprovesPostTrainingAccuracy) {
-  const data::Dataset train = lines(1200, 11), test = lines(600, 12);
+  const data::Dataset train = testing::lines_dataset(1200, 11, 0.6f, 0.5f),
+                      test = testing::lines_dataset(600, 12, 0.6f, 0.5f);
   const data::Normalization norm{{0.0f}, {1.0f}};
   Graph g = zoo_model("mlp", {1, 8, 8}, 3, 7);
   TrainConfig tc;

@@ -16,6 +16,7 @@
 #include "passes/fold_constants.h"
 #include "passes/lower_qdq.h"
 #include "runtime/inference_session.h"
+#include "synthetic_data.h"
 
 namespace minnow::compress {
 namespace {
@@ -25,19 +26,6 @@ using ::minnow::testing::randomize_batchnorm;
 int count_op(const Graph& g, OpKind kind) {
   return static_cast<int>(
       std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.op == kind; }));
-}
-
-data::Dataset random_images(int64_t n, Shape sample, uint64_t seed) {
-  Rng rng(seed);
-  Shape s = {n};
-  s.insert(s.end(), sample.begin(), sample.end());
-  data::Dataset d;
-  d.x = Tensor(DType::kF32, s);
-  for (int64_t i = 0; i < d.x.numel(); ++i) d.x.f32()[i] = rng.uniform(0.0f, 1.0f);
-  d.y = Tensor(DType::kI64, {n});
-  for (int64_t i = 0; i < n; ++i) d.y.data<int64_t>()[i] = i % 10;
-  d.num_classes = 10;
-  return d;
 }
 
 Graph zoo_model(const std::string& name, Shape sample, uint64_t seed) {
@@ -65,8 +53,8 @@ class QuantizeZoo : public ::testing::TestWithParam<Case> {};
 TEST_P(QuantizeZoo, IntegerRuntimeMatchesFakeQuantizedGraph) {
   const Case c = GetParam();
   Graph g = zoo_model(c.model, c.sample, 3);
-  const data::Dataset calib = random_images(64, c.sample, 5);
-  const data::Dataset test = random_images(16, c.sample, 6);
+  const data::Dataset calib = testing::random_images(64, c.sample, 10, 5);
+  const data::Dataset test = testing::random_images(16, c.sample, 10, 6);
   const Tensor reference_float = run(g, test.x, KernelChoice::kReference, false);
 
   QuantizeOptions opts;
@@ -97,7 +85,7 @@ TEST_P(QuantizeZoo, IntegerRuntimeMatchesFakeQuantizedGraph) {
 TEST_P(QuantizeZoo, EveryQuantizedLayerIsLowered) {
   const Case c = GetParam();
   Graph g = zoo_model(c.model, c.sample, 4);
-  const data::Dataset calib = random_images(32, c.sample, 7);
+  const data::Dataset calib = testing::random_images(32, c.sample, 10, 7);
   QuantizeOptions opts;
   opts.calibration.samples = 32;
   const QuantizeResult r = quantize_post_training(g, calib, data::Normalization{}, opts);
@@ -126,7 +114,7 @@ INSTANTIATE_TEST_SUITE_P(Zoo, QuantizeZoo,
 
 TEST(Quantize, LayersKeptInFloatStayFloatAndSayWhy) {
   Graph g = zoo_model("lenet5", {1, 28, 28}, 8);
-  const data::Dataset calib = random_images(16, {1, 28, 28}, 9);
+  const data::Dataset calib = testing::random_images(16, {1, 28, 28}, 10, 9);
   Graph prepared = g;
   prepare_for_quantization(prepared);
   const std::string first = [&] {
@@ -145,7 +133,7 @@ TEST(Quantize, LayersKeptInFloatStayFloatAndSayWhy) {
   Graph lowered = g;
   lower_qdq(lowered);
   EXPECT_EQ(count_op(lowered, OpKind::kConv2d), 1);
-  const data::Dataset test = random_images(4, {1, 28, 28}, 10);
+  const data::Dataset test = testing::random_images(4, {1, 28, 28}, 10, 10);
   const Tensor a = run(g, test.x, KernelChoice::kReference, false);
   const Tensor b = run(g, test.x, KernelChoice::kFast, true);
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.f32()[i], b.f32()[i], 0.1);
@@ -154,7 +142,7 @@ TEST(Quantize, LayersKeptInFloatStayFloatAndSayWhy) {
 TEST(Quantize, WeightOnlyStoresSmallIntegersAndComputesInFloat) {
   for (WeightOnly w : {WeightOnly::kInt8, WeightOnly::kInt4}) {
     Graph g = zoo_model("lenet5", {1, 28, 28}, 11);
-    const data::Dataset test = random_images(4, {1, 28, 28}, 12);
+    const data::Dataset test = testing::random_images(4, {1, 28, 28}, 10, 12);
     const Tensor before = run(g, test.x, KernelChoice::kReference, false);
     QuantizeOptions opts;
     opts.weight_only = w;
@@ -198,7 +186,7 @@ TEST(Quantize, WeightOnlyInt4PerGroup) {
     return e;
   };
   const Graph g = zoo_model("lenet5", {1, 28, 28}, 21);
-  const data::Dataset test = random_images(32, {1, 28, 28}, 22);
+  const data::Dataset test = testing::random_images(32, {1, 28, 28}, 10, 22);
   Graph per_channel = g, grouped = g;
   QuantizeOptions opts;
   opts.weight_only = WeightOnly::kInt4;
@@ -240,14 +228,15 @@ TEST(Quantize, WeightOnlyInt4PerGroup) {
   EXPECT_THROW(quantize_post_training(bad, data::Dataset{}, data::Normalization{}, opts), Error);
   QuantizeOptions int8_groups;
   int8_groups.group_size = 16;
-  EXPECT_THROW(quantize_post_training(bad, random_images(4, {1, 28, 28}, 1), {}, int8_groups),
-               Error);
+  EXPECT_THROW(
+      quantize_post_training(bad, testing::random_images(4, {1, 28, 28}, 10, 1), {}, int8_groups),
+      Error);
 }
 
 TEST(Quantize, CalibrationMemoryDoesNotGrowWithSamples) {
   Graph g = zoo_model("lenet5", {1, 28, 28}, 13);
   prepare_for_quantization(g);
-  const data::Dataset data = random_images(1000, {1, 28, 28}, 14);
+  const data::Dataset data = testing::random_images(1000, {1, 28, 28}, 10, 14);
   CalibrationOptions few, many;
   few.samples = 100;
   many.samples = 1000;
@@ -263,7 +252,8 @@ TEST(Quantize, BadRequestsFailClearly) {
   Graph g = zoo_model("lenet5", {1, 28, 28}, 15);
   QuantizeOptions opts;
   opts.calibration.samples = 0;
-  EXPECT_THROW(quantize_post_training(g, random_images(4, {1, 28, 28}, 1), {}, opts), Error);
+  EXPECT_THROW(quantize_post_training(g, testing::random_images(4, {1, 28, 28}, 10, 1), {}, opts),
+               Error);
   EXPECT_THROW(weight_only_from_name("int3"), Error);
   EXPECT_THROW(calibration_method_from_name("kl"), Error);
 }
