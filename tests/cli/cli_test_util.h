@@ -1,5 +1,5 @@
 // Shared by the end-to-end CLI tests: running the minnow binary, the one-line user-error
-// contract (exit code 2, one line naming the fault), and IDX file headers for test datasets.
+// contract (exit code 2, one line naming the fault), and IDX files for test datasets.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,8 +9,12 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+
+#include "core/rng.h"
 
 namespace minnow::cli_test {
 
@@ -57,6 +61,27 @@ inline void write_idx_headers(std::ofstream& images, std::ofstream& labels, uint
   write_be32(images, cols);
   write_be32(labels, 0x00000801);
   write_be32(labels, n);
+}
+
+// A tiny MNIST-format dataset in `dir` (train-* and t10k-* IDX files): 12x12 images, class k
+// (of 4) has a bright row at 3k+1 over dark noise.
+inline void write_row_dataset(const std::filesystem::path& dir, int n_train, int n_test,
+                              uint64_t seed) {
+  std::filesystem::create_directories(dir);
+  Rng rng(seed);
+  for (auto [prefix, n] : {std::pair{"train", n_train}, std::pair{"t10k", n_test}}) {
+    std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
+    std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
+    write_idx_headers(img, lab, static_cast<uint32_t>(n), 12, 12);
+    for (int i = 0; i < n; ++i) {
+      const int k = static_cast<int>(rng.below(4));
+      for (int p = 0; p < 144; ++p) {
+        const bool bright = p / 12 == 3 * k + 1;
+        img.put(static_cast<char>(bright ? 200 + rng.below(50) : rng.below(40)));
+      }
+      lab.put(static_cast<char>(k));
+    }
+  }
 }
 
 }  // namespace minnow::cli_test

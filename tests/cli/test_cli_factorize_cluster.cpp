@@ -11,7 +11,6 @@
 
 #include "cli_test_util.h"
 #include "compress/cluster.h"
-#include "core/rng.h"
 #include "io/mnw.h"
 
 namespace fs = std::filesystem;
@@ -22,30 +21,11 @@ namespace {
 using Result = cli_test::CliResult;
 inline Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
-// MNIST-format 12x12 images: class k (of 4) has a bright row at 3k+1.
-void write_dataset(const fs::path& dir, int n_train, int n_test) {
-  fs::create_directories(dir);
-  Rng rng(2);
-  for (auto [prefix, n] : {std::pair{"train", n_train}, std::pair{"t10k", n_test}}) {
-    std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
-    std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
-    cli_test::write_idx_headers(img, lab, static_cast<uint32_t>(n), 12, 12);
-    for (int i = 0; i < n; ++i) {
-      const int k = static_cast<int>(rng.below(4));
-      for (int p = 0; p < 144; ++p) {
-        const bool bright = p / 12 == 3 * k + 1;
-        img.put(static_cast<char>(bright ? 200 + rng.below(50) : rng.below(40)));
-      }
-      lab.put(static_cast<char>(k));
-    }
-  }
-}
-
 class CompressCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("minnow_cli_fc_" + std::to_string(getpid()));
-    write_dataset(dir_ / "data", 300, 100);
+    cli_test::write_row_dataset(dir_ / "data", 300, 100, 2);
     Result t = minnow("train --model mlp --hidden 48 --epochs 2 --threads 1 --data " + data() +
                       " --out " + path("base.mnw"));
     ASSERT_EQ(t.code, 0) << t.out;

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.h"
-#include "core/rng.h"
 
 namespace fs = std::filesystem;
 
@@ -19,29 +18,11 @@ namespace {
 using Result = cli_test::CliResult;
 Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
-// 12x12 images: class k (of 4) has a bright row at 3k+1.
-void write_dataset(const fs::path& dir, int n_train, int n_test) {
-  fs::create_directories(dir);
-  Rng rng(5);
-  for (auto [prefix, n] : {std::pair{"train", n_train}, std::pair{"t10k", n_test}}) {
-    std::ofstream img(dir / (std::string(prefix) + "-images-idx3-ubyte"), std::ios::binary);
-    std::ofstream lab(dir / (std::string(prefix) + "-labels-idx1-ubyte"), std::ios::binary);
-    cli_test::write_idx_headers(img, lab, static_cast<uint32_t>(n), 12, 12);
-    for (int i = 0; i < n; ++i) {
-      const int k = static_cast<int>(rng.below(4));
-      for (int p = 0; p < 144; ++p) {
-        img.put(static_cast<char>(p / 12 == 3 * k + 1 ? 200 + rng.below(50) : rng.below(40)));
-      }
-      lab.put(static_cast<char>(k));
-    }
-  }
-}
-
 class QuantizeCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("minnow_cli_q_" + std::to_string(getpid()));
-    write_dataset(dir_ / "data", 400, 100);
+    cli_test::write_row_dataset(dir_ / "data", 400, 100, 5);
     Result t = minnow("train --model lenet5 --epochs 2 --threads 1 --data " + data() + " --out " +
                       path("base.mnw"));
     ASSERT_EQ(t.code, 0) << t.out;
