@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/op_groups.h"
 #include "minnow/error.h"
 #include "passes/fresh_names.h"
 
@@ -27,16 +28,9 @@ std::vector<size_t> layout_inputs(const Node& n) {
     case OpKind::kAdd:  // elementwise: any layout, when both inputs share it
       return {0, 1};
     case OpKind::kQLinearLookup:
-    case OpKind::kRelu:  // f32 elementwise functions, e.g. the ReLU after a residual Add
-    case OpKind::kRelu6:
-    case OpKind::kLeakyRelu:
-    case OpKind::kHardSwish:
-    case OpKind::kHardSigmoid:
-    case OpKind::kSigmoid:
-    case OpKind::kTanh:
-    case OpKind::kGelu:
       return {0};
-    default:
+    default:  // f32 activations, e.g. the ReLU after a residual Add
+      if (is_elementwise_activation(n.op)) return {0};
       return {};
   }
 }
@@ -68,9 +62,7 @@ bool capable(const Node& n, const std::map<std::string, ValueInfo>& info) {
     if (p >= n.inputs.size() || n.inputs[p].empty() || !rank4(info, n.inputs[p])) return false;
   }
   // Float ops: f32 only (the NHWC kernels are f32), and an Add without broadcasting.
-  const bool integer_op = n.op == OpKind::kQLinearConv || n.op == OpKind::kQLinearGlobalAvgPool ||
-                          n.op == OpKind::kQLinearAdd || n.op == OpKind::kQLinearLookup;
-  if (!integer_op && info.at(n.inputs[0]).dtype != DType::kF32) return false;
+  if (!is_integer_op(n.op) && info.at(n.inputs[0]).dtype != DType::kF32) return false;
   if (n.op == OpKind::kAdd && info.at(n.inputs[0]).shape != info.at(n.inputs[1]).shape) {
     return false;
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/op_groups.h"
 #include "minnow/error.h"
 #include "passes/fresh_names.h"
 #include "passes/graph_uses.h"
@@ -152,17 +153,9 @@ bool is_quantizable_compute(OpKind op) {
 }
 
 bool is_quantizable_elementwise(OpKind op) {
-  switch (op) {
-    case OpKind::kHardSwish:
-    case OpKind::kHardSigmoid:
-    case OpKind::kSigmoid:
-    case OpKind::kTanh:
-    case OpKind::kLeakyRelu:
-    case OpKind::kGelu:
-      return true;
-    default:
-      return false;
-  }
+  // ReLU and ReLU6 are fused into the op before them instead (their own tables would be exact
+  // too, but one integer op less is faster).
+  return is_elementwise_activation(op) && op != OpKind::kRelu && op != OpKind::kRelu6;
 }
 
 bool is_quantization_passthrough(OpKind op) {

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 
+#include "core/op_groups.h"
 #include "core/op_registry.h"
 #include "minnow/error.h"
 #include "passes/fold_constants.h"
@@ -479,17 +480,9 @@ int fuse_requantized_activations(Graph& g) {
 
 bool is_quantized_graph(const Graph& graph) {
   for (const Node& n : graph.nodes) {
-    switch (n.op) {
-      case OpKind::kQuantizeLinear:
-      case OpKind::kDequantizeLinear:
-      case OpKind::kQLinearConv:
-      case OpKind::kQLinearLinear:
-      case OpKind::kQLinearAdd:
-      case OpKind::kQLinearGlobalAvgPool:
-      case OpKind::kQLinearLookup:
-        return true;
-      default:
-        break;
+    if (n.op == OpKind::kQuantizeLinear || n.op == OpKind::kDequantizeLinear ||
+        is_integer_op(n.op)) {
+      return true;
     }
   }
   return false;

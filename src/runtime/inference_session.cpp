@@ -6,6 +6,7 @@
 #include <new>
 #include <set>
 
+#include "core/op_groups.h"
 #include "minnow/error.h"
 #include "passes/channels_last.h"
 #include "passes/fold_batchnorm.h"
@@ -39,14 +40,6 @@ bool per_sample(const Node& n, const std::map<std::string, ValueInfo>& info) {
     case OpKind::kGlobalAvgPool:
     case OpKind::kBatchNorm:
     case OpKind::kLinear:
-    case OpKind::kRelu:
-    case OpKind::kRelu6:
-    case OpKind::kLeakyRelu:
-    case OpKind::kSigmoid:
-    case OpKind::kTanh:
-    case OpKind::kGelu:
-    case OpKind::kHardSwish:
-    case OpKind::kHardSigmoid:
     case OpKind::kClip:
     case OpKind::kAdd:
     case OpKind::kSub:
@@ -54,15 +47,9 @@ bool per_sample(const Node& n, const std::map<std::string, ValueInfo>& info) {
     case OpKind::kDiv:
     case OpKind::kFlatten:
     case OpKind::kReshape:
-    case OpKind::kQLinearConv:
-    case OpKind::kQLinearLinear:
-    case OpKind::kQLinearAdd:
-    case OpKind::kQLinearGlobalAvgPool:
-    case OpKind::kQLinearLookup:
       return true;
-    case OpKind::kQuantizeLinear:
+    case OpKind::kQuantizeLinear:  // per-axis parameters along the batch would differ per piece
     case OpKind::kDequantizeLinear:
-      return axis_not_0(1);
     case OpKind::kSoftmax:
     case OpKind::kLogSoftmax:
     case OpKind::kConcat:
@@ -72,7 +59,7 @@ bool per_sample(const Node& n, const std::map<std::string, ValueInfo>& info) {
       return !perm.empty() && perm[0] == 0;
     }
     default:
-      return false;
+      return is_elementwise_activation(n.op) || is_integer_op(n.op);
   }
 }
 
