@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 
@@ -62,6 +64,27 @@ inline void write_idx_headers(std::ofstream& images, std::ofstream& labels, uint
   write_be32(labels, 0x00000801);
   write_be32(labels, n);
 }
+
+// A test suite's scratch directory, for suites that build their inputs once: the derived
+// suite's SetUpTestSuite calls make_dir(tag) before writing into it. `Suite` is the deriving
+// class, so that every suite has a directory of its own.
+template <class Suite>
+class ScratchSuite : public ::testing::Test {
+ protected:
+  static void make_dir(const std::string& tag) {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("minnow_cli_" + tag + "_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+  static std::string data() { return path("data"); }
+  static nlohmann::json report(const std::string& name) {
+    std::ifstream f(path(name));
+    return nlohmann::json::parse(f);
+  }
+  static inline std::filesystem::path dir_;
+};
 
 // A tiny MNIST-format dataset in `dir` (train-* and t10k-* IDX files): 12x12 images, class k
 // (of 4) has a bright row at 3k+1 over dark noise.

@@ -21,23 +21,15 @@ namespace {
 using Result = cli_test::CliResult;
 inline Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
-class CompressCli : public ::testing::Test {
+class CompressCli : public cli_test::ScratchSuite<CompressCli> {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / ("minnow_cli_fc_" + std::to_string(getpid()));
+    make_dir("fc");
     cli_test::write_row_dataset(dir_ / "data", 300, 100, 2);
     Result t = minnow("train --model mlp --hidden 48 --epochs 2 --threads 1 --data " + data() +
                       " --out " + path("base.mnw"));
     ASSERT_EQ(t.code, 0) << t.out;
   }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-  static std::string path(const std::string& name) { return (dir_ / name).string(); }
-  static std::string data() { return path("data"); }
-  static nlohmann::json report(const std::string& name) {
-    std::ifstream f(path(name));
-    return nlohmann::json::parse(f);
-  }
-  static inline fs::path dir_;
 };
 
 TEST_F(CompressCli, FactorizeShrinksAndReports) {

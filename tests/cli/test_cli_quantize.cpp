@@ -18,23 +18,15 @@ namespace {
 using Result = cli_test::CliResult;
 Result minnow(const std::string& args) { return cli_test::run_cli(args); }
 
-class QuantizeCli : public ::testing::Test {
+class QuantizeCli : public cli_test::ScratchSuite<QuantizeCli> {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / ("minnow_cli_q_" + std::to_string(getpid()));
+    make_dir("q");
     cli_test::write_row_dataset(dir_ / "data", 400, 100, 5);
     Result t = minnow("train --model lenet5 --epochs 2 --threads 1 --data " + data() + " --out " +
                       path("base.mnw"));
     ASSERT_EQ(t.code, 0) << t.out;
   }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-  static std::string path(const std::string& name) { return (dir_ / name).string(); }
-  static std::string data() { return path("data"); }
-  static nlohmann::json report(const std::string& name) {
-    std::ifstream f(path(name));
-    return nlohmann::json::parse(f);
-  }
-  static inline fs::path dir_;
 };
 
 TEST_F(QuantizeCli, Int8ReportAndModel) {
