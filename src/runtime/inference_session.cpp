@@ -1,6 +1,7 @@
 #include "runtime/inference_session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -73,6 +74,7 @@ struct InferenceSession::Plan {
   struct Step {
     std::unique_ptr<Kernel> kernel;
     std::vector<Tensor*> in, out;
+    size_t node = 0;  // index in graph_.nodes (for profiling)
   };
   std::vector<Step> steps;
 };
@@ -217,6 +219,7 @@ InferenceSession::Plan& InferenceSession::plan_for(int64_t batch) {
       s.out.push_back(&t);
     }
     s.kernel = make_kernel(n, in, out, kernels_);
+    s.node = plan->steps.size();
     plan->steps.push_back(std::move(s));
   }
   Plan& ref = *plan;
@@ -255,8 +258,7 @@ const std::vector<Tensor>& InferenceSession::run(const std::map<std::string, Ten
   Plan& plan = plan_for(batch);
   last_plan_ = &plan;
   for (const ValueInfo& v : graph_.inputs) plan.values[v.name] = feeds.at(v.name);
-  RunContext ctx;
-  for (Plan::Step& s : plan.steps) s.kernel->forward(s.in, s.out, ctx);
+  run_steps(plan);
   // Assigned in place, not rebuilt: a copied Tensor would allocate its shape every run.
   results_.resize(graph_.outputs.size());
   for (size_t i = 0; i < results_.size(); ++i) {
@@ -264,6 +266,27 @@ const std::vector<Tensor>& InferenceSession::run(const std::map<std::string, Ten
   }
   return results_;
 }
+
+void InferenceSession::run_steps(Plan& plan) {
+  RunContext ctx;
+  if (!profiling_) {
+    for (Plan::Step& s : plan.steps) s.kernel->forward(s.in, s.out, ctx);
+    return;
+  }
+  if (node_times_.empty()) {
+    for (const Node& n : graph_.nodes) node_times_.push_back({n.name, op_def(n.op).name, 0.0, 0});
+  }
+  using Clock = std::chrono::steady_clock;
+  for (Plan::Step& s : plan.steps) {
+    const Clock::time_point t0 = Clock::now();
+    s.kernel->forward(s.in, s.out, ctx);
+    NodeTime& t = node_times_[s.node];
+    t.total_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    ++t.calls;
+  }
+}
+
+std::vector<InferenceSession::NodeTime> InferenceSession::node_times() const { return node_times_; }
 
 // The batch in pieces of micro_batch_ (and a remainder), each through its own plan; input
 // slices are copied into the piece's buffers and output slices out of them, into output tensors
@@ -278,7 +301,6 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
       outs.emplace_back(o.dtype, o.shape);
     }
   }
-  RunContext ctx;
   for (int64_t start = 0; start < batch; start += micro_batch_) {
     const int64_t len = std::min(micro_batch_, batch - start);
     Plan& plan = plan_for(len);
@@ -296,7 +318,7 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
                   sample * static_cast<size_t>(len));
       plan.values[v.name] = piece;
     }
-    for (Plan::Step& s : plan.steps) s.kernel->forward(s.in, s.out, ctx);
+    run_steps(plan);
     for (size_t i = 0; i < outs.size(); ++i) {
       const Tensor& part = plan.values.at(graph_.outputs[i].name);
       const size_t sample = outs[i].nbytes() / static_cast<size_t>(batch);

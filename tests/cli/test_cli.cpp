@@ -127,6 +127,10 @@ TEST_F(Cli, TrainEvalInspectRunRoundTrip) {
         "\"file_bytes\"", "\"peak_rss_bytes\"", "\"batch\": 4"}) {
     EXPECT_NE(bench_json.find(key), std::string::npos) << key << " in " << bench_json;
   }
+  Result prof = minnow("bench " + model + " --iters 5 --warmup 1 --threads 1 --profile");
+  ASSERT_EQ(prof.code, 0) << prof.out;
+  EXPECT_NE(prof.out.find("per node"), std::string::npos) << prof.out;
+  EXPECT_NE(prof.out.find("Linear"), std::string::npos) << prof.out;
   expect_user_error("bench " + model + " --iters 0", "--iters");
   expect_user_error("bench " + model + " --batch -3", "--batch");
   expect_user_error("bench " + path("missing.mnw"), "missing.mnw");

@@ -36,6 +36,27 @@ TEST(Benchmark, PercentilesAreOrderedAndThroughputMatchesTheMean) {
   EXPECT_EQ(session.run(synthetic_feeds(session.inputs(), 5, 0))[0].shape(), (Shape{5, 3}));
 }
 
+TEST(Benchmark, ProfilingTimesEveryNodeOfTheOptimizedGraphOncePerRun) {
+  InferenceSession session(small_mlp());
+  std::map<std::string, Tensor> feeds = synthetic_feeds(session.inputs(), 4, 0);
+  session.run(feeds);
+  EXPECT_TRUE(session.node_times().empty());  // off by default
+  session.set_profiling(true);
+  for (int i = 0; i < 3; ++i) session.run(feeds);
+  session.set_profiling(false);
+  session.run(feeds);  // not counted
+  std::vector<InferenceSession::NodeTime> times = session.node_times();
+  // fc1's ReLU is fused into it: two Linear nodes remain, in execution order.
+  ASSERT_EQ(times.size(), 2u);
+  EXPECT_EQ(times[0].node, "fc1");
+  EXPECT_EQ(times[1].node, "fc2");
+  for (const auto& t : times) {
+    EXPECT_EQ(t.op, "Linear");
+    EXPECT_EQ(t.calls, 3);
+    EXPECT_GT(t.total_ms, 0.0);
+  }
+}
+
 TEST(Benchmark, SyntheticFeedsFollowTheInputs) {
   zoo::ZooOptions zo;
   zo.input_shape = {12};

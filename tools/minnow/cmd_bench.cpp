@@ -13,7 +13,29 @@ struct BenchArgs {
   std::string model, report;
   BenchOptions options;
   int threads = 2;
+  bool profile = false;
 };
+
+// Per-node table: the session times every kernel during `iters` more runs (after the measured
+// ones, so that the clock reads do not change the latency figures above).
+void print_profile(InferenceSession& session, const BenchOptions& options) {
+  session.set_profiling(true);
+  BenchOptions more = options;
+  more.warmup = 0;
+  benchmark_session(session, more);
+  session.set_profiling(false);
+  std::vector<InferenceSession::NodeTime> times = session.node_times();
+  double total = 0;
+  for (const auto& t : times) total += t.total_ms;
+  std::printf("\nper node (mean over %d runs; optimized graph, execution order):\n", more.iters);
+  std::printf("  %-40s %-18s %10s %7s\n", "node", "op", "us", "share");
+  for (const auto& t : times) {
+    if (t.calls == 0) continue;
+    std::printf("  %-40s %-18s %10.2f %6.1f%%\n", t.node.c_str(), t.op.c_str(),
+                1000.0 * t.total_ms / more.iters, total > 0 ? 100.0 * t.total_ms / total : 0.0);
+  }
+  std::printf("  %-40s %-18s %10.2f\n", "sum", "", 1000.0 * total / more.iters);
+}
 
 void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
@@ -31,6 +53,7 @@ void run_bench(const BenchArgs& a) {
               static_cast<double>(session.arena_bytes()) / (1 << 20),
               static_cast<double>(session.unshared_bytes()) / (1 << 20));
   std::printf("peak resident memory: %.1f MB\n", static_cast<double>(rss) / (1 << 20));
+  if (a.profile) print_profile(session, a.options);
   write_report(a.report, {{"model", m.source},
                           {"batch", r.batch},
                           {"threads", a.threads},
@@ -61,6 +84,7 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--iters", a->options.iters, "Timed runs")->capture_default_str();
   c->add_option("--warmup", a->options.warmup, "Untimed runs first")->capture_default_str();
   c->add_option("--report-json", a->report, "Write a JSON report");
+  c->add_flag("--profile", a->profile, "Also print the time of every node (separate timed runs)");
   c->callback([a] { run_bench(*a); });
 }
 
