@@ -3,21 +3,28 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/dnnl_impl_choice.h"
+
 namespace minnow::kernels {
 
 using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
 
-ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi) : g_(g) {
+namespace {
+
+struct Described {
+  dnnl::convolution_forward::desc d;
+  dnnl::primitive_attr attr;
+};
+
+Described describe(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi) {
   using namespace dnnl;
-  auto& eng = dnnl_glue::engine();
   const memory::desc src({g.n, g.c, g.h, g.w}, kF32, Tag::nhwc);
   const memory::desc dst({g.n, g.o, g.oh(), g.ow()}, kF32, Tag::nhwc);
   const memory::dims wdims = g.group > 1 ? memory::dims{g.group, g.og(), g.cg(), g.kh, g.kw}
                                          : memory::dims{g.o, g.c, g.kh, g.kw};
   const memory::desc wei_any(wdims, kF32, Tag::any);
-  const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
   const memory::desc bias({g.o}, kF32, Tag::x);
   primitive_attr attr = dnnl_glue::user_scratchpad_attr();
   post_ops po;
@@ -36,7 +43,46 @@ ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float 
                                                   bias, dst, strides, dil, pl, pr)
                       : convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
                                                   dst, strides, dil, pl, pr);
-  pd_ = convolution_forward::primitive_desc(d, attr, eng);
+  return {d, attr};
+}
+
+}  // namespace
+
+std::vector<int> ConvNhwc::candidates(const ConvGeometry& g, bool sum, bool clamp, float lo,
+                                      float hi) {
+  const Described s = describe(g, sum, clamp, lo, hi);
+  return dnnl_glue::convolution_candidates(s.d, s.attr);
+}
+
+ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi, int impl)
+    : g_(g) {
+  using namespace dnnl;
+  auto& eng = dnnl_glue::engine();
+  const Described s = describe(g, sum, clamp, lo, hi);
+  const memory::dims wdims = g.group > 1 ? memory::dims{g.group, g.og(), g.cg(), g.kh, g.kw}
+                                         : memory::dims{g.o, g.c, g.kh, g.kw};
+  const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
+  const memory::desc bias({g.o}, kF32, Tag::x);
+  const memory::desc dst({g.n, g.o, g.oh(), g.ow()}, kF32, Tag::nhwc);
+  if (impl >= 0) {
+    pd_ = dnnl_glue::convolution_impl(s.d, s.attr, impl);
+  } else if (g.n * g.macs_per_sample() <= dnnl_glue::kTimedChoiceMaxMacs) {
+    pd_ = dnnl_glue::fastest_convolution(
+        s.d, s.attr, [&](const convolution_forward::primitive_desc& pd) {
+          std::vector<std::pair<int, memory>> args{
+              {DNNL_ARG_SRC, dnnl_glue::zeroed_memory(pd.src_desc())},
+              {DNNL_ARG_WEIGHTS, dnnl_glue::zeroed_memory(pd.weights_desc())},
+              {DNNL_ARG_DST, dnnl_glue::zeroed_memory(pd.dst_desc())}};
+          if (g.has_bias) args.push_back({DNNL_ARG_BIAS, dnnl_glue::zeroed_memory(pd.bias_desc())});
+          if (sum) {
+            args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                            dnnl_glue::zeroed_memory(pd.dst_desc())});
+          }
+          return args;
+        });
+  } else {
+    pd_ = convolution_forward::primitive_desc(s.d, s.attr, eng);
+  }
   src_ = memory(pd_.src_desc(), eng, nullptr);
   dst_ = memory(pd_.dst_desc(), eng, nullptr);
   wei_user_ = memory(wei_plain, eng, nullptr);

@@ -8,11 +8,13 @@
 //
 // Weights are reordered into oneDNN's layout at the first forward() and again only when a call
 // passes another weight pointer: this kernel is made only for inference sessions, whose weights
-// are constant initializers.
+// are constant initializers. Small layers run on whichever of oneDNN's implementations measured
+// fastest on this CPU when the kernel was built (kernels/dnnl_impl_choice.h).
 #pragma once
 
 #include <dnnl.hpp>
 #include <string>
+#include <vector>
 
 #include "kernels/conv_geometry.h"
 #include "kernels/dnnl_glue.h"
@@ -24,7 +26,12 @@ class ConvNhwc {
   // `sum`: forward() adds a tensor of y's shape before the activation (a residual connection,
   // passes/fuse_residual_add.h). Then a clamp of the output to [lo, hi] when `clamp` (ReLU:
   // [0, inf), ReLU6: [0, 6]). Both are oneDNN post-ops, applied while the output is in registers.
-  ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi);
+  // `impl`: which of oneDNN's implementations runs it; -1 (the default) picks the fastest by
+  // timing for small layers (kernels/dnnl_impl_choice.h) and oneDNN's own choice for the
+  // others, an entry of candidates() forces that one (for tests).
+  ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi, int impl = -1);
+  static std::vector<int> candidates(const ConvGeometry& g, bool sum, bool clamp, float lo,
+                                     float hi);
   // x [n,h,w,c], w [o,c/group,kh,kw] (plain), b [o] or null, s (the sum) and y [n,oh,ow,o].
   void forward(const float* x, const float* w, const float* b, const float* s, float* y);
   std::string impl() const;

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/dnnl_impl_choice.h"
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -81,12 +82,30 @@ void QConvDnnl::build(const Key& k) {
     }
     attr.set_post_ops(po);
   }
+  auto make_desc = [&](const memory::desc& src, const memory::desc& dst) {
+    return g_.has_bias ? convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
+                                                   bias, dst, strides, dil, pl, pr)
+                       : convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
+                                                   dst, strides, dil, pl, pr);
+  };
   auto make_pd = [&](const memory::desc& src, const memory::desc& dst) {
-    auto desc = g_.has_bias ? convolution_forward::desc(prop_kind::forward_inference, alg, src,
-                                                        wei_any, bias, dst, strides, dil, pl, pr)
-                            : convolution_forward::desc(prop_kind::forward_inference, alg, src,
-                                                        wei_any, dst, strides, dil, pl, pr);
-    return convolution_forward::primitive_desc(desc, attr, eng);
+    return convolution_forward::primitive_desc(make_desc(src, dst), attr, eng);
+  };
+  // Arguments for timing an implementation (kernels/dnnl_impl_choice.h): zeros everywhere.
+  const memory::desc one_s32({1}, DT::s32, Tag::x);
+  auto timing_args = [&](const convolution_forward::primitive_desc& pd) {
+    std::vector<std::pair<int, memory>> a{
+        {DNNL_ARG_SRC, dnnl_glue::zeroed_memory(pd.src_desc())},
+        {DNNL_ARG_WEIGHTS, dnnl_glue::zeroed_memory(pd.weights_desc())},
+        {DNNL_ARG_DST, dnnl_glue::zeroed_memory(pd.dst_desc())}};
+    if (g_.has_bias) a.push_back({DNNL_ARG_BIAS, dnnl_glue::zeroed_memory(pd.bias_desc())});
+    if (k.src_zp) {
+      a.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, dnnl_glue::zeroed_memory(one_s32)});
+    }
+    if (k.dst_zp) {
+      a.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, dnnl_glue::zeroed_memory(one_s32)});
+    }
+    return a;
   };
   pd_ = make_pd(memory::desc(src_dims, dnnl_type(x_dtype_), Tag::any),
                 memory::desc(dst_dims, dnnl_type(y_dtype_), Tag::any));
@@ -94,9 +113,14 @@ void QConvDnnl::build(const Key& k) {
   // data is better served by an NHWC implementation than by two reorders per call, unless only
   // the reference implementation takes NHWC (it is 100x slower; so is any int8 convolution
   // asked to write NCHW, which is why channels-last f32 results leave through a Transpose).
-  if (channels_last_ && (pd_.src_desc() != src_plain || pd_.dst_desc() != dst_plain)) {
+  // Small channels-last layers then take the fastest of oneDNN's NHWC implementations, timed.
+  const bool timed =
+      channels_last_ && g_.n * g_.macs_per_sample() <= dnnl_glue::kTimedChoiceMaxMacs;
+  if (channels_last_ && (timed || pd_.src_desc() != src_plain || pd_.dst_desc() != dst_plain)) {
     try {
-      auto nhwc = make_pd(src_plain, dst_plain);
+      auto nhwc =
+          timed ? dnnl_glue::fastest_convolution(make_desc(src_plain, dst_plain), attr, timing_args)
+                : make_pd(src_plain, dst_plain);
       if (std::string(nhwc.impl_info_str()).rfind("ref", 0) != 0) pd_ = std::move(nhwc);
     } catch (const dnnl::error&) {
       // No NHWC implementation for this case: keep the chosen one and reorder.

@@ -10,6 +10,7 @@
 #include "core/op_registry.h"
 #include "kernels/conv_algo.h"
 #include "kernels/conv_depthwise3x3.h"
+#include "kernels/conv_nhwc.h"
 #include "kernels/conv_reference.h"
 #include "minnow/error.h"
 #include "op_harness.h"
@@ -428,6 +429,60 @@ TEST(Conv2d, EveryStrategyMatchesReference) {
       expect_near_all(dw4, dw, "dw (fused backward, no dx)");
     }
   }
+}
+
+// The channels-last inference kernel may run any of oneDNN's candidate implementations (the
+// fastest measured one for small layers): each must compute the reference's values, with the
+// residual sum and the ReLU6 clamp fused.
+TEST(Conv2d, EveryChannelsLastImplementationMatchesReference) {
+  const std::vector<ConvSpec> specs = {
+      {"stem 1->8 3x3", {1, 1, 12, 12}, {8, 1, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1},
+      {"depthwise 24 3x3", {1, 24, 10, 10}, {24, 1, 3, 3}, false, {1, 1}, {1, 1, 1, 1}, {1, 1}, 24},
+      {"depthwise 40 3x3 s2", {2, 40, 9, 9}, {40, 1, 3, 3}, true, {2, 2}, {1, 1, 1, 1}, {1, 1}, 40},
+      {"pointwise 8->40", {1, 8, 7, 7}, {40, 8, 1, 1}, true, {1, 1}, {0, 0, 0, 0}, {1, 1}, 1}};
+  int impls_tested = 0;
+  for (const ConvSpec& s : specs) {
+    const ConvGeometry g = geometry_of(s);
+    Rng rng(9);
+    auto rand = [&](int64_t n) {
+      std::vector<float> v(n);
+      for (float& f : v) f = rng.uniform(-2, 2);
+      return v;
+    };
+    const int64_t hw = g.h * g.w, ohw = g.ohw();
+    std::vector<float> x = rand(g.n * g.c * hw), w = rand(g.o * g.col_rows()), b = rand(g.o),
+                       sum = rand(g.n * g.o * ohw), y(sum.size());
+    const float* bp = s.bias ? b.data() : nullptr;
+    kernels::conv_forward_reference<float>(g, x.data(), w.data(), bp, y.data());
+    // NHWC copies; the expected output is clamp(y + sum, 0, 6) in NHWC.
+    std::vector<float> x_nhwc(x.size()), sum_nhwc(sum.size()), want(sum.size());
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t c = 0; c < g.c; ++c) {
+        for (int64_t p = 0; p < hw; ++p) x_nhwc[(n * hw + p) * g.c + c] = x[(n * g.c + c) * hw + p];
+      }
+      for (int64_t o = 0; o < g.o; ++o) {
+        for (int64_t p = 0; p < ohw; ++p) {
+          const int64_t nchw = (n * g.o + o) * ohw + p, nhwc = (n * ohw + p) * g.o + o;
+          sum_nhwc[nhwc] = sum[nchw];
+          want[nhwc] = std::min(6.0f, std::max(0.0f, y[nchw] + sum[nchw]));
+        }
+      }
+    }
+    for (int impl : kernels::ConvNhwc::candidates(g, true, true, 0.0f, 6.0f)) {
+      kernels::ConvNhwc k(g, true, true, 0.0f, 6.0f, impl);
+      SCOPED_TRACE(s.label + " / " + k.impl());
+      std::vector<float> got(want.size(), -1.0f);
+      k.forward(x_nhwc.data(), w.data(), bp, sum_nhwc.data(), got.data());
+      expect_near_all(got, want, "y");
+      ++impls_tested;
+    }
+    // The default (timed) choice is one of them.
+    kernels::ConvNhwc chosen(g, true, true, 0.0f, 6.0f);
+    std::vector<float> got(want.size());
+    chosen.forward(x_nhwc.data(), w.data(), bp, sum_nhwc.data(), got.data());
+    expect_near_all(got, want, "y (chosen: " + chosen.impl() + ")");
+  }
+  EXPECT_GT(impls_tested, static_cast<int>(specs.size()));  // more than oneDNN's first each
 }
 
 TEST(Conv2d, DepthwiseStrategyRejectsOtherGeometries) {
