@@ -48,13 +48,18 @@ Described describe(const ConvGeometry& g, bool sum, bool clamp, float lo, float 
 
 }  // namespace
 
-std::vector<int> ConvNhwc::candidates(const ConvGeometry& g, bool sum, bool clamp, float lo,
-                                      float hi) {
+std::vector<std::string> ConvNhwc::candidates(const ConvGeometry& g, bool sum, bool clamp, float lo,
+                                              float hi) {
   const Described s = describe(g, sum, clamp, lo, hi);
-  return dnnl_glue::convolution_candidates(s.d, s.attr);
+  std::vector<std::string> names;
+  for (const auto& pd : dnnl_glue::convolution_candidates(s.d, s.attr)) {
+    names.push_back(pd.impl_info_str());
+  }
+  return names;
 }
 
-ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi, int impl)
+ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi,
+                   const std::string& impl)
     : g_(g) {
   using namespace dnnl;
   auto& eng = dnnl_glue::engine();
@@ -64,7 +69,7 @@ ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float 
   const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
   const memory::desc bias({g.o}, kF32, Tag::x);
   const memory::desc dst({g.n, g.o, g.oh(), g.ow()}, kF32, Tag::nhwc);
-  if (impl >= 0) {
+  if (!impl.empty()) {
     pd_ = dnnl_glue::convolution_impl(s.d, s.attr, impl);
   } else if (g.n * g.macs_per_sample() <= dnnl_glue::kTimedChoiceMaxMacs) {
     pd_ = dnnl_glue::fastest_convolution(

@@ -26,12 +26,13 @@ class ConvNhwc {
   // `sum`: forward() adds a tensor of y's shape before the activation (a residual connection,
   // passes/fuse_residual_add.h). Then a clamp of the output to [lo, hi] when `clamp` (ReLU:
   // [0, inf), ReLU6: [0, 6]). Both are oneDNN post-ops, applied while the output is in registers.
-  // `impl`: which of oneDNN's implementations runs it; -1 (the default) picks the fastest by
+  // `impl`: which of oneDNN's implementations runs it; "" (the default) picks the fastest by
   // timing for small layers (kernels/dnnl_impl_choice.h) and oneDNN's own choice for the
-  // others, an entry of candidates() forces that one (for tests).
-  ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi, int impl = -1);
-  static std::vector<int> candidates(const ConvGeometry& g, bool sum, bool clamp, float lo,
-                                     float hi);
+  // others, a name from candidates() forces that one (for tests).
+  ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi,
+           const std::string& impl = "");
+  static std::vector<std::string> candidates(const ConvGeometry& g, bool sum, bool clamp, float lo,
+                                             float hi);
   // x [n,h,w,c], w [o,c/group,kh,kw] (plain), b [o] or null, s (the sum) and y [n,oh,ow,o].
   void forward(const float* x, const float* w, const float* b, const float* s, float* y);
   std::string impl() const;

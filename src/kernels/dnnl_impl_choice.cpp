@@ -37,45 +37,47 @@ double microseconds_per_run(const ConvPd& pd, const TimingArgs& args) {
 
 }  // namespace
 
-std::vector<int> convolution_candidates(const dnnl::convolution_forward::desc& d,
-                                        const dnnl::primitive_attr& attr) {
+std::vector<ConvPd> convolution_candidates(const dnnl::convolution_forward::desc& d,
+                                           const dnnl::primitive_attr& attr) {
   ConvPd it(d, attr, engine());
   const dnnl::memory::desc src = it.src_desc(), dst = it.dst_desc();
-  std::vector<int> out{0};
-  for (int index = 1; static_cast<int>(out.size()) < kMaxCandidates && it.next_impl(); ++index) {
-    if (it.src_desc() == src && it.dst_desc() == dst && is_jit(it.impl_info_str())) {
-      out.push_back(index);
+  std::vector<ConvPd> out{it};
+  std::vector<std::string> names{it.impl_info_str()};
+  while (static_cast<int>(out.size()) < kMaxCandidates && it.next_impl()) {
+    const std::string name = it.impl_info_str();
+    if (it.src_desc() == src && it.dst_desc() == dst && is_jit(name) &&
+        std::find(names.begin(), names.end(), name) == names.end()) {
+      out.push_back(it);  // a copy keeps this implementation while `it` moves on
+      names.push_back(name);
     }
   }
   return out;
 }
 
 ConvPd convolution_impl(const dnnl::convolution_forward::desc& d, const dnnl::primitive_attr& attr,
-                        int index) {
-  ConvPd pd(d, attr, engine());
-  for (int i = 0; i < index; ++i) {
-    if (!pd.next_impl()) throw dnnl::error(dnnl_invalid_arguments, "no such implementation");
+                        const std::string& name) {
+  for (const ConvPd& pd : convolution_candidates(d, attr)) {
+    if (name == pd.impl_info_str()) return pd;
   }
-  return pd;
+  throw dnnl::error(dnnl_invalid_arguments, ("no candidate implementation " + name).c_str());
 }
 
 ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
                            const dnnl::primitive_attr& attr, const TimingArgs& args) {
-  const std::vector<int> candidates = convolution_candidates(d, attr);
-  ConvPd first(d, attr, engine());
-  if (candidates.size() < 2) return first;
-  const double first_us = microseconds_per_run(first, args);
+  const std::vector<ConvPd> candidates = convolution_candidates(d, attr);
+  if (candidates.size() < 2) return candidates[0];
+  const double first_us = microseconds_per_run(candidates[0], args);
   double best_us = first_us;
-  int best = 0;
+  size_t best = 0;
   for (size_t i = 1; i < candidates.size(); ++i) {
-    const double us = microseconds_per_run(convolution_impl(d, attr, candidates[i]), args);
+    const double us = microseconds_per_run(candidates[i], args);
     if (us < best_us) {
       best_us = us;
-      best = candidates[i];
+      best = i;
     }
   }
-  if (best == 0 || best_us > kMargin * first_us) return first;
-  return convolution_impl(d, attr, best);
+  if (best_us > kMargin * first_us) best = 0;
+  return candidates[best];
 }
 
 dnnl::memory zeroed_memory(const dnnl::memory::desc& md) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <dnnl.hpp>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,14 +28,16 @@ using ConvPd = dnnl::convolution_forward::primitive_desc;
 // not matter for timing, but must be finite: use zeroed_memory()).
 using TimingArgs = std::function<std::vector<std::pair<int, dnnl::memory>>(const ConvPd&)>;
 
-// oneDNN's implementations worth timing, as indices in its order: 0 (its own choice), then every
-// JIT implementation (brgconv, brdgmm, jit; not the SSE4.1, gemm or reference ones) whose source
-// and destination layouts are those of the first, at most 8 in all.
-std::vector<int> convolution_candidates(const dnnl::convolution_forward::desc& d,
-                                        const dnnl::primitive_attr& attr);
-// The primitive descriptor of implementation `index` (an entry of convolution_candidates).
+// oneDNN's implementations worth timing: its own choice first, then every other JIT
+// implementation (brgconv, brdgmm, jit; not the SSE4.1, gemm or reference ones) whose source and
+// destination layouts are those of the first, each once, at most 8 in all. (Collected in one
+// pass: the position of an implementation in oneDNN's list is not stable, since a primitive
+// already in oneDNN's cache is listed first once more.)
+std::vector<ConvPd> convolution_candidates(const dnnl::convolution_forward::desc& d,
+                                           const dnnl::primitive_attr& attr);
+// The candidate whose impl_info_str() is `name`; throws dnnl::error when there is none.
 ConvPd convolution_impl(const dnnl::convolution_forward::desc& d, const dnnl::primitive_attr& attr,
-                        int index);
+                        const std::string& name);
 // The candidate that ran fastest (best of three rounds of 20 runs after a warm-up). Another
 // implementation must beat oneDNN's own choice by 10% to replace it, so that timing noise does
 // not flip the choice between near-equal ones.

@@ -468,9 +468,10 @@ TEST(Conv2d, EveryChannelsLastImplementationMatchesReference) {
         }
       }
     }
-    for (int impl : kernels::ConvNhwc::candidates(g, true, true, 0.0f, 6.0f)) {
+    for (const std::string& impl : kernels::ConvNhwc::candidates(g, true, true, 0.0f, 6.0f)) {
       kernels::ConvNhwc k(g, true, true, 0.0f, 6.0f, impl);
-      SCOPED_TRACE(s.label + " / " + k.impl());
+      SCOPED_TRACE(s.label + " / " + impl);
+      EXPECT_EQ(k.impl(), impl);
       std::vector<float> got(want.size(), -1.0f);
       k.forward(x_nhwc.data(), w.data(), bp, sum_nhwc.data(), got.data());
       expect_near_all(got, want, "y");
