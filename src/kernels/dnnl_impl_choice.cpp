@@ -21,16 +21,24 @@ bool is_jit(const std::string& impl) {
   return jit && impl.find("sse41") == std::string::npos;
 }
 
-double microseconds_per_run(const ConvPd& pd, const TimingArgs& args) {
-  const Call call(dnnl::convolution_forward(pd), args(pd));
-  for (int i = 0; i < 5; ++i) call();
-  double best = std::numeric_limits<double>::infinity();
-  for (int round = 0; round < 3; ++round) {
-    constexpr int kRuns = 20;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kRuns; ++i) call();
-    const std::chrono::duration<double, std::micro> t = std::chrono::steady_clock::now() - t0;
-    best = std::min(best, t.count() / kRuns);
+// Microseconds per run of each candidate: the best of kRounds rounds of kRuns runs, the rounds
+// taken in turn across the candidates so that a slow spell of a shared machine hits all of them.
+std::vector<double> microseconds_per_run(const std::vector<ConvPd>& candidates,
+                                         const TimingArgs& args) {
+  constexpr int kRounds = 5, kRuns = 20;
+  std::vector<Call> calls;
+  for (const ConvPd& pd : candidates) {
+    calls.emplace_back(dnnl::convolution_forward(pd), args(pd));
+    for (int i = 0; i < 5; ++i) calls.back()();  // warm-up
+  }
+  std::vector<double> best(calls.size(), std::numeric_limits<double>::infinity());
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t c = 0; c < calls.size(); ++c) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < kRuns; ++i) calls[c]();
+      const std::chrono::duration<double, std::micro> t = std::chrono::steady_clock::now() - t0;
+      best[c] = std::min(best[c], t.count() / kRuns);
+    }
   }
   return best;
 }
@@ -66,18 +74,9 @@ ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
                            const dnnl::primitive_attr& attr, const TimingArgs& args) {
   const std::vector<ConvPd> candidates = convolution_candidates(d, attr);
   if (candidates.size() < 2) return candidates[0];
-  const double first_us = microseconds_per_run(candidates[0], args);
-  double best_us = first_us;
-  size_t best = 0;
-  for (size_t i = 1; i < candidates.size(); ++i) {
-    const double us = microseconds_per_run(candidates[i], args);
-    if (us < best_us) {
-      best_us = us;
-      best = i;
-    }
-  }
-  if (best_us > kMargin * first_us) best = 0;
-  return candidates[best];
+  const std::vector<double> us = microseconds_per_run(candidates, args);
+  const size_t best = std::min_element(us.begin(), us.end()) - us.begin();
+  return us[best] <= kMargin * us[0] ? candidates[best] : candidates[0];
 }
 
 dnnl::memory zeroed_memory(const dnnl::memory::desc& md) {
