@@ -15,6 +15,19 @@ inline std::string ints_str(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
+// Whether transposing `in` by `perm` leaves every element where it is in memory: the dims larger
+// than 1 keep their order (e.g. [N,1,H,W] -> [N,H,W,1]). Such a transpose only relabels its
+// input, like a Reshape. `perm` must be a permutation of in's axes.
+inline bool transpose_keeps_layout(const Shape& in, const std::vector<int64_t>& perm) {
+  int64_t last = -1;
+  for (int64_t axis : perm) {
+    if (in[static_cast<size_t>(axis)] == 1) continue;
+    if (axis < last) return false;
+    last = axis;
+  }
+  return true;
+}
+
 // Axis in [-rank, rank) normalized to [0, rank); `what` names the attribute for the message.
 inline int normalize_axis_attr(const Node& n, int64_t axis, size_t rank, const std::string& what) {
   const int64_t r = static_cast<int64_t>(rank);

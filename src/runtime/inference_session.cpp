@@ -9,6 +9,7 @@
 
 #include "core/op_groups.h"
 #include "minnow/error.h"
+#include "ops/shape_util.h"
 #include "passes/channels_last.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
@@ -163,12 +164,18 @@ void InferenceSession::place_in_arena(Plan& plan, const std::map<std::string, Va
     auto it = index.find(v.name);
     if (it != index.end()) values[it->second].last = end;  // read by the caller
   }
-  // In place: an op that only relabels its input's bytes (Reshape, Flatten, Squeeze, Unsqueeze)
-  // takes the input's buffer when it is the input's last reader; its copy then has nothing to do.
+  // In place: an op that only relabels its input's bytes (Reshape, Flatten, Squeeze, Unsqueeze,
+  // and a Transpose that moves only size-1 dims, such as channels_last's NCHW <-> NHWC of a
+  // 1-channel image or of a pooled [N,C,1,1]) takes the input's buffer when it is the input's
+  // last reader; its copy then has nothing to do.
   for (int step = 0; step < end; ++step) {
     const Node& n = graph_.nodes[step];
-    const bool relabels = n.op == OpKind::kReshape || n.op == OpKind::kFlatten ||
-                          n.op == OpKind::kSqueeze || n.op == OpKind::kUnsqueeze;
+    bool relabels = n.op == OpKind::kReshape || n.op == OpKind::kFlatten ||
+                    n.op == OpKind::kSqueeze || n.op == OpKind::kUnsqueeze;
+    if (n.op == OpKind::kTranspose && n.attrs.has("perm") && !n.inputs.empty()) {
+      relabels =
+          ops::transpose_keeps_layout(info.at(n.inputs[0]).shape, n.attrs.get_ints("perm", {}));
+    }
     if (!relabels || n.inputs.empty() || n.outputs.size() != 1) continue;
     auto in = index.find(n.inputs[0]);
     if (in == index.end() || graph_outputs.count(n.inputs[0])) continue;

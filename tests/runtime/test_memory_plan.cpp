@@ -6,7 +6,9 @@
 #include <cmath>
 
 #include "core/rng.h"
+#include "minnow/builder.h"
 #include "minnow/zoo.h"
+#include "ops/shape_util.h"
 #include "runtime/inference_session.h"
 #include "runtime/memory_plan.h"
 
@@ -138,6 +140,34 @@ TEST(MicroBatch, PiecesGiveTheSameOutputs) {
   small.input_shape = {1, 28, 28};
   EXPECT_GE(InferenceSession(zoo::build("lenet5", small)).micro_batch(), 256)
       << "small activations: no split at usual batch sizes";
+}
+
+// A Transpose that moves only size-1 dims relabels its input (channels_last's NCHW <-> NHWC of a
+// 1-channel image or of pooled features): the session runs it in the input's buffer, and the
+// results are those of a real transpose; one that moves data still copies.
+TEST(MemoryPlan, RelabelingTransposeRunsInPlace) {
+  EXPECT_TRUE(ops::transpose_keeps_layout({2, 1, 4, 4}, {0, 2, 3, 1}));
+  EXPECT_TRUE(ops::transpose_keeps_layout({2, 8, 1, 1}, {0, 2, 3, 1}));
+  EXPECT_FALSE(ops::transpose_keeps_layout({2, 3, 4, 4}, {0, 2, 3, 1}));
+  EXPECT_FALSE(ops::transpose_keeps_layout({1, 2, 3}, {0, 2, 1}));
+  for (const Shape& shape : {Shape{kDynamic, 1, 4, 4}, Shape{kDynamic, 3, 4, 4}}) {
+    GraphBuilder b("t", 1);
+    const std::string x = b.input("x", shape);
+    Attrs perm;
+    perm.set("perm", std::vector<int64_t>{0, 2, 3, 1});
+    b.output(b.relu(b.op(OpKind::kTranspose, {b.relu(x)}, perm)));
+    const Graph g = b.build();
+    Rng rng(3);
+    Tensor in(DType::kF32, {2, shape[1], 4, 4});
+    for (int64_t i = 0; i < in.numel(); ++i) in.f32()[i] = rng.uniform(-1, 1);
+    InferenceSession optimized(g), plain(g, KernelChoice::kReference, /*optimize=*/false);
+    const Tensor want = plain.run({{"x", in}})[0].clone();
+    for (int round = 0; round < 2; ++round) {
+      const Tensor& got = optimized.run({{"x", in}})[0];
+      ASSERT_EQ(got.shape(), want.shape());
+      for (int64_t i = 0; i < want.numel(); ++i) ASSERT_EQ(got.f32()[i], want.f32()[i]) << i;
+    }
+  }
 }
 
 }  // namespace
