@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "compress/synthetic_data.h"
 #include "core/rng.h"
 #include "minnow/builder.h"
 #include "minnow/error.h"
@@ -14,27 +15,9 @@
 namespace minnow {
 namespace {
 
-// Three classes of 8x8 "images": a bright row, column or diagonal at a random position, plus
-// noise. Learnable, but not by a constant.
-data::Dataset synthetic(int64_t n, uint64_t seed) {
-  data::Dataset d;
-  d.x = Tensor(DType::kF32, {n, 1, 8, 8});
-  d.y = Tensor(DType::kI64, {n});
-  d.num_classes = 3;
-  Rng rng(seed);
-  for (int64_t i = 0; i < n; ++i) {
-    float* img = d.x.f32() + i * 64;
-    int64_t cls = static_cast<int64_t>(rng.below(3));
-    int k = static_cast<int>(rng.below(8));
-    for (int p = 0; p < 64; ++p) img[p] = 0.2f * rng.uniform();
-    for (int j = 0; j < 8; ++j) {
-      int r = cls == 0 ? k : j, c = cls == 1 ? k : j;
-      img[r * 8 + c] += 0.8f;
-    }
-    d.y.data<int64_t>()[i] = cls;
-  }
-  return d;
-}
+// Three classes of 8x8 images (a bright row, column or diagonal plus noise): learnable, but not
+// by a constant.
+data::Dataset synthetic(int64_t n, uint64_t seed) { return testing::lines_dataset(n, seed); }
 
 Graph small_model(double dropout = 0.0) {
   zoo::ZooOptions o;
