@@ -6,15 +6,18 @@
 #include <cstring>
 #include <map>
 
+#include "core/op_groups.h"
 #include "core/op_registry.h"
 #include "minnow/error.h"
 
 namespace minnow {
 namespace {
 
-// Ops that act on each channel independently and keep axis 1 as it is. Listed one by one: an op
-// added to the table later is a barrier until someone decides otherwise.
+// Ops that act on each channel independently and keep axis 1 as it is: the elementwise
+// activations (core/op_groups.h) and the ops listed one by one here. Any other op added to the
+// table later is a barrier until someone decides otherwise.
 bool keeps_channels(OpKind op) {
+  if (is_elementwise_activation(op)) return true;
   switch (op) {
     case OpKind::kMaxPool:
     case OpKind::kAvgPool:
@@ -22,14 +25,6 @@ bool keeps_channels(OpKind op) {
     case OpKind::kDropout:
     case OpKind::kIdentity:
     case OpKind::kCast:
-    case OpKind::kRelu:
-    case OpKind::kRelu6:
-    case OpKind::kLeakyRelu:
-    case OpKind::kSigmoid:
-    case OpKind::kTanh:
-    case OpKind::kGelu:
-    case OpKind::kHardSwish:
-    case OpKind::kHardSigmoid:
     case OpKind::kExp:
     case OpKind::kLog:
     case OpKind::kSqrt:
