@@ -169,17 +169,22 @@ TEST(OnnxIntegerOps, ConvIntegerPerChannelZeroPointWithPaddingAndStride) {
   EXPECT_EQ(checked, y.numel());
 }
 
-TEST(OnnxIntegerOps, MatMulIntegerPerRowAndPerColumnZeroPoints) {
-  std::mt19937 rng(2);
-  const int64_t m = 3, k = 7, n = 5;
-  Tensor a = random_u8({m, k}, rng), b = random_i8({k, n}, rng);
-  Tensor azp = random_u8({m}, rng), bzp = random_i8({n}, rng);
+// MatMulInteger(A, B, a_zero_point, b_zero_point) imported and run by minnow.
+Tensor run_matmul_integer(const Tensor& a, const Tensor& b, const Tensor& azp, const Tensor& bzp) {
   OneNodeModel mdl("MatMulInteger");
   mdl.input("A", a);
   mdl.input("B", b);
   mdl.input("a_zero_point", azp);
   mdl.input("b_zero_point", bzp);
-  const Tensor y = mdl.run();
+  return mdl.run();
+}
+
+TEST(OnnxIntegerOps, MatMulIntegerPerRowAndPerColumnZeroPoints) {
+  std::mt19937 rng(2);
+  const int64_t m = 3, k = 7, n = 5;
+  Tensor a = random_u8({m, k}, rng), b = random_i8({k, n}, rng);
+  Tensor azp = random_u8({m}, rng), bzp = random_i8({n}, rng);
+  const Tensor y = run_matmul_integer(a, b, azp, bzp);
   ASSERT_EQ(y.dtype(), DType::kI32);
   ASSERT_EQ(y.shape(), (Shape{m, n}));
   std::vector<int64_t> az, bz;
@@ -197,12 +202,7 @@ TEST(OnnxIntegerOps, MatMulIntegerIsExactForALongReduction) {
   Tensor azp(DType::kU8, {}), bzp(DType::kU8, {});
   static_cast<uint8_t*>(azp.raw())[0] = 0;
   static_cast<uint8_t*>(bzp.raw())[0] = 255;  // b - 255 is in [-255, 0]
-  OneNodeModel mdl("MatMulInteger");
-  mdl.input("A", a);
-  mdl.input("B", b);
-  mdl.input("a_zero_point", azp);
-  mdl.input("b_zero_point", bzp);
-  const Tensor y = mdl.run();
+  const Tensor y = run_matmul_integer(a, b, azp, bzp);
   const std::vector<int64_t> want = matmul_ref(a, b, {0}, {255});
   int64_t largest = 0;
   for (int64_t i = 0; i < y.numel(); ++i) {
