@@ -16,6 +16,7 @@ namespace {
 struct Described {
   dnnl::convolution_forward::desc d;
   dnnl::primitive_attr attr;
+  memory::desc wei_plain, bias, dst;  // the caller's weights (OIHW/GOIHW), bias and y
 };
 
 Described describe(const ConvGeometry& g, bool sum, bool clamp, float lo, float hi) {
@@ -25,6 +26,7 @@ Described describe(const ConvGeometry& g, bool sum, bool clamp, float lo, float 
   const memory::dims wdims = g.group > 1 ? memory::dims{g.group, g.og(), g.cg(), g.kh, g.kw}
                                          : memory::dims{g.o, g.c, g.kh, g.kw};
   const memory::desc wei_any(wdims, kF32, Tag::any);
+  const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
   const memory::desc bias({g.o}, kF32, Tag::x);
   primitive_attr attr = dnnl_glue::user_scratchpad_attr();
   post_ops po;
@@ -43,7 +45,7 @@ Described describe(const ConvGeometry& g, bool sum, bool clamp, float lo, float 
                                                   bias, dst, strides, dil, pl, pr)
                       : convolution_forward::desc(prop_kind::forward_inference, alg, src, wei_any,
                                                   dst, strides, dil, pl, pr);
-  return {d, attr};
+  return {d, attr, wei_plain, bias, dst};
 }
 
 }  // namespace
@@ -64,42 +66,27 @@ ConvNhwc::ConvNhwc(const ConvGeometry& g, bool sum, bool clamp, float lo, float 
   using namespace dnnl;
   auto& eng = dnnl_glue::engine();
   const Described s = describe(g, sum, clamp, lo, hi);
-  const memory::dims wdims = g.group > 1 ? memory::dims{g.group, g.og(), g.cg(), g.kh, g.kw}
-                                         : memory::dims{g.o, g.c, g.kh, g.kw};
-  const memory::desc wei_plain(wdims, kF32, g.group > 1 ? Tag::goihw : Tag::oihw);
-  const memory::desc bias({g.o}, kF32, Tag::x);
-  const memory::desc dst({g.n, g.o, g.oh(), g.ow()}, kF32, Tag::nhwc);
   if (!impl.empty()) {
     pd_ = dnnl_glue::convolution_impl(s.d, s.attr, impl);
   } else if (g.n * g.macs_per_sample() <= dnnl_glue::kTimedChoiceMaxMacs) {
-    pd_ = dnnl_glue::fastest_convolution(
-        s.d, s.attr, [&](const convolution_forward::primitive_desc& pd) {
-          std::vector<std::pair<int, memory>> args{
-              {DNNL_ARG_SRC, dnnl_glue::zeroed_memory(pd.src_desc())},
-              {DNNL_ARG_WEIGHTS, dnnl_glue::zeroed_memory(pd.weights_desc())},
-              {DNNL_ARG_DST, dnnl_glue::zeroed_memory(pd.dst_desc())}};
-          if (g.has_bias) args.push_back({DNNL_ARG_BIAS, dnnl_glue::zeroed_memory(pd.bias_desc())});
-          if (sum) {
-            args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                            dnnl_glue::zeroed_memory(pd.dst_desc())});
-          }
-          return args;
-        });
+    dnnl_glue::ExtraArgs extra;
+    if (sum) extra.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, s.dst});
+    pd_ = dnnl_glue::fastest_convolution(s.d, s.attr, extra);
   } else {
     pd_ = convolution_forward::primitive_desc(s.d, s.attr, eng);
   }
   src_ = memory(pd_.src_desc(), eng, nullptr);
   dst_ = memory(pd_.dst_desc(), eng, nullptr);
-  wei_user_ = memory(wei_plain, eng, nullptr);
+  wei_user_ = memory(s.wei_plain, eng, nullptr);
   wei_inner_ = memory(pd_.weights_desc(), eng);
   std::vector<std::pair<int, memory>> args{
       {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, wei_inner_}, {DNNL_ARG_DST, dst_}};
   if (g.has_bias) {
-    bias_ = memory(bias, eng, nullptr);
+    bias_ = memory(s.bias, eng, nullptr);
     args.push_back({DNNL_ARG_BIAS, bias_});
   }
   if (sum) {
-    sum_ = memory(dst, eng, nullptr);
+    sum_ = memory(s.dst, eng, nullptr);
     args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, sum_});
   }
   conv_ = dnnl_glue::Call(convolution_forward(pd_), args);

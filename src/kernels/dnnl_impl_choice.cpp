@@ -24,11 +24,20 @@ bool is_jit(const std::string& impl) {
 // Microseconds per run of each candidate: the best of kRounds rounds of kRuns runs, the rounds
 // taken in turn across the candidates so that a slow spell of a shared machine hits all of them.
 std::vector<double> microseconds_per_run(const std::vector<ConvPd>& candidates,
-                                         const TimingArgs& args) {
+                                         const ExtraArgs& extra) {
   constexpr int kRounds = 5, kRuns = 20;
-  // One set of argument memories for all (the candidates share their activation layouts); only
-  // the weights get one per layout, so that timing holds little more memory than one layer.
-  const std::vector<std::pair<int, dnnl::memory>> shared = args(candidates[0]);
+  // One set of zeroed argument memories for all (the candidates share their activation
+  // layouts); only the weights get one per layout, so that timing holds little more memory than
+  // one layer.
+  const ConvPd& first = candidates[0];
+  std::vector<std::pair<int, dnnl::memory>> shared{
+      {DNNL_ARG_SRC, zeroed_memory(first.src_desc())},
+      {DNNL_ARG_WEIGHTS, zeroed_memory(first.weights_desc())},
+      {DNNL_ARG_DST, zeroed_memory(first.dst_desc())}};
+  if (first.bias_desc().get_size() > 0) {
+    shared.push_back({DNNL_ARG_BIAS, zeroed_memory(first.bias_desc())});
+  }
+  for (const auto& [arg, md] : extra) shared.push_back({arg, zeroed_memory(md)});
   std::vector<Call> calls;
   for (const ConvPd& pd : candidates) {
     std::vector<std::pair<int, dnnl::memory>> a = shared;
@@ -80,10 +89,10 @@ ConvPd convolution_impl(const dnnl::convolution_forward::desc& d, const dnnl::pr
 }
 
 ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
-                           const dnnl::primitive_attr& attr, const TimingArgs& args) {
+                           const dnnl::primitive_attr& attr, const ExtraArgs& extra) {
   const std::vector<ConvPd> candidates = convolution_candidates(d, attr);
   if (candidates.size() < 2) return candidates[0];
-  const std::vector<double> us = microseconds_per_run(candidates, args);
+  const std::vector<double> us = microseconds_per_run(candidates, extra);
   // oneDNN's primitive cache still holds every timed candidate (their JIT code); empty it. The
   // primitives in use live on in the kernels that hold them.
   const int capacity = dnnl::get_primitive_cache_capacity();

@@ -12,7 +12,6 @@
 
 #include <cstdint>
 #include <dnnl.hpp>
-#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,9 +23,9 @@ namespace minnow::dnnl_glue {
 constexpr int64_t kTimedChoiceMaxMacs = 4'000'000;
 
 using ConvPd = dnnl::convolution_forward::primitive_desc;
-// The arguments one run of an implementation needs (memories of its descriptors; contents do
-// not matter for timing, but must be finite: use zeroed_memory()).
-using TimingArgs = std::function<std::vector<std::pair<int, dnnl::memory>>(const ConvPd&)>;
+// Arguments a timed run needs besides source, weights, bias and destination (post-op inputs,
+// zero points), by descriptor; they are given zeros.
+using ExtraArgs = std::vector<std::pair<int, dnnl::memory::desc>>;
 
 // oneDNN's implementations worth timing: its own choice first, then every other JIT
 // implementation (brgconv, brdgmm, jit; not the SSE4.1, gemm or reference ones) whose source and
@@ -42,7 +41,7 @@ ConvPd convolution_impl(const dnnl::convolution_forward::desc& d, const dnnl::pr
 // implementation must beat oneDNN's own choice by 10% to replace it, so that timing noise does
 // not flip the choice between near-equal ones.
 ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
-                           const dnnl::primitive_attr& attr, const TimingArgs& args);
+                           const dnnl::primitive_attr& attr, const ExtraArgs& extra = {});
 
 // A memory for `md`, filled with zero bytes.
 dnnl::memory zeroed_memory(const dnnl::memory::desc& md);

@@ -91,22 +91,11 @@ void QConvDnnl::build(const Key& k) {
   auto make_pd = [&](const memory::desc& src, const memory::desc& dst) {
     return convolution_forward::primitive_desc(make_desc(src, dst), attr, eng);
   };
-  // Arguments for timing an implementation (kernels/dnnl_impl_choice.h): zeros everywhere.
+  // Zero points: one s32 each, given at run time (a timed run needs them too).
   const memory::desc one_s32({1}, DT::s32, Tag::x);
-  auto timing_args = [&](const convolution_forward::primitive_desc& pd) {
-    std::vector<std::pair<int, memory>> a{
-        {DNNL_ARG_SRC, dnnl_glue::zeroed_memory(pd.src_desc())},
-        {DNNL_ARG_WEIGHTS, dnnl_glue::zeroed_memory(pd.weights_desc())},
-        {DNNL_ARG_DST, dnnl_glue::zeroed_memory(pd.dst_desc())}};
-    if (g_.has_bias) a.push_back({DNNL_ARG_BIAS, dnnl_glue::zeroed_memory(pd.bias_desc())});
-    if (k.src_zp) {
-      a.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, dnnl_glue::zeroed_memory(one_s32)});
-    }
-    if (k.dst_zp) {
-      a.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, dnnl_glue::zeroed_memory(one_s32)});
-    }
-    return a;
-  };
+  dnnl_glue::ExtraArgs timing_extra;
+  if (k.src_zp) timing_extra.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, one_s32});
+  if (k.dst_zp) timing_extra.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, one_s32});
   pd_ = make_pd(memory::desc(src_dims, dnnl_type(x_dtype_), Tag::any),
                 memory::desc(dst_dims, dnnl_type(y_dtype_), Tag::any));
   // oneDNN's int8 convolutions choose NHWC on x86; should one choose otherwise, channels-last
@@ -118,9 +107,9 @@ void QConvDnnl::build(const Key& k) {
       channels_last_ && g_.n * g_.macs_per_sample() <= dnnl_glue::kTimedChoiceMaxMacs;
   if (channels_last_ && (timed || pd_.src_desc() != src_plain || pd_.dst_desc() != dst_plain)) {
     try {
-      auto nhwc =
-          timed ? dnnl_glue::fastest_convolution(make_desc(src_plain, dst_plain), attr, timing_args)
-                : make_pd(src_plain, dst_plain);
+      auto nhwc = timed ? dnnl_glue::fastest_convolution(make_desc(src_plain, dst_plain), attr,
+                                                         timing_extra)
+                        : make_pd(src_plain, dst_plain);
       if (std::string(nhwc.impl_info_str()).rfind("ref", 0) != 0) pd_ = std::move(nhwc);
     } catch (const dnnl::error&) {
       // No NHWC implementation for this case: keep the chosen one and reorder.
@@ -136,9 +125,8 @@ void QConvDnnl::build(const Key& k) {
   wei_inner_ = memory(pd_.weights_desc(), eng);
   wei_reorder_ = dnnl_glue::Call(dnnl_glue::make_reorder(wei_user_, wei_inner_),
                                  {{DNNL_ARG_FROM, wei_user_}, {DNNL_ARG_TO, wei_inner_}});
-  const memory::desc one({1}, DT::s32, Tag::x);
-  zp_src_ = memory(one, eng);
-  zp_dst_ = memory(one, eng);
+  zp_src_ = memory(one_s32, eng);
+  zp_dst_ = memory(one_s32, eng);
   scratch_ = memory(pd_.scratchpad_desc(), eng);
   std::vector<std::pair<int, memory>> args{{DNNL_ARG_SRC, src_inner_},
                                            {DNNL_ARG_WEIGHTS, wei_inner_},
