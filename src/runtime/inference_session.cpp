@@ -75,7 +75,6 @@ struct InferenceSession::Plan {
   struct Step {
     std::unique_ptr<Kernel> kernel;
     std::vector<Tensor*> in, out;
-    size_t node = 0;  // index in graph_.nodes (for profiling)
   };
   std::vector<Step> steps;
 };
@@ -226,7 +225,6 @@ InferenceSession::Plan& InferenceSession::plan_for(int64_t batch) {
       s.out.push_back(&t);
     }
     s.kernel = make_kernel(n, in, out, kernels_);
-    s.node = plan->steps.size();
     plan->steps.push_back(std::move(s));
   }
   Plan& ref = *plan;
@@ -284,10 +282,11 @@ void InferenceSession::run_steps(Plan& plan) {
     for (const Node& n : graph_.nodes) node_times_.push_back({n.name, op_def(n.op).name, 0.0, 0});
   }
   using Clock = std::chrono::steady_clock;
-  for (Plan::Step& s : plan.steps) {
+  for (size_t i = 0; i < plan.steps.size(); ++i) {  // step i runs graph_.nodes[i]
+    Plan::Step& s = plan.steps[i];
     const Clock::time_point t0 = Clock::now();
     s.kernel->forward(s.in, s.out, ctx);
-    NodeTime& t = node_times_[s.node];
+    NodeTime& t = node_times_[i];
     t.total_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     ++t.calls;
   }
