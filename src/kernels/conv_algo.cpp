@@ -4,6 +4,7 @@
 
 #include "kernels/conv_depthwise.h"
 #include "kernels/conv_depthwise3x3.h"
+#include "kernels/conv_depthwise_plane.h"
 #include "kernels/conv_dnnl.h"
 #include "kernels/conv_gemm.h"
 
@@ -47,7 +48,7 @@ class ConvPlan : public ConvAlgo {
     return slot.get();
   }
 
-  std::array<std::unique_ptr<ConvAlgo>, 5> owned_;
+  std::array<std::unique_ptr<ConvAlgo>, 6> owned_;
   ConvAlgo* fwd_;
   ConvAlgo* bwd_data_;
   ConvAlgo* bwd_weights_;
@@ -65,6 +66,8 @@ std::unique_ptr<ConvAlgo> make_conv_strategy(const ConvGeometry& g, ConvStrategy
       return std::make_unique<ConvDepthwise>(g);
     case ConvStrategy::kDepthwise3x3:
       return std::make_unique<ConvDepthwise3x3>(g);
+    case ConvStrategy::kDepthwisePlane:
+      return std::make_unique<ConvDepthwisePlane>(g);
     case ConvStrategy::kDnnlAny:
       break;
   }
@@ -83,6 +86,9 @@ std::unique_ptr<ConvAlgo> choose_conv_algo(const ConvGeometry& g) {
   // both backward passes 2.0 ms against 2.3); the phased plane loops win on stride-1 planes of
   // 14x14 and more (all passes); oneDNN's blocked-layout jit_dw, reorders included, wins on
   // small planes (7x7: 2-3x) and on stride 2 without AVX-512; see bench_kernels.
+  if (ConvDepthwisePlane::supports(g)) {
+    return make_conv_plan(g, S::kDepthwisePlane, S::kDepthwisePlane, S::kDepthwisePlane);
+  }
   if (g.sh == 2 && ConvDepthwise3x3::supports(g)) {
     return make_conv_plan(g, S::kDepthwise3x3, S::kDepthwise3x3, S::kDepthwise3x3);
   }

@@ -31,8 +31,9 @@ class ConvAlgo {
 };
 
 // kDepthwise applies only to depthwise geometries (group == channels == outputs);
-// kDepthwise3x3 only where ConvDepthwise3x3::supports() (3x3, stride 1 or 2, AVX-512F CPU).
-enum class ConvStrategy { kGemm, kDnnlPlain, kDnnlAny, kDepthwise, kDepthwise3x3 };
+// kDepthwise3x3 only where ConvDepthwise3x3::supports() (3x3, stride 1 or 2, AVX-512F CPU);
+// kDepthwisePlane only where ConvDepthwisePlane::supports() (3x3 "same", small planes, AVX-512F).
+enum class ConvStrategy { kGemm, kDnnlPlain, kDnnlAny, kDepthwise, kDepthwise3x3, kDepthwisePlane };
 std::unique_ptr<ConvAlgo> make_conv_strategy(const ConvGeometry& g, ConvStrategy s);
 // One strategy per pass (each built once, shared between passes).
 std::unique_ptr<ConvAlgo> make_conv_plan(const ConvGeometry& g, ConvStrategy fwd,

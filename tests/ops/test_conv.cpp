@@ -10,6 +10,7 @@
 #include "core/op_registry.h"
 #include "kernels/conv_algo.h"
 #include "kernels/conv_depthwise3x3.h"
+#include "kernels/conv_depthwise_plane.h"
 #include "kernels/conv_nhwc.h"
 #include "kernels/conv_reference.h"
 #include "minnow/error.h"
@@ -86,6 +87,42 @@ const std::vector<ConvSpec>& small_cases() {
        3},
       {"depthwise 3x3 pad 1", {2, 5, 7, 7}, {5, 1, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 5},
       {"depthwise 3x3 stride 2", {2, 6, 8, 8}, {6, 1, 3, 3}, true, {2, 2}, {1, 1, 1, 1}, {1, 1}, 6},
+      // Flat-plane kernel: one pixel, one row, one column, planes ending inside a vector and
+      // exactly on one (16x16), vectors that start mid-row.
+      {"depthwise 3x3 1x1 plane",
+       {3, 4, 1, 1},
+       {4, 1, 3, 3},
+       true,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       4},
+      {"depthwise 3x3 1x19 row",
+       {2, 3, 1, 19},
+       {3, 1, 3, 3},
+       true,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       3},
+      {"depthwise 3x3 13x1 column",
+       {2, 3, 13, 1},
+       {3, 1, 3, 3},
+       false,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       3},
+      {"depthwise 3x3 5x3", {4, 5, 5, 3}, {5, 1, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 5},
+      {"depthwise 3x3 16x16", {2, 3, 16, 16}, {3, 1, 3, 3}, true, {1, 1}, {1, 1, 1, 1}, {1, 1}, 3},
+      {"depthwise 3x3 11x13 no bias",
+       {3, 2, 11, 13},
+       {2, 1, 3, 3},
+       false,
+       {1, 1},
+       {1, 1, 1, 1},
+       {1, 1},
+       2},
       {"depthwise 3x3 stride 2, 7x7 no bias",
        {3, 4, 7, 7},
        {4, 1, 3, 3},
@@ -399,6 +436,9 @@ TEST(Conv2d, EveryStrategyMatchesReference) {
     if (g.is_depthwise()) algos.push_back(kernels::make_conv_strategy(g, S::kDepthwise));
     if (kernels::ConvDepthwise3x3::supports(g)) {
       algos.push_back(kernels::make_conv_strategy(g, S::kDepthwise3x3));
+    }
+    if (kernels::ConvDepthwisePlane::supports(g)) {
+      algos.push_back(kernels::make_conv_strategy(g, S::kDepthwisePlane));
     }
     algos.push_back(kernels::make_conv_plan(g, S::kDnnlAny, S::kGemm, S::kDnnlPlain));
     algos.push_back(kernels::choose_conv_algo(g));
