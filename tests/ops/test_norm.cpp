@@ -124,6 +124,8 @@ TEST(BatchNorm, FastMatchesReference) {
   // Over 4 MB: outputs written with streaming stores where the CPU has them; odd runs leave
   // unaligned heads and tails in every run.
   shapes.push_back({64, 17, 33, 31});
+  // Short runs swept sample by sample, written with streaming stores (over 4 MB).
+  shapes.push_back({64, 336, 7, 7});
   for (const Shape& s : shapes) {
     for (bool training : {true, false}) {
       OpCase c;
@@ -239,7 +241,7 @@ TEST(BatchNorm, FusedActivationFastMatchesReference) {
   Rng rng(46);
   for (const char* act : {"relu", "relu6"}) {
     for (const Shape& s : {Shape{64, 40}, Shape{5, 7}, Shape{3, 5, 9, 11}, Shape{64, 16, 12, 12},
-                           Shape{64, 17, 33, 31}}) {
+                           Shape{64, 17, 33, 31}, Shape{33, 24, 7, 7}, Shape{64, 336, 7, 7}}) {
       for (bool training : {true, false}) {
         OpCase c;
         c.label = std::string("bn+") + act + " " + shape_str(s) + (training ? " train" : " eval");
