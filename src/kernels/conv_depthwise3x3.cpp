@@ -6,6 +6,8 @@
 // merge source of the reductions); the values are never read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "minnow/error.h"
@@ -176,42 +178,56 @@ inline void prefetch_plane(const float* p, int64_t floats, bool for_write = fals
 
 constexpr int64_t kPrefetchPlanes = 2;  // measured best of 1, 2, 4, 8 (cold caches)
 
-// One channel: its dx planes (when dx is set) and its weight/bias gradient over the batch.
+// Channels [c0, c1): their dx planes (when dx is set) and their weight/bias gradients over the
+// batch. Samples run in the outer loop, so consecutive planes are next to each other in memory;
+// the gradient sums wait in `acc` ([c1 - c0][10] vectors).
 template <int S>
-MINNOW_AVX512 void backward_channel(int64_t c, const ConvGeometry& g, const Dims& d, OutBlocks ob,
-                                    InBlocks ib, const float* x, const float* dy, const float* w,
-                                    float* dx, float* dw, float* db) {
+MINNOW_AVX512 void backward_channel_range(int64_t c0, int64_t c1, const ConvGeometry& g,
+                                          const Dims& d, OutBlocks ob, InBlocks ib, const float* x,
+                                          const float* dy, const float* w, float* dx, float* dw,
+                                          float* db, __m512* acc) {
   const int64_t hw = g.h * g.w, ohw = g.ohw(), C = g.c;
-  __m512 acc[10];
-  for (__m512& a : acc) a = _mm512_setzero_ps();
-  for (int64_t n = 0; n < g.n; ++n) {
-    const int64_t p = n * C + c;
-    // The planes of one channel are C planes apart: no hardware prefetcher follows that, and
-    // one plane's work is shorter than a memory round trip, so ask a few planes ahead.
-    const int64_t ahead = std::min<int64_t>(kPrefetchPlanes, g.n - 1 - n);
-    if (ahead > 0) {
-      const int64_t q = p + ahead * C;
-      prefetch_plane(dy + q * ohw, ohw);
-      if (dw) prefetch_plane(x + q * hw, hw);
-      if (dx) prefetch_plane(dx + q * hw, hw, /*for_write=*/true);
-    }
-    if (dx) backward_data_plane<S>(dy + p * ohw, w + c * 9, dx + p * hw, d, ib);
-    if (dw) weights_plane<S>(x + p * hw, dy + p * ohw, acc, d, ob);
-  }
   if (dw) {
-    for (int t = 0; t < 9; ++t) dw[c * 9 + t] = _mm512_reduce_add_ps(acc[t]);
+    for (int64_t i = 0; i < (c1 - c0) * 10; ++i) acc[i] = _mm512_setzero_ps();
   }
-  if (db) db[c] = _mm512_reduce_add_ps(acc[9]);
+  for (int64_t n = 0; n < g.n; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t p = n * C + c;
+      // Masked loads from memory that is not cached yet are slow: ask for a plane ahead.
+      if (c + kPrefetchPlanes < c1) {
+        const int64_t q = p + kPrefetchPlanes;
+        prefetch_plane(dy + q * ohw, ohw);
+        if (dw) prefetch_plane(x + q * hw, hw);
+        if (dx) prefetch_plane(dx + q * hw, hw, /*for_write=*/true);
+      }
+      if (dx) backward_data_plane<S>(dy + p * ohw, w + c * 9, dx + p * hw, d, ib);
+      if (dw) weights_plane<S>(x + p * hw, dy + p * ohw, acc + (c - c0) * 10, d, ob);
+    }
+  }
+  if (!dw) return;
+  for (int64_t c = c0; c < c1; ++c) {
+    const __m512* a = acc + (c - c0) * 10;
+    for (int t = 0; t < 9; ++t) dw[c * 9 + t] = _mm512_reduce_add_ps(a[t]);
+    if (db) db[c] = _mm512_reduce_add_ps(a[9]);
+  }
 }
 
-// The threads share the channels. (No vector types in this function itself: the OpenMP region
-// is outlined into a function that does not inherit the AVX-512 target attribute.)
+// Each thread takes a contiguous range of channels. (No vector types in this function itself:
+// the OpenMP region is outlined into a function that does not inherit the AVX-512 target
+// attribute.)
 template <int S>
 void backward_channels(const ConvGeometry& g, const Dims& d, OutBlocks ob, InBlocks ib,
                        const float* x, const float* dy, const float* w, float* dx, float* dw,
-                       float* db) {
-#pragma omp parallel for schedule(static) if (g.n * g.c > 1)
-  for (int64_t c = 0; c < g.c; ++c) backward_channel<S>(c, g, d, ob, ib, x, dy, w, dx, dw, db);
+                       float* db, float* scratch) {
+#pragma omp parallel if (g.n * g.c > 1)
+  {
+    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t c0 = g.c * id / threads, c1 = g.c * (id + 1) / threads;
+    if (c1 > c0) {
+      backward_channel_range<S>(c0, c1, g, d, ob, ib, x, dy, w, dx, dw, db,
+                                reinterpret_cast<__m512*>(scratch) + c0 * 10);
+    }
+  }
 }
 
 template <int S>
@@ -301,8 +317,10 @@ void ConvDepthwise3x3::backward(const float* x, const float* dy, const float* w,
                                 float* dw, float* db) {
   const OutBlocks ob{out_blocks_.data(), static_cast<int>(out_blocks_.size())};
   const InBlocks ib{in_blocks_.data(), static_cast<int>(in_blocks_.size())};
-  if (g_.sh == 1) return backward_channels<1>(g_, dims_of(g_), ob, ib, x, dy, w, dx, dw, db);
-  backward_channels<2>(g_, dims_of(g_), ob, ib, x, dy, w, dx, dw, db);
+  // Ten vector gradient sums per channel (FloatBuffer is 64-byte aligned).
+  float* acc = dw ? acc_.get(g_.c * 10 * 16) : nullptr;
+  if (g_.sh == 1) return backward_channels<1>(g_, dims_of(g_), ob, ib, x, dy, w, dx, dw, db, acc);
+  backward_channels<2>(g_, dims_of(g_), ob, ib, x, dy, w, dx, dw, db, acc);
 }
 
 }  // namespace minnow::kernels

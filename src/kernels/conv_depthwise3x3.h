@@ -11,7 +11,7 @@
 //
 // Backward-data gathers per input row (the transposed stencil; for stride 2 the dy row is
 // spread to the even or odd input columns by a permute), and backward-weights keeps ten vector
-// accumulators per channel. Backward runs per channel, so no thread shares a weight gradient.
+// accumulators per channel. The threads share the channels, so none shares a weight gradient.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/conv_algo.h"
+#include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
 
 namespace minnow::kernels {
@@ -57,6 +58,7 @@ class ConvDepthwise3x3 : public ConvAlgo {
   ConvGeometry g_;
   std::vector<Dw3x3OutBlock> out_blocks_;
   std::vector<Dw3x3InBlock> in_blocks_;
+  FloatBuffer acc_;  // backward's per-channel vector gradient sums
 };
 
 }  // namespace minnow::kernels
