@@ -219,8 +219,10 @@ void ConvDepthwise::forward(const float* x, const float* w, const float* b, floa
     float* phased = s.phased.data();
     float* wide = s.grad.data();  // forward output scratch; grad is cleared before each use
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-      const int64_t c = p % g_.c;
+    // Channel-major order: each thread takes the channels whose BatchNorm output it wrote (the
+    // BatchNorm kernel shares channels between threads), which stay in that core's cache.
+    for (int64_t i = 0; i < planes; ++i) {
+      const int64_t c = i / g_.n, p = (i % g_.n) * g_.c + c;
       dw_detail::pack_plane(L, x + p * hw, phased);
       dw_detail::forward_plane(L, phased, w + c * taps, b ? b[c] : 0.0f, wide);
       float* yp = y + p * ohw;
