@@ -81,11 +81,15 @@ std::unique_ptr<ConvAlgo> make_conv_plan(const ConvGeometry& g, ConvStrategy fwd
 
 std::unique_ptr<ConvAlgo> choose_conv_algo(const ConvGeometry& g) {
   using S = ConvStrategy;
-  // Depthwise: stride 2 runs the AVX-512 row kernels where the CPU has them (MobileNetV2's
-  // 28x28 -> 14x14 layer, 64 x 96 planes: forward 0.47 ms against oneDNN's 0.82 with reorders,
-  // both backward passes 2.0 ms against 2.3); the phased plane loops win on stride-1 planes of
-  // 14x14 and more (all passes); oneDNN's blocked-layout jit_dw, reorders included, wins on
-  // small planes (7x7: 2-3x) and on stride 2 without AVX-512; see bench_kernels.
+  // Depthwise: 3x3 "same" convolutions on planes of up to 256 pixels run the flat-plane kernel
+  // (in a MobileNetV2 training step, medians per call at batch 64: 7x7 x 192 forward 0.28 ->
+  // 0.11 ms and backward 0.49 -> 0.33 against oneDNN's jit_dw with reorders; 14x14 x 144
+  // forward 0.60 -> 0.33 and backward 1.12 -> 0.79 against the phased loops and row kernels;
+  // with warm caches, as bench_kernels measures, oneDNN is close on 7x7). Stride 2 runs the
+  // AVX-512 row kernels where the CPU has them (MobileNetV2's 28x28 -> 14x14 layer, 64 x 96
+  // planes: forward 0.47 ms against oneDNN's 0.82 with reorders, both backward passes 2.0 ms
+  // against 2.3); the phased plane loops win on larger stride-1 planes; oneDNN's blocked-layout
+  // jit_dw, reorders included, on stride 2 without AVX-512; see bench_kernels.
   if (ConvDepthwisePlane::supports(g)) {
     return make_conv_plan(g, S::kDepthwisePlane, S::kDepthwisePlane, S::kDepthwisePlane);
   }
