@@ -67,7 +67,10 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& na
   if (patterns.empty()) return true;
   bool any = false;
   for (size_t i = 0; i < patterns.size(); ++i) {
-    if (fnmatch(patterns[i].c_str(), name.c_str(), 0) == 0) any = used[i] = 1;
+    if (fnmatch(patterns[i].c_str(), name.c_str(), 0) == 0) {
+      used[i] = 1;
+      any = true;
+    }
   }
   return any;
 }
