@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -536,6 +537,54 @@ class BatchNormFast final : public BnBase {
  private:
   bool parallel() const { return d_.n * d_.c * d_.s >= kParallelMin; }
 
+  // Channel c's statistics and forward coefficients (S > 1), from t1 = sum (x - k) and
+  // t2 = sum (x - k)^2 around the shift k in training, from the running statistics otherwise:
+  // sets mean_, var_, inv_ and y = x * act_a_ + act_sh_ (which backward also reads), and moves
+  // the running statistics in training.
+  void finish_channel(int64_t c, double t1, double t2, float k, Tensors in) {
+    const double cnt = static_cast<double>(d_.count());
+    float* rm = in[3]->f32();
+    float* rv = in[4]->f32();
+    double var;
+    if (batch_stats_) {
+      const double m1 = t1 / cnt;
+      const float m = static_cast<float>(p_.momentum);
+      var = std::max(0.0, t2 / cnt - m1 * m1);
+      mean_[c] = static_cast<float>(k + m1);
+      rm[c] = (1 - m) * rm[c] + m * mean_[c];
+      rv[c] = (1 - m) * rv[c] + m * static_cast<float>(var * cnt / (cnt - 1));
+    } else {
+      mean_[c] = rm[c];
+      var = rv[c];
+    }
+    var_[c] = var;
+    inv_[c] = static_cast<float>(1.0 / std::sqrt(var + p_.epsilon));
+    act_a_[c] = in[1]->f32()[c] * inv_[c];
+    act_sh_[c] = in[2]->f32()[c] - mean_[c] * act_a_[c];
+  }
+
+  // Channel c's parameter gradients from sum_dy and sum_dy_xm = sum dy (x - mean) (S > 1), and
+  // the coefficients of dx = k[0] dy + k[1] x + k[2]; with batch statistics k[1], k[2] carry the
+  // mean/variance terms.
+  std::array<float, 3> backward_channel(int64_t c, double sum_dy, double sum_dy_xm, Tensors in,
+                                        Tensors grad_in) const {
+    const double cnt = static_cast<double>(d_.count());
+    const double inv = inv_[c], a = in[1]->f32()[c] * inv, sum_dy_xhat = sum_dy_xm * inv;
+    if (grad_in[1]) grad_in[1]->f32()[c] = static_cast<float>(sum_dy_xhat);
+    if (grad_in[2]) grad_in[2]->f32()[c] = static_cast<float>(sum_dy);
+    double c2 = 0, c3 = 0;
+    if (batch_stats_) {
+      c2 = -a * inv * sum_dy_xhat / cnt;
+      c3 = -a * sum_dy / cnt - c2 * mean_[c];
+    } else {
+      if (grad_in.size() > 3 && grad_in[3]) grad_in[3]->f32()[c] = static_cast<float>(-a * sum_dy);
+      if (grad_in.size() > 4 && grad_in[4]) {
+        grad_in[4]->f32()[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
+      }
+    }
+    return {static_cast<float>(a), static_cast<float>(c2), static_cast<float>(c3)};
+  }
+
   // Runs of S floats shorter than kShortRunBytes (MobileNetV2's 7x7 planes): loops per channel
   // and run would spend more time starting and finishing each run (alignment, remainders,
   // reductions) than in it, which made the 7x7 BatchNorms of a MobileNetV2 training step run at
@@ -569,16 +618,9 @@ class BatchNormFast final : public BnBase {
 
   void forward_short_runs(Tensors in, Tensors out) {
     const int64_t N = d_.n, C = d_.c, S = d_.s, stride = C * S;
-    const double cnt = static_cast<double>(d_.count());
-    const double unbias = cnt / (cnt - 1);
     const float* x = in[0]->f32();
-    const float* g = in[1]->f32();
-    const float* b = in[2]->f32();
-    float* rm = in[3]->f32();
-    float* rv = in[4]->f32();
     float* y = out[0]->f32();
     const bool train = batch_stats_;
-    const float m = static_cast<float>(p_.momentum);
     for (auto* v : {&flat_a_, &flat_sh_, &flat_m_, &acc1_, &acc2_}) v->resize(C * S);
 #pragma omp parallel if (parallel())
     {
@@ -586,8 +628,7 @@ class BatchNormFast final : public BnBase {
       const int64_t j0 = c0 * S, len = (c1 - c0) * S;
       if (train) {
         // Sums around one sample of each channel (the shift) keep the cancellation small.
-        for (int64_t c = c0; c < c1; ++c) mean_[c] = x[c * S];
-        spread(flat_m_.data(), mean_, c0, c1);
+        for (int64_t c = c0; c < c1; ++c) std::fill_n(flat_m_.data() + c * S, S, x[c * S]);
         std::fill_n(acc1_.data() + j0, len, 0.0f);
         std::fill_n(acc2_.data() + j0, len, 0.0f);
         for (int64_t n = 0; n < N; ++n) {
@@ -596,22 +637,8 @@ class BatchNormFast final : public BnBase {
         }
       }
       for (int64_t c = c0; c < c1; ++c) {
-        double var;
-        if (train) {
-          const auto [t1, t2] = channel_sums(c);
-          const double m1 = t1 / cnt;
-          var = std::max(0.0, t2 / cnt - m1 * m1);
-          mean_[c] = static_cast<float>(mean_[c] + m1);
-          rm[c] = (1 - m) * rm[c] + m * mean_[c];
-          rv[c] = (1 - m) * rv[c] + m * static_cast<float>(var * unbias);
-        } else {
-          mean_[c] = rm[c];
-          var = rv[c];
-        }
-        var_[c] = var;
-        inv_[c] = static_cast<float>(1.0 / std::sqrt(var + p_.epsilon));
-        act_a_[c] = g[c] * inv_[c];
-        act_sh_[c] = b[c] - mean_[c] * act_a_[c];
+        const auto [t1, t2] = train ? channel_sums(c) : std::pair<double, double>{0, 0};
+        finish_channel(c, t1, t2, x[c * S], in);
       }
       // Kept for backward: the activation's mask is recomputed from x with a and sh.
       spread(flat_a_.data(), act_a_, c0, c1);
@@ -625,16 +652,9 @@ class BatchNormFast final : public BnBase {
 
   void backward_short_runs(Tensors in, Tensors grad_out, Tensors grad_in) {
     const int64_t N = d_.n, C = d_.c, S = d_.s, stride = C * S;
-    const double cnt = static_cast<double>(d_.count());
     const float* x = in[0]->f32();
-    const float* g = in[1]->f32();
     const float* dy = grad_out[0]->f32();
     float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
-    float* dscale = grad_in[1] ? grad_in[1]->f32() : nullptr;
-    float* dbias = grad_in[2] ? grad_in[2]->f32() : nullptr;
-    float* dmean = grad_in.size() > 3 && grad_in[3] ? grad_in[3]->f32() : nullptr;
-    float* dvar = grad_in.size() > 4 && grad_in[4] ? grad_in[4]->f32() : nullptr;
-    const bool train = batch_stats_;
     k2_.resize(C * S);
 #pragma omp parallel if (parallel())
     {
@@ -650,32 +670,21 @@ class BatchNormFast final : public BnBase {
                                flat_m_.data() + j0, p_.act.on, p_.act.lo, p_.act.hi,
                                acc1_.data() + j0, acc2_.data() + j0, len);
       }
-      // dx = k1 g + k2 x + k3; with batch statistics k2, k3 carry the mean/variance terms. The
-      // sums are spent, so acc1_ and flat_m_ hold k1 and k3 from here on.
+      // The sums are spent: acc1_, k2_ and flat_m_ hold dx's coefficients from here on.
       for (int64_t c = c0; c < c1; ++c) {
         const auto [sum_dy, sum_dy_xm] = channel_sums(c);
-        const double inv = inv_[c], a = g[c] * inv, sum_dy_xhat = sum_dy_xm * inv;
-        if (dscale) dscale[c] = static_cast<float>(sum_dy_xhat);
-        if (dbias) dbias[c] = static_cast<float>(sum_dy);
-        double c2 = 0, c3 = 0;
-        if (train) {
-          c2 = -a * inv * sum_dy_xhat / cnt;
-          c3 = -a * sum_dy / cnt - c2 * mean_[c];
-        } else {
-          if (dmean) dmean[c] = static_cast<float>(-a * sum_dy);
-          if (dvar) dvar[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
-        }
-        std::fill_n(acc1_.data() + c * S, S, static_cast<float>(a));
-        std::fill_n(k2_.data() + c * S, S, static_cast<float>(c2));
-        std::fill_n(flat_m_.data() + c * S, S, static_cast<float>(c3));
+        const std::array<float, 3> k = backward_channel(c, sum_dy, sum_dy_xm, in, grad_in);
+        std::fill_n(acc1_.data() + c * S, S, k[0]);
+        std::fill_n(k2_.data() + c * S, S, k[1]);
+        std::fill_n(flat_m_.data() + c * S, S, k[2]);
       }
       if (dx) {
         for (int64_t n = 0; n < N; ++n) {
           const int64_t off = n * stride + j0;
-          bn_detail::flat_dx(dy + off, train || p_.act.on ? x + off : nullptr, flat_a_.data() + j0,
-                             flat_sh_.data() + j0, p_.act.on, p_.act.lo, p_.act.hi,
-                             acc1_.data() + j0, k2_.data() + j0, flat_m_.data() + j0, dx + off,
-                             len);
+          bn_detail::flat_dx(dy + off, batch_stats_ || p_.act.on ? x + off : nullptr,
+                             flat_a_.data() + j0, flat_sh_.data() + j0, p_.act.on, p_.act.lo,
+                             p_.act.hi, acc1_.data() + j0, k2_.data() + j0, flat_m_.data() + j0,
+                             dx + off, len);
         }
       }
     }
@@ -685,43 +694,16 @@ class BatchNormFast final : public BnBase {
   // over the channel's N runs (at most a few hundred KB) reads from cache instead of memory.
   void forward_planes(Tensors in, Tensors out) {
     const int64_t N = d_.n, C = d_.c, S = d_.s, stride = C * S;
-    const double cnt = static_cast<double>(d_.count());
-    const double unbias = cnt / (cnt - 1);
     const float* x = in[0]->f32();
-    const float* g = in[1]->f32();
-    const float* b = in[2]->f32();
-    float* rm = in[3]->f32();
-    float* rv = in[4]->f32();
     float* y = out[0]->f32();
-    const bool train = batch_stats_;
-    const float m = static_cast<float>(p_.momentum);
 #pragma omp parallel for if (parallel()) schedule(static)
     for (int64_t c = 0; c < C; ++c) {
       const float* xc = x + c * S;
-      double var;
-      if (train) {
-        // Sums around one sample of the channel (the shift) keep the cancellation small.
-        const float k = xc[0];
-        double t1, t2;
-        bn_detail::channel_stats(xc, N, stride, S, k, &t1, &t2);
-        const double m1 = t1 / cnt;
-        var = std::max(0.0, t2 / cnt - m1 * m1);
-        mean_[c] = static_cast<float>(k + m1);
-        rm[c] = (1 - m) * rm[c] + m * mean_[c];
-        rv[c] = (1 - m) * rv[c] + m * static_cast<float>(var * unbias);
-      } else {
-        mean_[c] = rm[c];
-        var = rv[c];
-      }
-      var_[c] = var;
-      inv_[c] = static_cast<float>(1.0 / std::sqrt(var + p_.epsilon));
-      const float a = g[c] * inv_[c];
-      const float sh = b[c] - mean_[c] * a;
-      if (p_.act.on) {
-        // Kept for backward, which recomputes the activation's mask from x with these.
-        act_a_[c] = a;
-        act_sh_[c] = sh;
-      }
+      // Sums around one sample of the channel (the shift) keep the cancellation small.
+      double t1 = 0, t2 = 0;
+      if (batch_stats_) bn_detail::channel_stats(xc, N, stride, S, xc[0], &t1, &t2);
+      finish_channel(c, t1, t2, xc[0], in);
+      const float a = act_a_[c], sh = act_sh_[c];
       if (stream_ && p_.act.on) {
         kernels::stream_affine_clamp(xc, y + c * S, N, stride, S, a, sh, p_.act.lo, p_.act.hi);
       } else if (stream_) {
@@ -736,15 +718,9 @@ class BatchNormFast final : public BnBase {
 
   void backward_planes(Tensors in, Tensors grad_out, Tensors grad_in) {
     const int64_t N = d_.n, C = d_.c, S = d_.s, stride = C * S;
-    const double cnt = static_cast<double>(d_.count());
     const float* x = in[0]->f32();
-    const float* g = in[1]->f32();
     const float* dy = grad_out[0]->f32();
     float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
-    float* dscale = grad_in[1] ? grad_in[1]->f32() : nullptr;
-    float* dbias = grad_in[2] ? grad_in[2]->f32() : nullptr;
-    float* dmean = grad_in.size() > 3 && grad_in[3] ? grad_in[3]->f32() : nullptr;
-    float* dvar = grad_in.size() > 4 && grad_in[4] ? grad_in[4]->f32() : nullptr;
     const bool train = batch_stats_;
 #pragma omp parallel for if (parallel()) schedule(static)
     for (int64_t c = 0; c < C; ++c) {
@@ -756,34 +732,19 @@ class BatchNormFast final : public BnBase {
       } else {
         bn_detail::channel_reduce(dy + off, x + off, N, stride, S, mean_[c], &sum_dy, &sum_dy_xm);
       }
-      const double inv = inv_[c], a = g[c] * inv, sum_dy_xhat = sum_dy_xm * inv;
-      if (dscale) dscale[c] = static_cast<float>(sum_dy_xhat);
-      if (dbias) dbias[c] = static_cast<float>(sum_dy);
-      // dx = a dy + c2 x + c3; with batch statistics c2, c3 carry the mean/variance terms.
-      double c2 = 0, c3 = 0;
-      if (train) {
-        c2 = -a * inv * sum_dy_xhat / cnt;
-        c3 = -a * sum_dy / cnt - c2 * mean_[c];
-      } else {
-        if (dmean) dmean[c] = static_cast<float>(-a * sum_dy);
-        if (dvar) dvar[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
-      }
+      const auto [a, c2, c3] = backward_channel(c, sum_dy, sum_dy_xm, in, grad_in);
       if (dx && p_.act.on && stream_) {
         kernels::stream_dx_masked(dy + off, x + off, dx + off, N, stride, S, act_a_[c], act_sh_[c],
-                                  p_.act.lo, p_.act.hi, static_cast<float>(a),
-                                  static_cast<float>(c2), static_cast<float>(c3));
+                                  p_.act.lo, p_.act.hi, a, c2, c3);
       } else if (dx && p_.act.on) {
         bn_detail::channel_dx_masked(dy + off, x + off, dx + off, N, stride, S, act_a_[c],
-                                     act_sh_[c], p_.act.lo, p_.act.hi, static_cast<float>(a),
-                                     static_cast<float>(c2), static_cast<float>(c3));
+                                     act_sh_[c], p_.act.lo, p_.act.hi, a, c2, c3);
       } else if (dx && stream_) {
-        kernels::stream_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S,
-                               static_cast<float>(a), static_cast<float>(c2),
-                               static_cast<float>(c3));
+        kernels::stream_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S, a, c2,
+                               c3);
       } else if (dx) {
-        bn_detail::channel_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S,
-                                  static_cast<float>(a), static_cast<float>(c2),
-                                  static_cast<float>(c3));
+        bn_detail::channel_affine(dy + off, train ? x + off : nullptr, dx + off, N, stride, S, a,
+                                  c2, c3);
       }
     }
   }
