@@ -6,7 +6,7 @@
 // read every destination line from memory (read-for-ownership); streaming stores skip that read.
 // Measured on the 2-core dev machine, [64,96,28,28] BN+ReLU6 output: 1.29 -> 0.90 ms, and
 // 2.59 -> 2.12 ms including the next op reading it back. Only worth it for tensors beyond the
-// caches: the caller decides (norm.cpp uses them from 4 MB up).
+// caches: the caller decides (norm.cpp uses them from 8 MB up).
 //
 // All loops run over the [N, C, S] view of one channel: n runs of s floats, `stride` apart.
 #pragma once
