@@ -822,7 +822,8 @@ class BatchNormFast final : public BnBase {
   std::vector<float> masked_;          // rank 2: dy through the fused activation
   // Outputs beyond the caches are written with streaming stores (kernels/bn_stream.h). From
   // 8 MB, not 4: a MobileNetV2 training step's 7.2 MB outputs (14x14 x 144) then stay in the
-  // cache for the convolutions that read them, which gained more (0.3 ms per step) than the
+  // cache for the convolutions that read them, which gained more (0.2-0.7 ms per step in two
+  // measurements) than the
   // BatchNorms lost.
   static constexpr int64_t kStreamMinBytes = int64_t{8} << 20;
   static constexpr int64_t kShortRunBytes = 512;  // see short_runs()
