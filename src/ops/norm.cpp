@@ -823,8 +823,7 @@ class BatchNormFast final : public BnBase {
   // Outputs beyond the caches are written with streaming stores (kernels/bn_stream.h). From
   // 8 MB, not 4: a MobileNetV2 training step's 7.2 MB outputs (14x14 x 144) then stay in the
   // cache for the convolutions that read them, which gained more (0.2-0.7 ms per step in two
-  // measurements) than the
-  // BatchNorms lost.
+  // measurements) than the BatchNorms lost.
   static constexpr int64_t kStreamMinBytes = int64_t{8} << 20;
   static constexpr int64_t kShortRunBytes = 512;  // see short_runs()
   // Short runs: per-element copies of forward's a, sh and of the mean, and the accumulators.
