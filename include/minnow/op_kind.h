@@ -109,7 +109,7 @@ enum class OpKind : uint16_t {
   kGather,
   kCast,  // src/ops/cast.cpp
   // Quantized inference (src/ops/quantize_linear.cpp, qlinear_conv.cpp, qlinear_linear.cpp,
-  // qlinear_add.cpp, qlinear_pool.cpp, qlinear_lookup.cpp)
+  // qlinear_add.cpp, qlinear_pool.cpp, qlinear_lookup.cpp, qlinear_softmax.cpp)
   kQuantizeLinear,
   kDequantizeLinear,
   kQLinearConv,
@@ -117,6 +117,7 @@ enum class OpKind : uint16_t {
   kQLinearAdd,
   kQLinearGlobalAvgPool,
   kQLinearLookup,
+  kQLinearSoftmax,
   // Quantization-aware training (src/ops/fake_quantize.cpp)
   kFakeQuantize,
   kCount

@@ -32,6 +32,7 @@ inline bool is_integer_op(OpKind op) {
     case OpKind::kQLinearAdd:
     case OpKind::kQLinearGlobalAvgPool:
     case OpKind::kQLinearLookup:
+    case OpKind::kQLinearSoftmax:
       return true;
     default:
       return false;

@@ -108,6 +108,7 @@ const std::array<const OpDef*, static_cast<size_t>(OpKind::kCount)> kTable = {
     &kQLinearAddDef,
     &kQLinearGlobalAvgPoolDef,
     &kQLinearLookupDef,
+    &kQLinearSoftmaxDef,
     &kFakeQuantizeDef,
 };
 static_assert(kTable.size() == static_cast<size_t>(OpKind::kCount));

@@ -373,6 +373,7 @@ void emit_node(ExportContext& cx, const Node& n) {
     case OpKind::kQLinearAdd:
     case OpKind::kQLinearGlobalAvgPool:
     case OpKind::kQLinearLookup:
+    case OpKind::kQLinearSoftmax:
       // Lowered int8 ops carry minnow attributes (fused activation, f32 output) that the ONNX
       // ops lack; the QDQ form before lowering is the portable one.
       export_fail(n, "lowered int8 ops are not exported; export the QDQ graph (before lowering)");

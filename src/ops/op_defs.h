@@ -49,6 +49,7 @@ extern const OpDef kQuantizeLinearDef, kDequantizeLinearDef;
 extern const OpDef kQLinearConvDef, kQLinearLinearDef;
 // qlinear_add.cpp, qlinear_pool.cpp
 extern const OpDef kQLinearAddDef, kQLinearGlobalAvgPoolDef, kQLinearLookupDef;
+extern const OpDef kQLinearSoftmaxDef;
 // fake_quantize.cpp (quantization-aware training)
 extern const OpDef kFakeQuantizeDef;
 

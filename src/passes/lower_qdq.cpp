@@ -68,6 +68,9 @@ class Lowering {
         case OpKind::kGlobalAvgPool:
           lowered += lower_unary(i, OpKind::kQLinearGlobalAvgPool);
           break;
+        case OpKind::kSoftmax:
+          lowered += lower_softmax(i);
+          break;
         case OpKind::kMaxPool:
         case OpKind::kFlatten:
         case OpKind::kReshape:
@@ -285,6 +288,28 @@ class Lowering {
     q.outputs = g_.nodes[*k].outputs;
     if (!accepts(q)) return 0;
     removed_[*k] = 1;
+    g_.nodes[i] = std::move(q);
+    return 1;
+  }
+
+  // DQ -> Softmax becomes QLinearSoftmax with f32 output, and DQ -> Softmax -> Q with quantized
+  // output: either way the softmax reads the codes, not a float copy of them.
+  int lower_softmax(size_t i) {
+    const Node& n = g_.nodes[i];
+    auto x = dequantized_activation(n.inputs[0]);
+    if (!x) return 0;
+    Node q = n;
+    q.op = OpKind::kQLinearSoftmax;
+    q.inputs = {x->data, x->params.scale_name, zero_point_input(x->params)};
+    const auto k = sole_quantize_reader(n.outputs[0]);
+    if (k) {
+      const Params yp = params_of(g_.nodes[*k]);
+      q.inputs.push_back(yp.scale_name);
+      q.inputs.push_back(zero_point_input(yp));
+      q.outputs = g_.nodes[*k].outputs;
+    }
+    if (!accepts(q)) return 0;
+    if (k) removed_[*k] = 1;
     g_.nodes[i] = std::move(q);
     return 1;
   }

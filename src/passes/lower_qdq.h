@@ -9,6 +9,8 @@
 //   DequantizeLinear(a_q), DequantizeLinear(b_q) -> Add [-> Relu/Relu6] -> QuantizeLinear
 //     becomes QLinearAdd (with the activation fused),
 //   and GlobalAvgPool likewise QLinearGlobalAvgPool.
+//   DequantizeLinear(x_q) -> Softmax [-> QuantizeLinear] becomes QLinearSoftmax, writing f32
+//     probabilities (or, with the QuantizeLinear, quantized ones).
 //   QuantizeLinear -> DequantizeLinear -> Relu/Relu6 -> QuantizeLinear with one set of
 //     parameters after an integer op becomes that op's fused activation (PyTorch's eager-mode
 //     export writes quantized ReLUs so).
