@@ -32,7 +32,10 @@ bool selected(const std::vector<std::string>& patterns, const std::string& name,
   if (patterns.empty()) return true;
   bool any = false;
   for (size_t i = 0; i < patterns.size(); ++i) {
-    if (fnmatch(patterns[i].c_str(), name.c_str(), 0) == 0) any = pattern_used[i] = 1;
+    if (fnmatch(patterns[i].c_str(), name.c_str(), 0) == 0) {
+      pattern_used[i] = 1;
+      any = true;
+    }
   }
   return any;
 }

@@ -158,15 +158,21 @@ TEST(MnwCompactEntropy, ValuesThatAreNotHalvesStayFloats) {
   Tensor s = half_exact({96}, -12, -6, 3);
   s.f32()[50] = from_bits(bits_of(s.f32()[50]) + 1);
   json e = stored_entry(s);
-  if (e["encoding"] == "compact") EXPECT_FALSE(has(e, "half")) << e.dump();
+  if (e["encoding"] == "compact") {
+    EXPECT_FALSE(has(e, "half")) << e.dump();
+  }
   // Float weights: possibly deflated, shuffled, never halves.
   json w = stored_entry(weights({64, 64}, 0.0, 0, 4));
-  if (w["encoding"] == "compact") EXPECT_FALSE(has(w, "half")) << w.dump();
+  if (w["encoding"] == "compact") {
+    EXPECT_FALSE(has(w, "half")) << w.dump();
+  }
   // f64 and i32 never use halves, even for values that are exactly halves.
   Tensor d(DType::kF64, {64});
   for (int64_t i = 0; i < d.numel(); ++i) d.data<double>()[i] = static_cast<double>(i % 7) - 3;
   json de = stored_entry(d);
-  if (de["encoding"] == "compact") EXPECT_FALSE(has(de, "half")) << de.dump();
+  if (de["encoding"] == "compact") {
+    EXPECT_FALSE(has(de, "half")) << de.dump();
+  }
 }
 
 TEST(MnwCompactEntropy, SpecialHalvesSurviveExactly) {

@@ -138,7 +138,9 @@ TEST(LowerQdqActivation, ReluBetweenDifferentQuantizersStaysFloat) {
     int relus = 0;
     for (const Node& n : lowered.nodes) {
       relus += n.op == OpKind::kRelu;
-      if (n.op == OpKind::kQLinearLinear) EXPECT_FALSE(n.attrs.has("activation"));
+      if (n.op == OpKind::kQLinearLinear) {
+        EXPECT_FALSE(n.attrs.has("activation"));
+      }
     }
     EXPECT_EQ(relus, 1) << "requantizing to other parameters is not a plain clamp";
     expect_lowered_matches(g, scale);
