@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/rng.h"
@@ -21,6 +22,7 @@
 #include "minnow/zoo.h"
 #include "onnx/onnx_export.h"
 #include "onnx/onnx_import.h"
+#include "passes/lower_qdq.h"
 #include "runtime/inference_session.h"
 
 namespace minnow {
@@ -327,6 +329,44 @@ TEST(OnnxExport, OnnxNamedOps) {
   const Tensor want = oracle.run({{"input", x0}})[0].clone();
   std::map<std::string, Tensor> got = run_ort(model, {x0}, g.outputs);
   EXPECT_LE(worst_error(got[g.outputs[0].name], want), 1e-4);
+}
+
+// A QDQ softmax (QuantizeLinear -> DequantizeLinear -> Softmax), as quantizers write one:
+// minnow runs it on QLinearSoftmax (passes/lower_qdq.h), ONNX Runtime as the file says, and the
+// two agree.
+TEST(OnnxExport, QdqSoftmaxAgreesWithOnnxRuntime) {
+  auto scalar = [](DType t, double v) {
+    Tensor s(t, {});
+    if (t == DType::kF32) s.f32()[0] = static_cast<float>(v);
+    if (t == DType::kU8) s.data<uint8_t>()[0] = static_cast<uint8_t>(v);
+    return s;
+  };
+  auto node = [](const std::string& name, OpKind op, std::vector<std::string> in,
+                 const std::string& out) {
+    Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(in);
+    n.outputs = {out};
+    return n;
+  };
+  Graph g;
+  g.name = "qdq_softmax";
+  g.inputs = {{"input", DType::kF32, {kDynamic, 10}}};
+  g.outputs = {{"probs", DType::kF32, {kDynamic, 10}}};
+  g.initializers["s"] = Initializer{scalar(DType::kF32, 0.06), false};
+  g.initializers["z"] = Initializer{scalar(DType::kU8, 120), false};
+  g.nodes.push_back(node("q", OpKind::kQuantizeLinear, {"input", "s", "z"}, "xq"));
+  g.nodes.push_back(node("dq", OpKind::kDequantizeLinear, {"xq", "s", "z"}, "xd"));
+  g.nodes.push_back(node("softmax", OpKind::kSoftmax, {"xd"}, "probs"));
+  g.validate();
+  Graph lowered = g;
+  ASSERT_EQ(lower_qdq(lowered), 1);
+  ASSERT_EQ(lowered.nodes.back().op, OpKind::kQLinearSoftmax);
+  Rng rng(31);
+  Tensor x(DType::kF32, {kBatch, 10});
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.uniform(-9.0f, 9.0f);
+  expect_same_outputs(g, {x}, "qdq_softmax");  // the optimized session runs QLinearSoftmax
 }
 
 // Export then import (onnx/onnx_import.h) gives a graph that computes the same outputs.
