@@ -107,8 +107,8 @@ inline void prefetch(const float* p, int64_t floats, bool for_write = false) {
   }
 }
 
-constexpr int64_t kAheadPlanes =
-    4;  // how far ahead the loops prefetch (in a training step: 4 beat 8 and 16)
+// How far ahead the loops prefetch (in a training step: 4 planes beat 8 and 16).
+constexpr int64_t kAheadPlanes = 4;
 
 // Planes [c0, c1) of one sample (channels c0 .. c1 - 1), four at a time. Planes up to `last`
 // (exclusive, counted from x) follow in memory and may be prefetched.

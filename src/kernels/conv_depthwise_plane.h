@@ -12,8 +12,10 @@
 //
 // Backward-data is the same loop on dy with the kernel rotated by 180 degrees (the transposed
 // convolution of a stride-1 "same" convolution is one), and backward-weights keeps ten vector
-// accumulators per channel (nine taps and the bias). Backward runs per channel, so no thread
-// shares a weight gradient.
+// accumulators per channel (nine taps and the bias). The threads share the channels, so none
+// shares a weight gradient; each sweeps its channels sample by sample (adjacent planes). Four
+// planes at a time share each tap's mask and address, and the loops prefetch planes ahead:
+// masked loads from memory that is not cached yet are slow.
 #pragma once
 
 #include <cstdint>
