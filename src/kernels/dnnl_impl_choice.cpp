@@ -21,11 +21,20 @@ bool is_jit(const std::string& impl) {
   return jit && impl.find("sse41") == std::string::npos;
 }
 
+// Wall time one layer's timing may take. On an idle machine it takes well under 1 ms. On a
+// machine whose cores another process is using, every parallel region of every timed run can
+// wait a scheduler time slice for a preempted thread: without a limit, building a MobileNet
+// session then took over a minute, and the measurements meant nothing anyway.
+constexpr std::chrono::milliseconds kBudget{20};
+
 // Microseconds per run of each candidate: the best of kRounds rounds of kRuns runs, the rounds
 // taken in turn across the candidates so that a slow spell of a shared machine hits all of them.
+// Past kBudget the rounds stop; a candidate not timed yet reads as infinitely slow, and an empty
+// result means none was (the warm-up ran out of time).
 std::vector<double> microseconds_per_run(const std::vector<ConvPd>& candidates,
                                          const ExtraArgs& extra) {
   constexpr int kRounds = 5, kRuns = 20;
+  const auto deadline = std::chrono::steady_clock::now() + kBudget;
   // One set of zeroed argument memories for all (the candidates share their activation
   // layouts); only the weights get one per layout, so that timing holds little more memory than
   // one layer.
@@ -48,10 +57,12 @@ std::vector<double> microseconds_per_run(const std::vector<ConvPd>& candidates,
     }
     calls.emplace_back(dnnl::convolution_forward(pd), a);
     for (int i = 0; i < 5; ++i) calls.back()();  // warm-up
+    if (std::chrono::steady_clock::now() > deadline) return {};
   }
   std::vector<double> best(calls.size(), std::numeric_limits<double>::infinity());
   for (int round = 0; round < kRounds; ++round) {
     for (size_t c = 0; c < calls.size(); ++c) {
+      if (std::chrono::steady_clock::now() > deadline) return best;
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < kRuns; ++i) calls[c]();
       const std::chrono::duration<double, std::micro> t = std::chrono::steady_clock::now() - t0;
@@ -98,6 +109,7 @@ ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
   const int capacity = dnnl::get_primitive_cache_capacity();
   dnnl::set_primitive_cache_capacity(0);
   dnnl::set_primitive_cache_capacity(capacity);
+  if (us.empty()) return candidates[0];
   const size_t best = std::min_element(us.begin(), us.end()) - us.begin();
   return us[best] <= kMargin * us[0] ? candidates[best] : candidates[0];
 }

@@ -37,7 +37,8 @@ std::vector<ConvPd> convolution_candidates(const dnnl::convolution_forward::desc
 // The candidate whose impl_info_str() is `name`; throws dnnl::error when there is none.
 ConvPd convolution_impl(const dnnl::convolution_forward::desc& d, const dnnl::primitive_attr& attr,
                         const std::string& name);
-// The candidate that ran fastest (best of five rounds of 20 runs after a warm-up). Another
+// The candidate that ran fastest (best of five rounds of 20 runs after a warm-up, within 20 ms
+// of wall time: on a machine busy with other work, oneDNN's own choice stands). Another
 // implementation must beat oneDNN's own choice by 10% to replace it, so that timing noise does
 // not flip the choice between near-equal ones.
 ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
