@@ -655,7 +655,8 @@ class BatchNormFast final : public BnBase {
     const float* x = in[0]->f32();
     const float* dy = grad_out[0]->f32();
     float* dx = grad_in[0] ? grad_in[0]->f32() : nullptr;
-    k2_.resize(C * S);
+    // Sized by forward already; a backward without one sees zeros, not a bad address.
+    for (auto* v : {&flat_a_, &flat_sh_, &flat_m_, &acc1_, &acc2_, &k2_}) v->resize(C * S);
 #pragma omp parallel if (parallel())
     {
       const auto [c0, c1] = thread_channels();
