@@ -493,7 +493,6 @@ class BatchNormFast final : public BnBase {
                           : backward_planes(in, grad_out, grad_in);
     }
     const float* x = in[0]->f32();
-    const float* g = in[1]->f32();
     const float* dy = grad_out[0]->f32();
     if (p_.act.on) {
       // Through the fused activation first (rank 2 is small: a separate pass is fine).
@@ -504,7 +503,7 @@ class BatchNormFast final : public BnBase {
     }
     // s1 = sum dy, s2 = sum dy * (x - mean), per channel.
     reduce(dy, x, mean_.data());
-    const double cnt = static_cast<double>(d_.count());
+    // dx = k1 dy + k2 x + k3 per channel.
     std::vector<float>& k1 = a_;
     std::vector<float>& k2 = k2_;
     std::vector<float>& k3 = shift_;
@@ -512,22 +511,10 @@ class BatchNormFast final : public BnBase {
     k2.resize(d_.c);
     k3.resize(d_.c);
     for (int64_t c = 0; c < d_.c; ++c) {
-      const double inv = inv_[c], a = g[c] * inv;
-      const double sum_dy = s1_[c], sum_dy_xhat = s2_[c] * inv;
-      if (grad_in[1]) grad_in[1]->f32()[c] = static_cast<float>(sum_dy_xhat);
-      if (grad_in[2]) grad_in[2]->f32()[c] = static_cast<float>(sum_dy);
-      // dx = k1 dy + k2 x + k3; with batch statistics k2, k3 carry the mean/variance terms.
-      double c2 = 0, c3 = 0;
-      if (batch_stats_) {
-        c2 = -a * inv * sum_dy_xhat / cnt;
-        c3 = -a * sum_dy / cnt - c2 * mean_[c];
-      } else if (grad_in.size() > 4) {
-        if (grad_in[3]) grad_in[3]->f32()[c] = static_cast<float>(-a * sum_dy);
-        if (grad_in[4]) grad_in[4]->f32()[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
-      }
-      k1[c] = static_cast<float>(a);
-      k2[c] = static_cast<float>(c2);
-      k3[c] = static_cast<float>(c3);
+      const std::array<float, 3> k = backward_channel(c, s1_[c], s2_[c], in, grad_in);
+      k1[c] = k[0];
+      k2[c] = k[1];
+      k3[c] = k[2];
     }
     if (grad_in[0]) {
       affine(dy, batch_stats_ ? x : nullptr, grad_in[0]->f32(), k1.data(), k2.data(), k3.data());
@@ -563,7 +550,7 @@ class BatchNormFast final : public BnBase {
     act_sh_[c] = in[2]->f32()[c] - mean_[c] * act_a_[c];
   }
 
-  // Channel c's parameter gradients from sum_dy and sum_dy_xm = sum dy (x - mean) (S > 1), and
+  // Channel c's parameter gradients from sum_dy and sum_dy_xm = sum dy (x - mean), and
   // the coefficients of dx = k[0] dy + k[1] x + k[2]; with batch statistics k[1], k[2] carry the
   // mean/variance terms.
   std::array<float, 3> backward_channel(int64_t c, double sum_dy, double sum_dy_xm, Tensors in,
