@@ -12,10 +12,10 @@
 #include <fstream>
 #include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "core/rng.h"
+#include "graph_test_util.h"
 #include "io/npy.h"
 #include "minnow/builder.h"
 #include "minnow/error.h"
@@ -335,30 +335,17 @@ TEST(OnnxExport, OnnxNamedOps) {
 // minnow runs it on QLinearSoftmax (passes/lower_qdq.h), ONNX Runtime as the file says, and the
 // two agree.
 TEST(OnnxExport, QdqSoftmaxAgreesWithOnnxRuntime) {
-  auto scalar = [](DType t, double v) {
-    Tensor s(t, {});
-    if (t == DType::kF32) s.f32()[0] = static_cast<float>(v);
-    if (t == DType::kU8) s.data<uint8_t>()[0] = static_cast<uint8_t>(v);
-    return s;
-  };
-  auto node = [](const std::string& name, OpKind op, std::vector<std::string> in,
-                 const std::string& out) {
-    Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(in);
-    n.outputs = {out};
-    return n;
-  };
+  using testing::make_node;
+  using testing::scalar_tensor;
   Graph g;
   g.name = "qdq_softmax";
   g.inputs = {{"input", DType::kF32, {kDynamic, 10}}};
   g.outputs = {{"probs", DType::kF32, {kDynamic, 10}}};
-  g.initializers["s"] = Initializer{scalar(DType::kF32, 0.06), false};
-  g.initializers["z"] = Initializer{scalar(DType::kU8, 120), false};
-  g.nodes.push_back(node("q", OpKind::kQuantizeLinear, {"input", "s", "z"}, "xq"));
-  g.nodes.push_back(node("dq", OpKind::kDequantizeLinear, {"xq", "s", "z"}, "xd"));
-  g.nodes.push_back(node("softmax", OpKind::kSoftmax, {"xd"}, "probs"));
+  g.initializers["s"] = Initializer{scalar_tensor(DType::kF32, 0.06), false};
+  g.initializers["z"] = Initializer{scalar_tensor(DType::kU8, 120), false};
+  g.nodes.push_back(make_node("q", OpKind::kQuantizeLinear, {"input", "s", "z"}, "xq"));
+  g.nodes.push_back(make_node("dq", OpKind::kDequantizeLinear, {"xq", "s", "z"}, "xd"));
+  g.nodes.push_back(make_node("softmax", OpKind::kSoftmax, {"xd"}, "probs"));
   g.validate();
   Graph lowered = g;
   ASSERT_EQ(lower_qdq(lowered), 1);

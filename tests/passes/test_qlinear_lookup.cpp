@@ -23,24 +23,9 @@ namespace minnow {
 namespace {
 
 using ::minnow::testing::count_op;
+using ::minnow::testing::make_node;
 using ::minnow::testing::randomize_batchnorm;
-
-Tensor scalar(DType t, double v) {
-  Tensor s(t, {});
-  if (t == DType::kF32) s.f32()[0] = static_cast<float>(v);
-  if (t == DType::kU8) s.data<uint8_t>()[0] = static_cast<uint8_t>(v);
-  if (t == DType::kI8) s.data<int8_t>()[0] = static_cast<int8_t>(v);
-  return s;
-}
-
-Node make(const std::string& name, OpKind op, std::vector<std::string> in, std::string out) {
-  Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(in);
-  n.outputs = {std::move(out)};
-  return n;
-}
+using ::minnow::testing::scalar_tensor;
 
 // x -> Q(xs, xzp) -> DQ -> f -> Q(ys, yzp) -> DQ -> y, activations of dtype `t`.
 Graph qdq_function(OpKind f, DType t, Attrs attrs = {}) {
@@ -49,17 +34,17 @@ Graph qdq_function(OpKind f, DType t, Attrs attrs = {}) {
   g.inputs = {{"x", DType::kF32, {kDynamic, 3, 5, 7}}};
   g.outputs = {{"y", DType::kF32, {kDynamic, 3, 5, 7}}};
   const bool u8 = t == DType::kU8;
-  g.initializers["xs"] = Initializer{scalar(DType::kF32, 0.05), false};
-  g.initializers["xzp"] = Initializer{scalar(t, u8 ? 128 : 3), false};
-  g.initializers["ys"] = Initializer{scalar(DType::kF32, 0.031), false};
-  g.initializers["yzp"] = Initializer{scalar(t, u8 ? 40 : -90), false};
-  g.nodes.push_back(make("q", OpKind::kQuantizeLinear, {"x", "xs", "xzp"}, "xq"));
-  g.nodes.push_back(make("dq", OpKind::kDequantizeLinear, {"xq", "xs", "xzp"}, "xd"));
-  Node fn = make("f", f, {"xd"}, "fx");
+  g.initializers["xs"] = Initializer{scalar_tensor(DType::kF32, 0.05), false};
+  g.initializers["xzp"] = Initializer{scalar_tensor(t, u8 ? 128 : 3), false};
+  g.initializers["ys"] = Initializer{scalar_tensor(DType::kF32, 0.031), false};
+  g.initializers["yzp"] = Initializer{scalar_tensor(t, u8 ? 40 : -90), false};
+  g.nodes.push_back(make_node("q", OpKind::kQuantizeLinear, {"x", "xs", "xzp"}, "xq"));
+  g.nodes.push_back(make_node("dq", OpKind::kDequantizeLinear, {"xq", "xs", "xzp"}, "xd"));
+  Node fn = make_node("f", f, {"xd"}, "fx");
   fn.attrs = std::move(attrs);
   g.nodes.push_back(std::move(fn));
-  g.nodes.push_back(make("q2", OpKind::kQuantizeLinear, {"fx", "ys", "yzp"}, "yq"));
-  g.nodes.push_back(make("dq2", OpKind::kDequantizeLinear, {"yq", "ys", "yzp"}, "y"));
+  g.nodes.push_back(make_node("q2", OpKind::kQuantizeLinear, {"fx", "ys", "yzp"}, "yq"));
+  g.nodes.push_back(make_node("dq2", OpKind::kDequantizeLinear, {"yq", "ys", "yzp"}, "y"));
   g.validate();
   return g;
 }
@@ -92,7 +77,7 @@ TEST(QLinearLookup, LoweredFunctionIsBitIdenticalToTheQdqGraph) {
 }
 
 TEST(QLinearLookup, RejectsABadTable) {
-  Node n = make("lut", OpKind::kQLinearLookup, {"x", "t"}, "y");
+  Node n = make_node("lut", OpKind::kQLinearLookup, {"x", "t"}, "y");
   Tensor x(DType::kU8, {4});
   EXPECT_THROW(evaluate_node(n, {x, Tensor(DType::kU8, {255})}), Error);
   EXPECT_THROW(evaluate_node(n, {x, Tensor(DType::kF32, {256})}), Error);

@@ -22,23 +22,8 @@ namespace minnow {
 namespace {
 
 using ::minnow::testing::count_op;
-
-Tensor scalar(DType t, double v) {
-  Tensor s(t, {});
-  if (t == DType::kF32) s.f32()[0] = static_cast<float>(v);
-  if (t == DType::kU8) s.data<uint8_t>()[0] = static_cast<uint8_t>(v);
-  if (t == DType::kI8) s.data<int8_t>()[0] = static_cast<int8_t>(v);
-  return s;
-}
-
-Node make(const std::string& name, OpKind op, std::vector<std::string> in, std::string out) {
-  Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(in);
-  n.outputs = {std::move(out)};
-  return n;
-}
+using ::minnow::testing::make_node;
+using ::minnow::testing::scalar_tensor;
 
 // x [N,4,10] -> Q -> DQ -> Softmax(axis) [-> Q(1/256, u8 0) -> DQ] -> y.
 Graph qdq_softmax(DType t, int64_t axis, bool quantized_output) {
@@ -47,18 +32,18 @@ Graph qdq_softmax(DType t, int64_t axis, bool quantized_output) {
   g.inputs = {{"x", DType::kF32, {kDynamic, 4, 10}}};
   g.outputs = {{"y", DType::kF32, {kDynamic, 4, 10}}};
   const bool u8 = t == DType::kU8;
-  g.initializers["xs"] = Initializer{scalar(DType::kF32, 0.07), false};
-  g.initializers["xzp"] = Initializer{scalar(t, u8 ? 100 : -20), false};
-  g.nodes.push_back(make("q", OpKind::kQuantizeLinear, {"x", "xs", "xzp"}, "xq"));
-  g.nodes.push_back(make("dq", OpKind::kDequantizeLinear, {"xq", "xs", "xzp"}, "xd"));
-  Node sm = make("softmax", OpKind::kSoftmax, {"xd"}, quantized_output ? "p" : "y");
+  g.initializers["xs"] = Initializer{scalar_tensor(DType::kF32, 0.07), false};
+  g.initializers["xzp"] = Initializer{scalar_tensor(t, u8 ? 100 : -20), false};
+  g.nodes.push_back(make_node("q", OpKind::kQuantizeLinear, {"x", "xs", "xzp"}, "xq"));
+  g.nodes.push_back(make_node("dq", OpKind::kDequantizeLinear, {"xq", "xs", "xzp"}, "xd"));
+  Node sm = make_node("softmax", OpKind::kSoftmax, {"xd"}, quantized_output ? "p" : "y");
   sm.attrs.set("axis", axis);
   g.nodes.push_back(std::move(sm));
   if (quantized_output) {
-    g.initializers["ys"] = Initializer{scalar(DType::kF32, 1.0 / 256), false};
-    g.initializers["yzp"] = Initializer{scalar(DType::kU8, 0), false};
-    g.nodes.push_back(make("q2", OpKind::kQuantizeLinear, {"p", "ys", "yzp"}, "yq"));
-    g.nodes.push_back(make("dq2", OpKind::kDequantizeLinear, {"yq", "ys", "yzp"}, "y"));
+    g.initializers["ys"] = Initializer{scalar_tensor(DType::kF32, 1.0 / 256), false};
+    g.initializers["yzp"] = Initializer{scalar_tensor(DType::kU8, 0), false};
+    g.nodes.push_back(make_node("q2", OpKind::kQuantizeLinear, {"p", "ys", "yzp"}, "yq"));
+    g.nodes.push_back(make_node("dq2", OpKind::kDequantizeLinear, {"yq", "ys", "yzp"}, "y"));
   }
   g.validate();
   return g;
@@ -96,18 +81,21 @@ TEST(QLinearSoftmax, LoweredSoftmaxComputesTheQdqGraph) {
           ASSERT_NEAR(got.f32()[i], want.f32()[i], tol) << i;
           differ += got.f32()[i] != want.f32()[i];
         }
-        if (quantized) EXPECT_LE(differ, want.numel() / 20);
+        if (quantized) {
+          EXPECT_LE(differ, want.numel() / 20);
+        }
       }
     }
   }
 }
 
 TEST(QLinearSoftmax, RowsSumToOne) {
-  Node n = make("sm", OpKind::kQLinearSoftmax, {"x", "s", "z"}, "y");
+  Node n = make_node("sm", OpKind::kQLinearSoftmax, {"x", "s", "z"}, "y");
   Tensor x(DType::kU8, {2, 5});
   const uint8_t codes[] = {0, 255, 7, 7, 130, 3, 3, 3, 3, 3};
   for (int i = 0; i < 10; ++i) x.data<uint8_t>()[i] = codes[i];
-  const Tensor y = evaluate_node(n, {x, scalar(DType::kF32, 0.02), scalar(DType::kU8, 9)})[0];
+  const Tensor y =
+      evaluate_node(n, {x, scalar_tensor(DType::kF32, 0.02), scalar_tensor(DType::kU8, 9)})[0];
   ASSERT_EQ(y.dtype(), DType::kF32);
   for (int r = 0; r < 2; ++r) {
     double sum = 0;
@@ -120,12 +108,15 @@ TEST(QLinearSoftmax, RowsSumToOne) {
 }
 
 TEST(QLinearSoftmax, BadInputIsAnError) {
-  Node n = make("sm", OpKind::kQLinearSoftmax, {"x", "s"}, "y");
-  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kF32, {2, 3}), scalar(DType::kF32, 0.1)}), Error);
-  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kU8, {}), scalar(DType::kF32, 0.1)}), Error);
-  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kU8, {2, 3}), scalar(DType::kF32, -1.0)}), Error);
+  Node n = make_node("sm", OpKind::kQLinearSoftmax, {"x", "s"}, "y");
+  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kF32, {2, 3}), scalar_tensor(DType::kF32, 0.1)}),
+               Error);
+  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kU8, {}), scalar_tensor(DType::kF32, 0.1)}), Error);
+  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kU8, {2, 3}), scalar_tensor(DType::kF32, -1.0)}),
+               Error);
   n.attrs.set("axis", int64_t{2});
-  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kU8, {2, 3}), scalar(DType::kF32, 0.1)}), Error);
+  EXPECT_THROW(evaluate_node(n, {Tensor(DType::kU8, {2, 3}), scalar_tensor(DType::kF32, 0.1)}),
+               Error);
 }
 
 }  // namespace
