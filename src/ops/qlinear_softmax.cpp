@@ -78,6 +78,13 @@ class QLinearSoftmaxKernel final : public Kernel {
     const bool i8 = in[kX]->dtype() == DType::kI8;
     const auto* x = static_cast<const uint8_t*>(in[kX]->raw());
     auto code = [&](int64_t i) { return i8 ? (x[i] ^ 0x80) : x[i]; };
+    // The output's parameters, read once: f32, or u8/i8 codes of y_scale and y_zero_point.
+    float* yf = quantized ? nullptr : out[0]->f32();
+    void* yq_data = quantized ? out[0]->raw() : nullptr;
+    const bool y_u8 = out[0]->dtype() == DType::kU8;
+    const quant::QRange range = quantized ? quant::qrange(out[0]->dtype()) : quant::QRange{0, 0};
+    const float y_scale = quantized ? yq.scale_at(0) : 1.0f;
+    const int32_t y_zp = quantized ? yq.zero_point_at(0) : 0;
     for (int64_t o = 0; o < outer_; ++o) {
       for (int64_t r = 0; r < inner_; ++r) {
         const int64_t base = o * len_ * inner_ + r;
@@ -92,10 +99,15 @@ class QLinearSoftmaxKernel final : public Kernel {
         for (int64_t k = 0; k < len_; ++k) {
           const float p = e_[k] * inv;
           const int64_t i = base + k * inner_;
-          if (!quantized) {
-            out[0]->f32()[i] = p;
+          if (yf) {
+            yf[i] = p;
+            continue;
+          }
+          const int32_t q = quant::quantize_scaled(p / y_scale, y_zp, range);
+          if (y_u8) {
+            static_cast<uint8_t*>(yq_data)[i] = static_cast<uint8_t>(q);
           } else {
-            write_code(out[0], i, p / yq.scale_at(0), yq.zero_point_at(0));
+            static_cast<int8_t*>(yq_data)[i] = static_cast<int8_t>(q);
           }
         }
       }
@@ -103,16 +115,6 @@ class QLinearSoftmaxKernel final : public Kernel {
   }
 
  private:
-  static void write_code(Tensor* y, int64_t i, float v, int32_t zp) {
-    const quant::QRange r = quant::qrange(y->dtype());
-    const int32_t q = quant::quantize_scaled(v, zp, r);
-    if (y->dtype() == DType::kU8) {
-      static_cast<uint8_t*>(y->raw())[i] = static_cast<uint8_t>(q);
-    } else {
-      static_cast<int8_t*>(y->raw())[i] = static_cast<int8_t>(q);
-    }
-  }
-
   Node node_;
   int64_t outer_ = 1, len_ = 1, inner_ = 1;
   std::array<float, 256> table_{};
