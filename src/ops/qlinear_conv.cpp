@@ -5,10 +5,12 @@
 // [N,OH,OW,O], in the graph's shapes and in memory, which is the layout oneDNN computes int8
 // convolutions in, so chains of such nodes pass activations along without reorders.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/conv_geometry.h"
+#include "kernels/qconv_depthwise_nhwc.h"
 #include "kernels/qconv_dnnl.h"
 #include "kernels/qlinear_reference.h"
 #include "ops/op_defs.h"
@@ -135,8 +137,10 @@ class QConvReference : public Kernel {
   DType x_dtype_, out_;
 };
 
-// oneDNN's int8 convolution. Nonzero weight zero points (which oneDNN cannot apply) take the
-// reference path; the spec's weights are symmetric, so that is the exception.
+// oneDNN's int8 convolution, or minnow's own for channels-last depthwise layers (oneDNN's are
+// slower there than its f32 ones; see kernels/qconv_depthwise_nhwc.h). Nonzero weight zero
+// points (which neither can apply) take the reference path; the spec's weights are symmetric,
+// so that is the exception.
 class QConvFast : public Kernel {
  public:
   QConvFast(const Node& n, const InputInfos& in, const std::vector<ValueInfo>& out)
@@ -146,7 +150,11 @@ class QConvFast : public Kernel {
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
         nhwc_(channels_last_attr(n)),
-        dnnl_(g_, x_dtype_, out_, nhwc_) {}
+        dnnl_(g_, x_dtype_, out_, nhwc_) {
+    if (nhwc_ && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
+      depthwise_.emplace(g_, x_dtype_, out_);
+    }
+  }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
@@ -155,7 +163,9 @@ class QConvFast : public Kernel {
     if (!p.w_zp_all_zero() || g_.n == 0) {
       return run_reference(g_, p, x, *in[q::kW], *out[0], nhwc_);
     }
-    dnnl_.forward(p, x.raw(), static_cast<const int8_t*>(in[q::kW]->raw()), out[0]->raw());
+    const auto* w = static_cast<const int8_t*>(in[q::kW]->raw());
+    if (depthwise_) return depthwise_->forward(p, x.raw(), w, out[0]->raw());
+    dnnl_.forward(p, x.raw(), w, out[0]->raw());
   }
 
  private:
@@ -165,6 +175,7 @@ class QConvFast : public Kernel {
   DType x_dtype_, out_;
   bool nhwc_;
   kernels::QConvDnnl dnnl_;
+  std::optional<kernels::QConvDepthwiseNhwc> depthwise_;
 };
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,

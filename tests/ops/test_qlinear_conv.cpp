@@ -218,6 +218,79 @@ TEST(QLinearConv, ChannelsLastMatchesNchw) {
   }
 }
 
+// Channels-last depthwise layers run minnow's own kernel (kernels/qconv_depthwise_nhwc.h) on
+// CPUs with AVX-512 VNNI, which computes the reference's exact integers and float steps: every
+// output equals the reference's. The cases cover both tap layouts (3x3 stride 1 pairs columns;
+// strides 2 and 5x5 do not), odd widths, channel tails, asymmetric and zero padding, i8 and f32
+// outputs, batches split across threads, and weights, scales and zero points that change
+// between calls.
+TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
+  auto dw = [](std::string label, Shape x, int64_t k, int64_t stride, std::vector<int64_t> pads) {
+    QConvCase c{std::move(label), x, {x[1], 1, k, k}, {stride, stride}, std::move(pads)};
+    c.group = x[1];
+    c.act = "relu6";
+    return c;
+  };
+  std::vector<QConvCase> v;
+  v.push_back(dw("3x3 s1 16ch 28x28", {1, 16, 28, 28}, 3, 1, {1, 1, 1, 1}));
+  v.push_back(dw("3x3 s1 17ch 7x7 batch 3", {3, 17, 7, 7}, 3, 1, {1, 1, 1, 1}));
+  v.push_back(dw("3x3 s1 144ch 14x14 batch 4 (threads)", {4, 144, 14, 14}, 3, 1, {1, 1, 1, 1}));
+  v.push_back(dw("3x3 s2 96ch 28x28 batch 2", {2, 96, 28, 28}, 3, 2, {1, 1, 1, 1}));
+  v.push_back(dw("3x3 s2 40ch 15x16 pads 0,1,1,0", {1, 40, 15, 16}, 3, 2, {0, 1, 1, 0}));
+  v.push_back(dw("3x3 s1 unpadded 5ch 6x9", {2, 5, 6, 9}, 3, 1, {0, 0, 0, 0}));
+  v.push_back(dw("5x5 s1 33ch 9x10", {1, 33, 9, 10}, 5, 1, {2, 2, 2, 2}));
+  v.push_back(dw("5x5 s2 72ch 13x13 batch 8 (threads)", {8, 72, 13, 13}, 5, 2, {2, 2, 2, 2}));
+  v[1].x_dtype = DType::kI8;
+  v[1].out = DType::kI8;
+  v[1].x_zp = 125;  // i8 zero point -3
+  v[1].y_zp = 120;
+  v[2].act = "";
+  v[3].x_zp = 0;
+  v[3].act = "relu";
+  v[4].out = DType::kF32;
+  v[5].bias = false;
+  v[5].per_channel = false;
+  v[6].y_zp = 250;  // saturates often
+  v[7].x_dtype = DType::kI8;
+  v[7].x_zp = 128;
+  uint64_t seed = 300;
+  for (const QConvCase& c : v) {
+    SCOPED_TRACE(c.label);
+    QConvInputs in = make_inputs(c, seed++);
+    Node n = qconv_node(c);
+    n.attrs.set("channels_last", int64_t{1});
+    n.name = "dw";
+    std::vector<Tensor> t = in.t;
+    t[0] = permuted(in.t[0], {0, 2, 3, 1});
+    std::vector<ValueInfo> infos;
+    InputInfos ptrs;
+    for (size_t i = 0; i < t.size(); ++i) {
+      n.inputs.push_back(t[i].defined() ? "in" + std::to_string(i) : "");
+      infos.push_back(ValueInfo{n.inputs[i], t[i].dtype(), t[i].shape()});
+    }
+    for (size_t i = 0; i < t.size(); ++i) ptrs.push_back(t[i].defined() ? &infos[i] : nullptr);
+    n.outputs = {"y"};
+    std::vector<ValueInfo> out(1);
+    op_def(n.op).infer(n, ptrs, out);
+    auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
+    Tensor y(out[0].dtype, out[0].shape);
+    std::vector<Tensor*> ip, op{&y};
+    for (Tensor& x : t) ip.push_back(x.defined() ? &x : nullptr);
+    RunContext ctx;
+    for (int step = 0; step < 4; ++step) {
+      if (step == 1) static_cast<int8_t*>(t[3].raw())[5] ^= 0x55;  // weights, in place
+      if (step == 2) t[4].f32()[0] *= 1.5f;                        // a weight scale
+      if (step == 3) *static_cast<uint8_t*>(t[2].raw()) ^= 0x21;   // the x zero point
+      fast->forward(ip, op, ctx);
+      std::vector<Tensor> nchw = t;
+      nchw[0] = in.t[0];
+      const Tensor want =
+          permuted(run_op(qconv_node(c), nchw, KernelChoice::kReference), {0, 2, 3, 1});
+      EXPECT_EQ(max_difference(y, want), 0.0) << "step " << step;
+    }
+  }
+}
+
 // The NHWC int8 convolutions this layout exists for: oneDNN's chosen implementation takes the
 // caller's NHWC memory as it is, so the kernel runs no reorder (the point of channels_last).
 TEST(QLinearConv, ChannelsLastDnnlKernelDoesNotReorder) {

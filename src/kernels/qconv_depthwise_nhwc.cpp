@@ -1,0 +1,333 @@
+#include "kernels/qconv_depthwise_nhwc.h"
+
+#include <immintrin.h>
+
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* as a "maybe uninitialized"
+// merge source); the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "minnow/error.h"
+
+namespace minnow::kernels {
+namespace {
+
+using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
+
+// Everything below runs only after supports() saw the ISA; the rest of the build targets
+// baseline x86-64, so each function carries the target attribute itself.
+#define MINNOW_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")))
+
+// Below this many multiply-adds a layer runs on one thread: waking the second costs more than
+// it saves.
+constexpr int64_t kParallelMacs = 150'000;
+
+// The requantization constants of one call, as the loops read them.
+struct Epilogue {
+  const float* mult;      // [cpad]
+  const int32_t* offset;  // [cpad] bias minus the zero point's share
+  float lo, hi;           // clamp in output units before rounding
+  int32_t y_zp;
+};
+
+// One input row of sample n, as u8 (i8 inputs offset by 128), into `row` [pl + w + pr + 1][cpad]:
+// the zero point in the padding columns, in padded channels and for rows outside the image.
+void pad_row(const ConvGeometry& g, int64_t cpad, const void* x, bool signed_x, uint8_t zp,
+             int64_t n, int64_t iy, uint8_t* row) {
+  const int64_t width = g.pl + g.w + g.pr + 1;  // + 1: see forward()
+  if (iy < 0 || iy >= g.h) {
+    std::memset(row, zp, static_cast<size_t>(width * cpad));
+    return;
+  }
+  std::memset(row, zp, static_cast<size_t>(g.pl * cpad));
+  std::memset(row + (g.pl + g.w) * cpad, zp, static_cast<size_t>((g.pr + 1) * cpad));
+  const auto* src = static_cast<const uint8_t*>(x) + (n * g.h + iy) * g.w * g.c;
+  uint8_t* dst = row + g.pl * cpad;
+  if (cpad == g.c && !signed_x) {
+    std::memcpy(dst, src, static_cast<size_t>(g.w * g.c));
+    return;
+  }
+  const uint8_t flip = signed_x ? 0x80 : 0;
+  for (int64_t ix = 0; ix < g.w; ++ix, src += g.c, dst += cpad) {
+    for (int64_t c = 0; c < g.c; ++c) dst[c] = src[c] ^ flip;
+    std::memset(dst + g.c, zp, static_cast<size_t>(cpad - g.c));
+  }
+}
+
+// The tap quads of one padded row: quad j of column m, channel c, holds bytes
+// row[m * pitch + 4j + t][c] for t < taps (0 past that), laid out [j][m][cpad][4].
+MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, const uint8_t* row, uint8_t* out) {
+  // Byte 4c + t of a quad vector comes from byte c of the t-th 16-byte lane.
+  alignas(64) static constexpr uint8_t kIndex[64] = {
+      0,  16, 32, 48, 1,  17, 33, 49, 2,  18, 34, 50, 3,  19, 35, 51, 4,  20, 36, 52, 5,  21,
+      37, 53, 6,  22, 38, 54, 7,  23, 39, 55, 8,  24, 40, 56, 9,  25, 41, 57, 10, 26, 42, 58,
+      11, 27, 43, 59, 12, 28, 44, 60, 13, 29, 45, 61, 14, 30, 46, 62, 15, 31, 47, 63};
+  const __m512i index = _mm512_load_si512(kIndex);
+  for (int64_t j = 0; j < q.per_row; ++j) {
+    const int taps = static_cast<int>(std::min<int64_t>(4, q.row_taps - 4 * j));
+    for (int64_t m = 0; m < q.columns; ++m) {
+      const uint8_t* at = row + (m * q.pitch + 4 * j) * cpad;
+      uint8_t* dst = out + (j * q.columns + m) * cpad * 4;
+      for (int64_t c0 = 0; c0 < cpad; c0 += 16) {
+        auto tap = [&](int t) MINNOW_VNNI {
+          return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + t * cpad + c0));
+        };
+        __m512i lanes = _mm512_zextsi128_si512(tap(0));
+        if (taps > 1) lanes = _mm512_inserti32x4(lanes, tap(1), 1);
+        if (taps > 2) lanes = _mm512_inserti32x4(lanes, tap(2), 2);
+        if (taps > 3) lanes = _mm512_inserti32x4(lanes, tap(3), 3);
+        _mm512_storeu_si512(dst + 4 * c0, _mm512_permutexvar_epi8(index, lanes));
+      }
+    }
+  }
+}
+
+// The requantization of one 16-channel block, its constants in registers (the output stores
+// may alias anything the compiler would otherwise reload after each).
+template <DType Out>
+struct Requantizer {
+  __m512 mult, lo, hi;
+  __m512i offset, y_zp;  // offset: every accumulator's start
+
+  MINNOW_VNNI Requantizer(const Epilogue& e, int64_t c0)
+      : mult(_mm512_loadu_ps(e.mult + c0)),
+        lo(_mm512_set1_ps(e.lo)),
+        hi(_mm512_set1_ps(e.hi)),
+        offset(_mm512_loadu_si512(e.offset + c0)),
+        y_zp(_mm512_set1_epi32(e.y_zp)) {}
+
+  // Requantizes accumulator `acc` (which started at `offset`) and stores the lanes in `mask` at y +
+  // at.
+  MINNOW_VNNI void store(__m512i acc, __mmask16 mask, void* y, int64_t at) const {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    if constexpr (Out == DType::kF32) {
+      _mm512_mask_storeu_ps(static_cast<float*>(y) + at, mask, v);
+    } else {
+      // lo/hi include the output range (see forward), so v rounds (to nearest even, as the
+      // reference's nearbyint) to an in-range value and the narrowing below is exact.
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), y_zp);
+      // Narrowed in a register: the masked narrowing store is microcoded on AMD's Zen cores.
+      const __m128i bytes =
+          Out == DType::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+      auto* dst = static_cast<int8_t*>(y) + at;
+      if (mask == 0xFFFF) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
+      } else {
+        _mm_mask_storeu_epi8(dst, mask, bytes);
+      }
+    }
+  }
+};
+
+// One output row from the quad rows of its K input rows. Each 16-channel block keeps its
+// weight quads in registers and sweeps the row four outputs at a time (independent
+// accumulators hide the latency of vpdpbusd). Paired (3x3, stride 1): quad m covers input
+// columns 2m .. 2m + 3, which output 2m reads with weights (w0, w1, w2, 0) and output 2m + 1
+// with (0, w0, w1, w2), so the quads are built for every other column only.
+template <int K, bool Paired, DType Out>
+MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
+                            const uint8_t* const* row_ptrs, const int8_t* wq, const Epilogue& e,
+                            void* y, int64_t y_at) {
+  constexpr int Q = Paired ? 1 : (K + 3) / 4;  // quads per kernel row in the quad rows
+  constexpr int W = Paired ? 2 : Q;            // weight quads per kernel row
+  const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
+  const uint8_t* rows[K];
+  for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
+  for (int64_t c0 = 0; c0 < c; c0 += 16) {
+    const __mmask16 mask =
+        c - c0 >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (c - c0)) - 1);
+    const Requantizer<Out> rq(e, c0);
+    __m512i w[K * W];
+#pragma GCC unroll 10
+    for (int t = 0; t < K * W; ++t) w[t] = _mm512_loadu_si512(wq + (t * cpad + c0) * 4);
+    // Output ox reads quad column `col` with weight quad `wi` of each kernel row.
+    auto col = [](int64_t ox) { return Paired ? ox / 2 : ox; };
+    auto wi = [](int64_t ox, int j) { return Paired ? static_cast<int>(ox & 1) : j; };
+    int64_t ox = 0;
+    for (; ox + 4 <= ow; ox += 4) {
+      __m512i acc[4] = {rq.offset, rq.offset, rq.offset, rq.offset};
+#pragma GCC unroll 5
+      for (int ky = 0; ky < K; ++ky) {
+#pragma GCC unroll 2
+        for (int j = 0; j < Q; ++j) {
+          const uint8_t* r = rows[ky] + j * quad_stride + c0 * 4;
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) {
+            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_loadu_si512(r + col(ox + i) * column),
+                                         w[ky * W + wi(ox + i, j)]);
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) rq.store(acc[i], mask, y, y_at + (ox + i) * c + c0);
+    }
+    for (; ox < ow; ++ox) {
+      __m512i acc = rq.offset;
+#pragma GCC unroll 5
+      for (int ky = 0; ky < K; ++ky) {
+#pragma GCC unroll 2
+        for (int j = 0; j < Q; ++j) {
+          const uint8_t* r = rows[ky] + j * quad_stride + col(ox) * column + c0 * 4;
+          acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(r), w[ky * W + wi(ox, j)]);
+        }
+      }
+      rq.store(acc, mask, y, y_at + ox * c + c0);
+    }
+  }
+}
+
+template <int K, bool Paired>
+void output_row_for(DType out, const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
+                    const uint8_t* const* rows, const int8_t* wq, const Epilogue& e, void* y,
+                    int64_t y_at) {
+  if (out == DType::kU8) {
+    return output_row<K, Paired, DType::kU8>(g, q, cpad, rows, wq, e, y, y_at);
+  }
+  if (out == DType::kI8) {
+    return output_row<K, Paired, DType::kI8>(g, q, cpad, rows, wq, e, y, y_at);
+  }
+  output_row<K, Paired, DType::kF32>(g, q, cpad, rows, wq, e, y, y_at);
+}
+
+}  // namespace
+
+bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
+  static const bool isa = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512vbmi") &&
+                          __builtin_cpu_supports("avx512vnni");
+  return isa && (x == DType::kU8 || x == DType::kI8) && g.is_depthwise() && g.kh == g.kw &&
+         (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 && std::max(g.pt, g.pb) < g.kh &&
+         std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
+}
+
+QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
+    : g_(g), x_dtype_(x), y_dtype_(y) {
+  if (!supports(g, x)) throw Error("QConvDepthwiseNhwc: unsupported geometry or CPU");
+  if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
+    throw Error("QConvDepthwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
+  }
+  cpad_ = (g.c + 15) / 16 * 16;
+  quads_.paired = g.kw == 3 && g.sw == 1;
+  quads_.row_taps = quads_.paired ? 4 : g.kw;
+  quads_.per_row = (quads_.row_taps + 3) / 4;
+  quads_.columns = quads_.paired ? (g.ow() + 1) / 2 : g.ow();
+  quads_.pitch = quads_.paired ? 2 : g.sw;
+  ring_row_ = quads_.per_row * quads_.columns * cpad_ * 4;
+  weights_of_.resize(static_cast<size_t>(g.c * g.kh * g.kw));
+  const int64_t weight_quads = quads_.paired ? 2 : quads_.per_row;
+  wq_.assign(static_cast<size_t>(g.kh * weight_quads * cpad_ * 4), 0);
+  wsum_.assign(static_cast<size_t>(cpad_), 0);
+  mult_.assign(static_cast<size_t>(cpad_), 0.0f);
+  offset_.assign(static_cast<size_t>(cpad_), 0);
+}
+
+void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
+  const int64_t k = g_.kh, taps = k * k;
+  // Weights are initializers: after the first call this compare is all that runs.
+  if (!prepared_ || std::memcmp(weights_of_.data(), w, weights_of_.size()) != 0) {
+    std::memcpy(weights_of_.data(), w, weights_of_.size());
+    std::fill(wq_.begin(), wq_.end(), int8_t{0});
+    for (int64_t c = 0; c < g_.c; ++c) {
+      int32_t sum = 0;
+      for (int64_t ky = 0; ky < k; ++ky) {
+        for (int64_t kx = 0; kx < k; ++kx) {
+          const int8_t v = w[c * taps + ky * k + kx];
+          // Paired: quads (w0, w1, w2, 0) and (0, w0, w1, w2); else kx / 4, byte kx % 4.
+          if (quads_.paired) {
+            wq_[static_cast<size_t>(((ky * 2 + 0) * cpad_ + c) * 4 + kx)] = v;
+            wq_[static_cast<size_t>(((ky * 2 + 1) * cpad_ + c) * 4 + kx + 1)] = v;
+          } else {
+            wq_[static_cast<size_t>(((ky * quads_.per_row + kx / 4) * cpad_ + c) * 4 + kx % 4)] = v;
+          }
+          sum += v;
+        }
+      }
+      wsum_[static_cast<size_t>(c)] = sum;
+    }
+    prepared_ = true;
+  }
+  // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
+  const int32_t zp = p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0);
+  for (int64_t c = 0; c < g_.c; ++c) {
+    const auto i = static_cast<size_t>(c);
+    mult_[i] = p.multiplier(c);
+    offset_[i] = (p.bias ? p.bias[c] : 0) - zp * wsum_[i];
+  }
+}
+
+void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
+                                  int64_t last, Scratch& s) const {
+  const int64_t oh = g_.oh(), k = g_.kh;
+  // The clamp before rounding: the activation's bounds, narrowed to the output's range shifted
+  // by the zero point. Rounding is monotone and the range bounds are integers, so this gives
+  // the reference's clamp-round-add-saturate exactly, with one clamp.
+  float lo = p.lo(), hi = p.hi();
+  if (y_dtype_ != DType::kF32) {
+    const float sat_lo = y_dtype_ == DType::kU8 ? 0.0f : -128.0f;
+    const float sat_hi = y_dtype_ == DType::kU8 ? 255.0f : 127.0f;
+    lo = std::max(lo, sat_lo - static_cast<float>(p.y_zp));
+    hi = std::min(hi, sat_hi - static_cast<float>(p.y_zp));
+  }
+  const Epilogue e{mult_.data(), offset_.data(), lo, hi, p.y_zp};
+  const bool signed_x = x_dtype_ == DType::kI8;
+  const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
+  // Ring slot (key % k) holds the quads of padded input row key (n * padded height + row);
+  // consecutive output rows share k - stride of their input rows.
+  int64_t key[5] = {-1, -1, -1, -1, -1};
+  const int64_t padded_h = g_.pt + g_.h + g_.pb;
+  const uint8_t* rows[5];
+  for (int64_t r = first; r < last; ++r) {
+    const int64_t n = r / oh, oy = r % oh;
+    for (int64_t ky = 0; ky < k; ++ky) {
+      const int64_t want = n * padded_h + oy * g_.sh + ky;
+      uint8_t* slot = s.ring.data() + (want % k) * ring_row_;
+      if (key[want % k] != want) {
+        pad_row(g_, cpad_, x, signed_x, zp, n, oy * g_.sh + ky - g_.pt, s.padded.data());
+        build_quads(quads_, cpad_, s.padded.data(), slot);
+        key[want % k] = want;
+      }
+      rows[ky] = slot;
+    }
+    const int64_t y_at = r * g_.ow() * g_.c;
+    const int8_t* wq = wq_.data();
+    if (k == 5) {
+      output_row_for<5, false>(y_dtype_, g_, quads_, cpad_, rows, wq, e, y, y_at);
+    } else if (quads_.paired) {
+      output_row_for<3, true>(y_dtype_, g_, quads_, cpad_, rows, wq, e, y, y_at);
+    } else {
+      output_row_for<3, false>(y_dtype_, g_, quads_, cpad_, rows, wq, e, y, y_at);
+    }
+  }
+}
+
+void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) {
+  prepare(p, w);
+  const int64_t rows = g_.n * g_.oh();
+  const int64_t macs = g_.n * g_.macs_per_sample();
+  const int threads =
+      macs < kParallelMacs ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+  if (static_cast<int>(scratch_.size()) < threads) {
+    scratch_.resize(static_cast<size_t>(threads));
+    for (Scratch& s : scratch_) {
+      // One position more than the padded width: a paired quad of the last column of an odd
+      // output width reads it (with weight 0).
+      s.padded.resize(static_cast<size_t>((g_.pl + g_.w + g_.pr + 1) * cpad_));
+      s.ring.resize(static_cast<size_t>(g_.kh * ring_row_));
+    }
+  }
+  if (threads == 1) return run_rows(p, x, y, 0, rows, scratch_[0]);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    run_rows(p, x, y, rows * t / nt, rows * (t + 1) / nt, scratch_[static_cast<size_t>(t)]);
+  }
+}
+
+}  // namespace minnow::kernels

@@ -1,0 +1,70 @@
+// int8 depthwise convolution on channels-last (NHWC) data, 3x3 or 5x5 kernels, any stride and
+// padding (dilation 1), on CPUs with AVX-512 F/BW/VL/VBMI/VNNI (checked at run time).
+//
+// Why: oneDNN 2.6's int8 depthwise kernels (brdgmm_dw, jit_int8) were the slowest layers of an
+// int8 MobileNetV2, slower than its f32 depthwise layers (14x14x144 at batch 1: 5.7 us int8,
+// 2.9 us f32, one thread), which left int8 no faster than f32 for the whole network.
+//
+// How: VNNI's vpdpbusd adds four u8 x s8 products into each int32 lane. Here a lane is a
+// channel and its four bytes are four horizontal taps of one kernel row, so a 3x3 output is
+// three instructions per 16 channels (nine FMAs in f32). Those tap quads are built once per
+// input row (one byte permute per 16 channels and output column) into a small per-thread ring
+// of kh rows, which consecutive output rows share. Padding is filled with the zero point, so
+// every output uses every tap and the zero point's share, x_zp * sum(w), is one per-channel
+// constant folded into the bias; i8 inputs are offset by 128 to u8 the same way. The int32
+// accumulator is the integer reference's exactly, and the requantization performs the
+// reference's float steps (kernels/qlinear_reference.h), so outputs agree bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/conv_geometry.h"
+#include "kernels/qlinear_reference.h"
+#include "minnow/dtype.h"
+
+namespace minnow::kernels {
+
+class QConvDepthwiseNhwc {
+ public:
+  // Whether this CPU and geometry can use it: depthwise (one output per input channel),
+  // kernel 3x3 or 5x5, dilation 1, padding smaller than the kernel, input u8 or i8.
+  static bool supports(const ConvGeometry& g, DType x);
+  // Requires supports(g, x); throws minnow::Error otherwise. y: u8, i8 or f32.
+  QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y);
+
+  // x [n,h,w,c], w [c,1,kh,kw], y [n,oh,ow,c]. p.w_zp must be all zero (weights symmetric).
+  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
+
+  // How the tap quads of one input row are laid out: per_row quads per column (taps 4j ..
+  // 4j + 3 of row_taps), `columns` columns, `pitch` input positions apart. Paired (3x3, stride
+  // 1): one 4-tap quad per two output columns, which both read it (see the .cpp).
+  struct QuadLayout {
+    bool paired = false;
+    int64_t row_taps = 0, per_row = 0, columns = 0, pitch = 0;
+  };
+
+ private:
+  // Per-thread scratch: one input row padded with the zero point, and the ring of quad rows.
+  struct Scratch {
+    std::vector<uint8_t> padded, ring;
+  };
+  void prepare(const QLinearParams& p, const int8_t* w);
+  void run_rows(const QLinearParams& p, const void* x, void* y, int64_t first, int64_t last,
+                Scratch& s) const;
+
+  ConvGeometry g_;
+  DType x_dtype_, y_dtype_;
+  int64_t cpad_;  // channels rounded up to 16
+  QuadLayout quads_;
+  int64_t ring_row_;                // bytes of one row's quads: per_row * columns * cpad_ * 4
+  std::vector<int8_t> weights_of_;  // the weights wq_ was made from
+  bool prepared_ = false;
+  std::vector<int8_t> wq_;       // [kh][weight quads per row][cpad_][4]
+  std::vector<int32_t> wsum_;    // [cpad_] sum of each channel's weights
+  std::vector<float> mult_;      // [cpad_] x_scale * w_scale[c] (/ y_scale)
+  std::vector<int32_t> offset_;  // [cpad_] bias - (x_zp + 128 for i8) * wsum
+  std::vector<Scratch> scratch_;
+};
+
+}  // namespace minnow::kernels
