@@ -101,25 +101,29 @@ struct Requantizer {
         offset(_mm512_loadu_si512(e.offset + c0)),
         y_zp(_mm512_set1_epi32(e.y_zp)) {}
 
-  // Requantizes accumulator `acc` (which started at `offset`) and stores the lanes in `mask` at y +
-  // at.
-  MINNOW_VNNI void store(__m512i acc, __mmask16 mask, void* y, int64_t at) const {
+  // Requantizes accumulator `acc` (which started at `offset`) and stores its first `lanes`
+  // channels at y + at.
+  MINNOW_VNNI void store(__m512i acc, int64_t lanes, void* y, int64_t at) const {
     __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
     if constexpr (Out == DType::kF32) {
-      _mm512_mask_storeu_ps(static_cast<float*>(y) + at, mask, v);
+      _mm512_mask_storeu_ps(static_cast<float*>(y) + at, static_cast<__mmask16>((1u << lanes) - 1),
+                            v);
     } else {
       // lo/hi include the output range (see forward), so v rounds (to nearest even, as the
       // reference's nearbyint) to an in-range value and the narrowing below is exact.
       const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), y_zp);
-      // Narrowed in a register: the masked narrowing store is microcoded on AMD's Zen cores.
       const __m128i bytes =
           Out == DType::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
       auto* dst = static_cast<int8_t*>(y) + at;
-      if (mask == 0xFFFF) {
+      if (lanes == 16) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
       } else {
-        _mm_mask_storeu_epi8(dst, mask, bytes);
+        // Not a masked store: compilers turn that into the masked narrowing store, which is
+        // microcoded and slow on AMD's Zen cores.
+        alignas(16) int8_t tail[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
+        std::memcpy(dst, tail, static_cast<size_t>(lanes));
       }
     }
   }
@@ -140,44 +144,45 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
   const uint8_t* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
   for (int64_t c0 = 0; c0 < c; c0 += 16) {
-    const __mmask16 mask =
-        c - c0 >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (c - c0)) - 1);
+    const int64_t lanes = std::min<int64_t>(16, c - c0);
     const Requantizer<Out> rq(e, c0);
     __m512i w[K * W];
 #pragma GCC unroll 10
     for (int t = 0; t < K * W; ++t) w[t] = _mm512_loadu_si512(wq + (t * cpad + c0) * 4);
-    // Output ox reads quad column `col` with weight quad `wi` of each kernel row.
-    auto col = [](int64_t ox) { return Paired ? ox / 2 : ox; };
-    auto wi = [](int64_t ox, int j) { return Paired ? static_cast<int>(ox & 1) : j; };
+    // Output ox reads quad column ox (paired: ox / 2, with weight quad ox % 2) of each quad row.
+    // Indices into w are compile-time constants, so the weights stay in registers.
     int64_t ox = 0;
-    for (; ox + 4 <= ow; ox += 4) {
+    for (; ox + 4 <= ow; ox += 4) {  // ox is even
       __m512i acc[4] = {rq.offset, rq.offset, rq.offset, rq.offset};
 #pragma GCC unroll 5
       for (int ky = 0; ky < K; ++ky) {
 #pragma GCC unroll 2
         for (int j = 0; j < Q; ++j) {
-          const uint8_t* r = rows[ky] + j * quad_stride + c0 * 4;
+          const uint8_t* r = rows[ky] + j * quad_stride + (Paired ? ox / 2 : ox) * column + c0 * 4;
 #pragma GCC unroll 4
           for (int i = 0; i < 4; ++i) {
-            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_loadu_si512(r + col(ox + i) * column),
-                                         w[ky * W + wi(ox + i, j)]);
+            const int64_t at = Paired ? i / 2 : i;
+            const __m512i wv = w[ky * W + (Paired ? i % 2 : j)];
+            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_loadu_si512(r + at * column), wv);
           }
         }
       }
 #pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) rq.store(acc[i], mask, y, y_at + (ox + i) * c + c0);
+      for (int i = 0; i < 4; ++i) rq.store(acc[i], lanes, y, y_at + (ox + i) * c + c0);
     }
     for (; ox < ow; ++ox) {
       __m512i acc = rq.offset;
+      const bool odd = Paired && (ox & 1);
 #pragma GCC unroll 5
       for (int ky = 0; ky < K; ++ky) {
 #pragma GCC unroll 2
         for (int j = 0; j < Q; ++j) {
-          const uint8_t* r = rows[ky] + j * quad_stride + col(ox) * column + c0 * 4;
-          acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(r), w[ky * W + wi(ox, j)]);
+          const uint8_t* r = rows[ky] + j * quad_stride + (Paired ? ox / 2 : ox) * column + c0 * 4;
+          const __m512i wv = odd ? w[ky * W + 1] : w[ky * W + j];
+          acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(r), wv);
         }
       }
-      rq.store(acc, mask, y, y_at + ox * c + c0);
+      rq.store(acc, lanes, y, y_at + ox * c + c0);
     }
   }
 }
@@ -222,7 +227,8 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
   ring_row_ = quads_.per_row * quads_.columns * cpad_ * 4;
   weights_of_.resize(static_cast<size_t>(g.c * g.kh * g.kw));
   const int64_t weight_quads = quads_.paired ? 2 : quads_.per_row;
-  wq_.assign(static_cast<size_t>(g.kh * weight_quads * cpad_ * 4), 0);
+  wq_size_ = g.kh * weight_quads * cpad_ * 4;
+  wq_.get(wq_size_);
   wsum_.assign(static_cast<size_t>(cpad_), 0);
   mult_.assign(static_cast<size_t>(cpad_), 0.0f);
   offset_.assign(static_cast<size_t>(cpad_), 0);
@@ -233,7 +239,8 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
   // Weights are initializers: after the first call this compare is all that runs.
   if (!prepared_ || std::memcmp(weights_of_.data(), w, weights_of_.size()) != 0) {
     std::memcpy(weights_of_.data(), w, weights_of_.size());
-    std::fill(wq_.begin(), wq_.end(), int8_t{0});
+    int8_t* wq = wq_.data();
+    std::fill(wq, wq + wq_size_, int8_t{0});
     for (int64_t c = 0; c < g_.c; ++c) {
       int32_t sum = 0;
       for (int64_t ky = 0; ky < k; ++ky) {
@@ -241,10 +248,10 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
           const int8_t v = w[c * taps + ky * k + kx];
           // Paired: quads (w0, w1, w2, 0) and (0, w0, w1, w2); else kx / 4, byte kx % 4.
           if (quads_.paired) {
-            wq_[static_cast<size_t>(((ky * 2 + 0) * cpad_ + c) * 4 + kx)] = v;
-            wq_[static_cast<size_t>(((ky * 2 + 1) * cpad_ + c) * 4 + kx + 1)] = v;
+            wq[((ky * 2 + 0) * cpad_ + c) * 4 + kx] = v;
+            wq[((ky * 2 + 1) * cpad_ + c) * 4 + kx + 1] = v;
           } else {
-            wq_[static_cast<size_t>(((ky * quads_.per_row + kx / 4) * cpad_ + c) * 4 + kx % 4)] = v;
+            wq[((ky * quads_.per_row + kx / 4) * cpad_ + c) * 4 + kx % 4] = v;
           }
           sum += v;
         }
@@ -318,8 +325,8 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
     for (Scratch& s : scratch_) {
       // One position more than the padded width: a paired quad of the last column of an odd
       // output width reads it (with weight 0).
-      s.padded.resize(static_cast<size_t>((g_.pl + g_.w + g_.pr + 1) * cpad_));
-      s.ring.resize(static_cast<size_t>(g_.kh * ring_row_));
+      s.padded.get((g_.pl + g_.w + g_.pr + 1) * cpad_);
+      s.ring.get(g_.kh * ring_row_);
     }
   }
   if (threads == 1) return run_rows(p, x, y, 0, rows, scratch_[0]);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
 #include "kernels/qlinear_reference.h"
 #include "minnow/dtype.h"
@@ -47,7 +48,7 @@ class QConvDepthwiseNhwc {
  private:
   // Per-thread scratch: one input row padded with the zero point, and the ring of quad rows.
   struct Scratch {
-    std::vector<uint8_t> padded, ring;
+    AlignedBuffer<uint8_t> padded, ring;
   };
   void prepare(const QLinearParams& p, const int8_t* w);
   void run_rows(const QLinearParams& p, const void* x, void* y, int64_t first, int64_t last,
@@ -60,7 +61,8 @@ class QConvDepthwiseNhwc {
   int64_t ring_row_;                // bytes of one row's quads: per_row * columns * cpad_ * 4
   std::vector<int8_t> weights_of_;  // the weights wq_ was made from
   bool prepared_ = false;
-  std::vector<int8_t> wq_;       // [kh][weight quads per row][cpad_][4]
+  AlignedBuffer<int8_t> wq_;     // [kh][weight quads per row][cpad_][4]
+  int64_t wq_size_ = 0;
   std::vector<int32_t> wsum_;    // [cpad_] sum of each channel's weights
   std::vector<float> mult_;      // [cpad_] x_scale * w_scale[c] (/ y_scale)
   std::vector<int32_t> offset_;  // [cpad_] bias - (x_zp + 128 for i8) * wsum
