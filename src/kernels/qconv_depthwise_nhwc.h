@@ -61,7 +61,7 @@ class QConvDepthwiseNhwc {
   int64_t ring_row_;                // bytes of one row's quads: per_row * columns * cpad_ * 4
   std::vector<int8_t> weights_of_;  // the weights wq_ was made from
   bool prepared_ = false;
-  AlignedBuffer<int8_t> wq_;     // [kh][weight quads per row][cpad_][4]
+  AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_][4]
   int64_t wq_size_ = 0;
   std::vector<int32_t> wsum_;    // [cpad_] sum of each channel's weights
   std::vector<float> mult_;      // [cpad_] x_scale * w_scale[c] (/ y_scale)
