@@ -6,6 +6,8 @@
 // scales or the zero-point pattern change; the weights are reordered into oneDNN's layout
 // (with its zero-point compensation) once per primitive and again only if their bytes change.
 // Zero points are run-time arguments. After the first call nothing is allocated per call.
+// A fused residual (QLinearParams::sum) is a binary-add post-op of its raw codes followed by a
+// linear post-op that takes the sum to the output's units.
 #pragma once
 
 #include <dnnl.hpp>
@@ -40,6 +42,9 @@ class QConvDnnl {
     std::vector<float> scales;  // per output channel
     float lo = 0, hi = 0;       // clamp in output units (infinite: none)
     bool src_zp = false, dst_zp = false;
+    bool sum = false;  // a fused residual: binary-add and linear post-ops (see forward)
+    DType sum_dtype = DType::kU8;
+    float sum_alpha = 0, sum_beta = 0;
     bool operator==(const Key&) const = default;
   };
   void build(const Key& k);
@@ -55,7 +60,7 @@ class QConvDnnl {
 
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::memory src_user_, src_inner_, dst_user_, dst_inner_, wei_user_, wei_inner_, bias_;
-  dnnl::memory zp_src_, zp_dst_, scratch_;
+  dnnl::memory zp_src_, zp_dst_, scratch_, sum_;
   dnnl_glue::Call conv_, src_reorder_, dst_reorder_, wei_reorder_;
 };
 

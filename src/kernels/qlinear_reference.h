@@ -35,6 +35,12 @@ struct QLinearParams {
   float y_scale = 1.0f;
   int32_t y_zp = 0;
   float act_lo = -INFINITY, act_hi = INFINITY;  // the fused activation, in real units
+  // A fused residual (passes/fuse_qlinear_residual.h), quantized output only: sum [same shape as
+  // y] with its scale and zero point, added before the activation. nullptr: none.
+  const void* sum = nullptr;
+  DType sum_dtype = DType::kU8;
+  float sum_scale = 1.0f;
+  int32_t sum_zp = 0;
 
   float w_scale_of(int64_t o) const { return w_scale[w_count == 1 ? 0 : o]; }
   int32_t w_zp_of(int64_t o) const { return w_zp ? w_zp[w_count == 1 ? 0 : o] : 0; }
@@ -44,10 +50,21 @@ struct QLinearParams {
     }
     return true;
   }
-  // The factor that takes channel o's accumulator to the output's units.
+  // The factor that takes channel o's accumulator to the output's units (with a residual: to
+  // the residual's, see sum_alpha()).
   float multiplier(int64_t o) const {
     const float real = x_scale * w_scale_of(o);
+    if (sum) return real / sum_scale;
     return out == DType::kF32 ? real : real / y_scale;
+  }
+  // With a residual, v = acc * multiplier(o) + sum is in the residual's steps and offset by its
+  // zero point; v * sum_alpha() + sum_beta() is then in the output's units. (The order of
+  // oneDNN's post-ops: binary add, then linear.)
+  float sum_alpha() const { return sum_scale / y_scale; }
+  float sum_beta() const { return -static_cast<float>(sum_zp) * sum_alpha(); }
+  float sum_at(int64_t i) const {
+    return sum_dtype == DType::kU8 ? static_cast<const uint8_t*>(sum)[i]
+                                   : static_cast<const int8_t*>(sum)[i];
   }
   // The activation bounds in the output's units.
   float lo() const { return out == DType::kF32 ? act_lo : act_lo / y_scale; }
@@ -65,6 +82,11 @@ inline int32_t saturate_to(DType t, float v) {
 inline void requantize_one(const QLinearParams& p, int64_t acc, float m, float lo, float hi,
                            void* y, int64_t i) {
   float v = static_cast<float>(acc) * m;
+  if (p.sum) {
+    v += p.sum_at(i);
+    v = v * p.sum_alpha();
+    v = v + p.sum_beta();
+  }
   v = std::min(std::max(v, lo), hi);
   if (p.out == DType::kF32) {
     static_cast<float*>(y)[i] = v;

@@ -1,5 +1,6 @@
 // QLinearConv: int8 2-d convolution with ONNX QLinearConv's inputs (see qlinear_params.h) and
-// Conv2d's attributes (strides, pads [t,l,b,r], dilations, group, fused activation).
+// Conv2d's attributes (strides, pads [t,l,b,r], dilations, group, fused activation), and an
+// optional fused residual (inputs 9-11, see qlinear_params.h) added before the activation.
 // x [N,C,H,W] u8|i8, w [O,C/group,kh,kw] i8 -> y [N,O,OH,OW] u8|i8, or f32 without y_scale.
 // Attribute channels_last=1 (set by passes/channels_last.h): x is [N,H,W,C] and y
 // [N,OH,OW,O], in the graph's shapes and in memory, which is the layout oneDNN computes int8
@@ -85,6 +86,14 @@ void infer_qconv(const Node& n, const InputInfos& in, std::vector<ValueInfo>& ou
   out[0].dtype = q::validate(n, in, g.o);
   out[0].shape = channels_last_attr(n) ? Shape{in[q::kX]->shape[0], g.oh(), g.ow(), g.o}
                                        : Shape{in[q::kX]->shape[0], g.o, g.oh(), g.ow()};
+  if (const ValueInfo* sum = q::optional(in, q::kSum)) {
+    bool same = sum->shape.size() == 4;
+    for (size_t d = 1; same && d < 4; ++d) same = sum->shape[d] == out[0].shape[d];
+    if (!same) {
+      fail(n, "sum '" + sum->name + "' has shape " + shape_str(sum->shape) + ", expected " +
+                  shape_str(out[0].shape) + " (the output's)");
+    }
+  }
 }
 
 int64_t qconv_macs(const Node& n, const InputInfos& in, const std::vector<ValueInfo>&) {
@@ -97,11 +106,19 @@ ConvGeometry concrete_geometry(const Node& n, const InputInfos& in) {
   return g;
 }
 
-void check_input(const Node& n, const ConvGeometry& g, DType x_dtype, const Tensor& x) {
-  const Shape want = channels_last_attr(n) ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
+void check_input(const Node& n, const ConvGeometry& g, DType x_dtype, Tensors in) {
+  const Tensor& x = *in[q::kX];
+  const bool nhwc = channels_last_attr(n);
+  const Shape want = nhwc ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
   if (x.dtype() != x_dtype || x.shape() != want) {
     fail(n, "kernel built for input " + shape_str(want) + " " + q::dtype_str(x_dtype) + ", got " +
                 shape_str(x.shape()) + " " + q::dtype_str(x.dtype()));
+  }
+  if (const Tensor* sum = q::optional(in, q::kSum)) {
+    const Shape y = nhwc ? Shape{g.n, g.oh(), g.ow(), g.o} : Shape{g.n, g.o, g.oh(), g.ow()};
+    if (sum->shape() != y) {
+      fail(n, "kernel built for sum " + shape_str(y) + ", got " + shape_str(sum->shape()));
+    }
   }
 }
 
@@ -125,7 +142,7 @@ class QConvReference : public Kernel {
         out_(out[0].dtype) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
-    check_input(node_, g_, x_dtype_, *in[q::kX]);
+    check_input(node_, g_, x_dtype_, in);
     run_reference(g_, q::read_params(node_, in, out_, act_), *in[q::kX], *in[q::kW], *out[0],
                   channels_last_attr(node_));
   }
@@ -151,14 +168,15 @@ class QConvFast : public Kernel {
         out_(out[0].dtype),
         nhwc_(channels_last_attr(n)),
         dnnl_(g_, x_dtype_, out_, nhwc_) {
-    if (nhwc_ && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
+    const bool sum = q::optional(in, q::kSum) != nullptr;
+    if (nhwc_ && !sum && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
       depthwise_.emplace(g_, x_dtype_, out_);
     }
   }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
-    check_input(node_, g_, x_dtype_, x);
+    check_input(node_, g_, x_dtype_, in);
     const kernels::QLinearParams p = q::read_params(node_, in, out_, act_);
     if (!p.w_zp_all_zero() || g_.n == 0) {
       return run_reference(g_, p, x, *in[q::kW], *out[0], nhwc_);
@@ -190,7 +208,7 @@ std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
 
 }  // namespace
 
-const OpDef kQLinearConvDef = {OpKind::kQLinearConv, "QLinearConv",  5,         9,     1,
+const OpDef kQLinearConvDef = {OpKind::kQLinearConv, "QLinearConv",  5,         12,    1,
                                infer_qconv,          make_reference, make_fast, false, qconv_macs};
 
 }  // namespace minnow::ops

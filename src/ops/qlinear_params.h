@@ -1,6 +1,8 @@
 // Inputs shared by QLinearConv and QLinearLinear (ONNX QLinearConv's order):
 //   0 x (u8|i8), 1 x_scale, 2 x_zero_point, 3 w (i8), 4 w_scale, 5 w_zero_point,
 //   6 y_scale, 7 y_zero_point, 8 B (i32)
+// and, for QLinearConv only (a residual Add fused by passes/fuse_qlinear_residual.h; not ONNX):
+//   9 sum (u8|i8, y's shape), 10 sum_scale, 11 sum_zero_point
 // Their validation at inference time and the reading of the scale/zero-point values at run time.
 #pragma once
 
@@ -12,7 +14,21 @@
 
 namespace minnow::ops::qlinear {
 
-enum Input { kX = 0, kXScale, kXZp, kW, kWScale, kWZp, kYScale, kYZp, kBias, kNumInputs };
+enum Input {
+  kX = 0,
+  kXScale,
+  kXZp,
+  kW,
+  kWScale,
+  kWZp,
+  kYScale,
+  kYZp,
+  kBias,
+  kNumInputs,
+  kSum = kNumInputs,
+  kSumScale,
+  kSumZp
+};
 
 inline const ValueInfo* optional(const InputInfos& in, int i) {
   return static_cast<size_t>(i) < in.size() ? in[i] : nullptr;
@@ -91,6 +107,14 @@ inline DType validate(const Node& n, const InputInfos& in, int64_t channels) {
                   std::to_string(channels) + "]");
     }
   }
+  if (const ValueInfo* sum = optional(in, kSum)) {
+    if (sum->dtype != DType::kU8 && sum->dtype != DType::kI8) {
+      fail(n, "sum '" + sum->name + "' has dtype " + dtype_str(sum->dtype) + ", expected u8 or i8");
+    }
+    if (out == DType::kF32) fail(n, "sum '" + sum->name + "' needs a quantized output (y_scale)");
+    const ValueInfo ss = scale(kSumScale, "sum_scale", false);
+    zero_point(kSumZp, "sum_zero_point", ss, sum->dtype);
+  }
   FusedActivation::of(n);  // validates the attribute
   return out;
 }
@@ -128,6 +152,12 @@ inline kernels::QLinearParams read_params(const Node& n, Tensors in, DType out,
   if (act.on) {
     p.act_lo = act.lo;
     p.act_hi = act.hi;
+  }
+  if (const Tensor* sum = optional(in, kSum)) {
+    p.sum = sum->raw();
+    p.sum_dtype = sum->dtype();
+    p.sum_scale = positive(*static_cast<const float*>(in[kSumScale]->raw()), "sum_scale");
+    p.sum_zp = zp_value(optional(in, kSumZp));
   }
   return p;
 }

@@ -19,7 +19,9 @@ std::vector<size_t> layout_inputs(const Node& n) {
     case OpKind::kConv2d:  // and its residual `sum`, when fused (passes/fuse_residual_add.h)
       if (n.inputs.size() > 3 && !n.inputs[3].empty()) return {0, 3};
       return {0};
-    case OpKind::kQLinearConv:
+    case OpKind::kQLinearConv:  // and its residual `sum` (passes/fuse_qlinear_residual.h)
+      if (n.inputs.size() > 9 && !n.inputs[9].empty()) return {0, 9};
+      return {0};
     case OpKind::kQLinearGlobalAvgPool:
     case OpKind::kGlobalAvgPool:
       return {0};

@@ -14,6 +14,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fold_constants.h"
 #include "passes/fuse_activation.h"
+#include "passes/fuse_qlinear_residual.h"
 #include "passes/fuse_residual_add.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
@@ -93,6 +94,7 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
     // Quantized patterns run on integer kernels; dequantized constants left over (weights of
     // layers kept in float) are then folded once here instead of on every run.
     lower_qdq(graph_);
+    fuse_qlinear_residual(graph_);
     fold_constants(graph_);
     channels_last(graph_);  // activations stay NHWC between convolutions (int8 and f32)
     graph_.validate();

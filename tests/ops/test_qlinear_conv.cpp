@@ -11,6 +11,7 @@
 #include "core/op_registry.h"
 #include "kernels/qconv_dnnl.h"
 #include "minnow/error.h"
+#include "ops/fused_activation.h"
 #include "qlinear_test_util.h"
 
 namespace minnow {
@@ -372,6 +373,79 @@ TEST(QLinearConv, ReferenceMatchesFloatConvolution) {
       }
     }
     EXPECT_LE(worst, 1.0);
+  }
+}
+
+// A fused residual (inputs 9-11, passes/fuse_qlinear_residual.h): y = Q(act(conv_real +
+// (sum - sum_zp) * sum_scale)). The reference equals that float computation within one step;
+// the oneDNN kernel (NCHW and NHWC) agrees with the reference as in FastMatchesReference.
+TEST(QLinearConv, FusedResidualMatchesReferenceAndFloat) {
+  struct SumCase {
+    QConvCase c;
+    DType sum_dtype;
+    int sum_zp;
+  };
+  std::vector<SumCase> v;
+  v.push_back(
+      {{"1x1 96->24 14x14 (mobilenet project)", {2, 96, 14, 14}, {24, 96, 1, 1}}, DType::kU8, 131});
+  v.push_back({{"3x3 16->16 pad 1 relu (resnet block)",
+                {1, 16, 12, 12},
+                {16, 16, 3, 3},
+                {1, 1},
+                {1, 1, 1, 1}},
+               DType::kU8,
+               0});
+  v[1].c.act = "relu";
+  v.push_back(
+      {{"1x1 s2 16->32 i8 residual relu6", {3, 16, 9, 9}, {32, 16, 1, 1}, {2, 2}}, DType::kI8, -5});
+  v[2].c.act = "relu6";
+  uint64_t seed = 400;
+  for (const SumCase& sc : v) {
+    for (bool nhwc : {false, true}) {
+      const QConvCase& c = sc.c;
+      SCOPED_TRACE(c.label + (nhwc ? " NHWC" : " NCHW"));
+      QConvInputs in = make_inputs(c, seed++);
+      Rng rng(seed);
+      Node n = qconv_node(c);
+      const Tensor plain = run_op(n, in.t, KernelChoice::kReference);  // y's shape and dtype
+      const bool u8 = sc.sum_dtype == DType::kU8;
+      const float sum_scale = in.y_scale * 0.7f;
+      std::vector<Tensor> t = in.t;
+      t.push_back(
+          testing::random_q(sc.sum_dtype, plain.shape(), rng, u8 ? 0 : -128, u8 ? 255 : 127));
+      t.push_back(testing::f32_tensor({}, {sum_scale}));
+      t.push_back(testing::zp_tensor(sc.sum_dtype, sc.sum_zp));
+      const Tensor ref = run_op(n, t, KernelChoice::kReference);
+      // The float computation, from the f32-output convolution (y_scale / y_zero_point absent).
+      std::vector<Tensor> f = in.t;
+      f[6] = Tensor();
+      f[7] = Tensor();
+      QConvCase linear = c;
+      linear.act.clear();
+      const Node nf = qconv_node(linear);
+      const Tensor real = run_op(nf, f, KernelChoice::kReference);
+      const ops::FusedActivation act = ops::FusedActivation::of(qconv_node(c));
+      const double y_zp = element(in.t[7], 0);
+      double worst = 0;
+      for (int64_t i = 0; i < ref.numel(); ++i) {
+        double r = element(real, i) + (element(t[9], i) - sc.sum_zp) * sum_scale;
+        if (act.on) r = std::clamp(r, static_cast<double>(act.lo), static_cast<double>(act.hi));
+        const double expect = std::clamp(std::nearbyint(r / in.y_scale) + y_zp, 0.0, 255.0);
+        worst = std::max(worst, std::abs(expect - element(ref, i)));
+      }
+      EXPECT_LE(worst, 1.0);
+      std::vector<Tensor> tn = t;
+      if (nhwc) {
+        n.attrs.set("channels_last", int64_t{1});
+        tn[0] = permuted(t[0], {0, 2, 3, 1});
+        tn[9] = permuted(t[9], {0, 2, 3, 1});
+      }
+      const Tensor fast = run_op(n, tn, KernelChoice::kFast, 2);
+      const Tensor want = nhwc ? permuted(ref, {0, 2, 3, 1}) : ref;
+      int64_t differing = 0;
+      EXPECT_LE(max_difference(fast, want, &differing), 1.0);
+      EXPECT_LE(differing, want.numel() / 200 + 1);
+    }
   }
 }
 
