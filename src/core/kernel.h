@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "minnow/tensor.h"
 
@@ -33,6 +34,10 @@ class Kernel {
   // or nullptr when it is not needed. `in` and `out` hold what forward() saw and produced.
   virtual void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in,
                         RunContext& ctx);
+  // A promise from the caller (the inference session, for graph initializers): input i, where
+  // constant[i] is set, keeps its storage and its values for this kernel's lifetime. Kernels
+  // that prepare such inputs once (packed weights) may then skip checking them on every call.
+  virtual void set_constant_inputs(const std::vector<bool>& constant) { (void)constant; }
 };
 
 }  // namespace minnow

@@ -237,7 +237,10 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
 void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
   const int64_t k = g_.kh, taps = k * k;
   // Weights are initializers: after the first call this compare is all that runs.
-  if (!prepared_ || std::memcmp(weights_of_.data(), w, weights_of_.size()) != 0) {
+  const bool stale = !prepared_ || (weights_constant_ ? w != prepared_address_
+                                                      : std::memcmp(weights_of_.data(), w,
+                                                                    weights_of_.size()) != 0);
+  if (stale) {
     std::memcpy(weights_of_.data(), w, weights_of_.size());
     int8_t* wq = wq_.data();
     std::fill(wq, wq + wq_size_, int8_t{0});
@@ -259,6 +262,7 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(c)] = sum;
     }
     prepared_ = true;
+    prepared_address_ = w;
   }
   // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
   const int32_t zp = p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0);

@@ -37,6 +37,9 @@ class QConvDepthwiseNhwc {
   // x [n,h,w,c], w [c,1,kh,kw], y [n,oh,ow,c]. p.w_zp must be all zero (weights symmetric).
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
 
+  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
+  void set_weights_constant(bool constant) { weights_constant_ = constant; }
+
   // How the tap quads of one input row are laid out: per_row quads per column (taps 4j ..
   // 4j + 3 of row_taps), `columns` columns, `pitch` input positions apart. Paired (3x3, stride
   // 1): one 4-tap quad per two output columns, which both read it (see the .cpp).
@@ -61,6 +64,8 @@ class QConvDepthwiseNhwc {
   int64_t ring_row_;                // bytes of one row's quads: per_row * columns * cpad_ * 4
   std::vector<int8_t> weights_of_;  // the weights wq_ was made from
   bool prepared_ = false;
+  bool weights_constant_ = false;
+  const int8_t* prepared_address_ = nullptr;
   AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_][4]
   int64_t wq_size_ = 0;
   std::vector<int32_t> wsum_;    // [cpad_] sum of each channel's weights

@@ -29,6 +29,10 @@ class QConvDnnl {
   // x [n,c,h,w] NCHW (or [n,h,w,c]), w [o,cg,kh,kw], y [n,o,oh,ow] (or [n,oh,ow,o]).
   // p.w_zp must be all zero.
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
+  // The caller promises the weights' storage and values never change (graph initializers in
+  // an inference session): then they are packed once per address instead of being compared
+  // with the packed copy on every call.
+  void set_weights_constant(bool constant) { weights_constant_ = constant; }
   // The oneDNN implementation in use ("" before the first forward), for benchmarks and tests.
   std::string impl() const;
   // Whether forward() reorders x or y between the caller's layout and oneDNN's (false before
@@ -57,6 +61,8 @@ class QConvDnnl {
   bool built_ = false;
   std::vector<int8_t> packed_from_;  // the plain weights wei_inner_ was made from
   bool packed_ = false;
+  bool weights_constant_ = false;
+  const int8_t* packed_address_ = nullptr;
 
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::memory src_user_, src_inner_, dst_user_, dst_inner_, wei_user_, wei_inner_, bias_;

@@ -186,6 +186,12 @@ class QConvFast : public Kernel {
     dnnl_.forward(p, x.raw(), w, out[0]->raw());
   }
 
+  void set_constant_inputs(const std::vector<bool>& constant) override {
+    const bool w = constant.size() > q::kW && constant[q::kW];
+    dnnl_.set_weights_constant(w);
+    if (depthwise_) depthwise_->set_weights_constant(w);
+  }
+
  private:
   Node node_;
   ConvGeometry g_;

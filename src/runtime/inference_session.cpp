@@ -227,6 +227,10 @@ InferenceSession::Plan& InferenceSession::plan_for(int64_t batch) {
       s.out.push_back(&t);
     }
     s.kernel = make_kernel(n, in, out, kernels_);
+    // graph_ is never changed after construction, so its initializers are constant.
+    std::vector<bool> constant;
+    for (const std::string& name : n.inputs) constant.push_back(graph_.initializers.count(name));
+    s.kernel->set_constant_inputs(constant);
     plan->steps.push_back(std::move(s));
   }
   Plan& ref = *plan;

@@ -481,6 +481,56 @@ TEST(QLinearConv, FastKernelFollowsChangedWeightsAndScales) {
   }
 }
 
+// With the session's promise that the weights are constant (graph initializers), the kernels
+// prepare them once per address: a weight tensor at another address is prepared again.
+TEST(QLinearConv, ConstantWeightsArePreparedPerAddress) {
+  for (const QConvCase& c : {cases()[1], cases()[2]}) {  // oneDNN; depthwise (own kernel NHWC)
+    for (bool nhwc : {false, true}) {
+      SCOPED_TRACE(c.label + (nhwc ? " NHWC" : ""));
+      QConvInputs in = make_inputs(c, 9);
+      Node n = qconv_node(c);
+      n.name = "qconv";
+      std::vector<Tensor> t = in.t;
+      if (nhwc) {
+        n.attrs.set("channels_last", int64_t{1});
+        t[0] = permuted(in.t[0], {0, 2, 3, 1});
+      }
+      std::vector<ValueInfo> infos;
+      InputInfos ptrs;
+      for (size_t i = 0; i < t.size(); ++i) {
+        n.inputs.push_back(t[i].defined() ? "in" + std::to_string(i) : "");
+        infos.push_back(ValueInfo{n.inputs[i], t[i].dtype(), t[i].shape()});
+      }
+      for (size_t i = 0; i < t.size(); ++i) ptrs.push_back(t[i].defined() ? &infos[i] : nullptr);
+      n.outputs = {"y"};
+      std::vector<ValueInfo> out(1);
+      op_def(n.op).infer(n, ptrs, out);
+      auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
+      std::vector<bool> constant(t.size(), false);
+      constant[3] = constant[4] = true;
+      fast->set_constant_inputs(constant);
+      Tensor y(out[0].dtype, out[0].shape);
+      RunContext ctx;
+      for (int step = 0; step < 2; ++step) {
+        if (step == 1) {  // other weights in another tensor
+          t[3] = t[3].clone();
+          for (int64_t i = 0; i < t[3].numel(); i += 3) static_cast<int8_t*>(t[3].raw())[i] ^= 0x35;
+        }
+        std::vector<Tensor*> ip, op{&y};
+        for (Tensor& x : t) ip.push_back(x.defined() ? &x : nullptr);
+        fast->forward(ip, op, ctx);
+        std::vector<Tensor> nchw = t;
+        nchw[0] = in.t[0];
+        Tensor want = run_op(qconv_node(c), nchw, KernelChoice::kReference);
+        if (nhwc) want = permuted(want, {0, 2, 3, 1});
+        int64_t differing = 0;
+        EXPECT_LE(max_difference(y, want, &differing), 1.0) << "step " << step;
+        EXPECT_LE(differing, want.numel() / 200 + 1) << "step " << step;
+      }
+    }
+  }
+}
+
 TEST(QLinearConv, InferenceAndMacs) {
   QConvCase c = cases()[4];
   QConvInputs in = make_inputs(c, 3);
