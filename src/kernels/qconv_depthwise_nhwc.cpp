@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/qconv_vnni_epilogue.h"
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -19,21 +20,9 @@ namespace {
 
 using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
 
-// Everything below runs only after supports() saw the ISA; the rest of the build targets
-// baseline x86-64, so each function carries the target attribute itself.
-#define MINNOW_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")))
-
 // Below this many multiply-adds a layer runs on one thread: waking the second costs more than
 // it saves.
 constexpr int64_t kParallelMacs = 150'000;
-
-// The requantization constants of one call, as the loops read them.
-struct Epilogue {
-  const float* mult;      // [cpad]
-  const int32_t* offset;  // [cpad] bias minus the zero point's share
-  float lo, hi;           // clamp in output units before rounding
-  int32_t y_zp;
-};
 
 // One input row of sample n, as u8 (i8 inputs offset by 128), into `row` [pl + w + pr + 1][cpad]:
 // the zero point in the padding columns, in padded channels and for rows outside the image.
@@ -86,48 +75,6 @@ MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, const uint8_t* r
     }
   }
 }
-
-// The requantization of one 16-channel block, its constants in registers (the output stores
-// may alias anything the compiler would otherwise reload after each).
-template <DType Out>
-struct Requantizer {
-  __m512 mult, lo, hi;
-  __m512i offset, y_zp;  // offset: every accumulator's start
-
-  MINNOW_VNNI Requantizer(const Epilogue& e, int64_t c0)
-      : mult(_mm512_loadu_ps(e.mult + c0)),
-        lo(_mm512_set1_ps(e.lo)),
-        hi(_mm512_set1_ps(e.hi)),
-        offset(_mm512_loadu_si512(e.offset + c0)),
-        y_zp(_mm512_set1_epi32(e.y_zp)) {}
-
-  // Requantizes accumulator `acc` (which started at `offset`) and stores its first `lanes`
-  // channels at y + at.
-  MINNOW_VNNI void store(__m512i acc, int64_t lanes, void* y, int64_t at) const {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    if constexpr (Out == DType::kF32) {
-      _mm512_mask_storeu_ps(static_cast<float*>(y) + at, static_cast<__mmask16>((1u << lanes) - 1),
-                            v);
-    } else {
-      // lo/hi include the output range (see forward), so v rounds (to nearest even, as the
-      // reference's nearbyint) to an in-range value and the narrowing below is exact.
-      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), y_zp);
-      const __m128i bytes =
-          Out == DType::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
-      auto* dst = static_cast<int8_t*>(y) + at;
-      if (lanes == 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
-      } else {
-        // Not a masked store: compilers turn that into the masked narrowing store, which is
-        // microcoded and slow on AMD's Zen cores.
-        alignas(16) int8_t tail[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
-        std::memcpy(dst, tail, static_cast<size_t>(lanes));
-      }
-    }
-  }
-};
 
 // One output row from the quad rows of its K input rows. Each 16-channel block keeps its
 // weight quads in registers and sweeps the row four outputs at a time (independent
@@ -276,17 +223,7 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
                                   int64_t last, Scratch& s) const {
   const int64_t oh = g_.oh(), k = g_.kh;
-  // The clamp before rounding: the activation's bounds, narrowed to the output's range shifted
-  // by the zero point. Rounding is monotone and the range bounds are integers, so this gives
-  // the reference's clamp-round-add-saturate exactly, with one clamp.
-  float lo = p.lo(), hi = p.hi();
-  if (y_dtype_ != DType::kF32) {
-    const float sat_lo = y_dtype_ == DType::kU8 ? 0.0f : -128.0f;
-    const float sat_hi = y_dtype_ == DType::kU8 ? 255.0f : 127.0f;
-    lo = std::max(lo, sat_lo - static_cast<float>(p.y_zp));
-    hi = std::min(hi, sat_hi - static_cast<float>(p.y_zp));
-  }
-  const Epilogue e{mult_.data(), offset_.data(), lo, hi, p.y_zp};
+  const Epilogue e = Epilogue::of(p, y_dtype_, mult_.data(), offset_.data());
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
   // Ring slot (key % k) holds the quads of padded input row key (n * padded height + row);

@@ -13,6 +13,7 @@
 #include "kernels/conv_geometry.h"
 #include "kernels/qconv_depthwise_nhwc.h"
 #include "kernels/qconv_dnnl.h"
+#include "kernels/qconv_one_channel_nhwc.h"
 #include "kernels/qlinear_reference.h"
 #include "ops/op_defs.h"
 #include "ops/qlinear_params.h"
@@ -154,8 +155,9 @@ class QConvReference : public Kernel {
   DType x_dtype_, out_;
 };
 
-// oneDNN's int8 convolution, or minnow's own for channels-last depthwise layers (oneDNN's are
-// slower there than its f32 ones; see kernels/qconv_depthwise_nhwc.h). Nonzero weight zero
+// oneDNN's int8 convolution, or minnow's own for channels-last depthwise and one-channel
+// layers (oneDNN's are slower there than its f32 ones; see kernels/qconv_depthwise_nhwc.h and
+// kernels/qconv_one_channel_nhwc.h). Nonzero weight zero
 // points (which neither can apply) take the reference path; the spec's weights are symmetric,
 // so that is the exception.
 class QConvFast : public Kernel {
@@ -172,6 +174,9 @@ class QConvFast : public Kernel {
     if (nhwc_ && !sum && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
       depthwise_.emplace(g_, x_dtype_, out_);
     }
+    if (nhwc_ && !sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
+      one_channel_.emplace(g_, x_dtype_, out_);
+    }
   }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
@@ -183,6 +188,7 @@ class QConvFast : public Kernel {
     }
     const auto* w = static_cast<const int8_t*>(in[q::kW]->raw());
     if (depthwise_) return depthwise_->forward(p, x.raw(), w, out[0]->raw());
+    if (one_channel_) return one_channel_->forward(p, x.raw(), w, out[0]->raw());
     dnnl_.forward(p, x.raw(), w, out[0]->raw());
   }
 
@@ -190,6 +196,7 @@ class QConvFast : public Kernel {
     const bool w = constant.size() > q::kW && constant[q::kW];
     dnnl_.set_weights_constant(w);
     if (depthwise_) depthwise_->set_weights_constant(w);
+    if (one_channel_) one_channel_->set_weights_constant(w);
   }
 
  private:
@@ -200,6 +207,7 @@ class QConvFast : public Kernel {
   bool nhwc_;
   kernels::QConvDnnl dnnl_;
   std::optional<kernels::QConvDepthwiseNhwc> depthwise_;
+  std::optional<kernels::QConvOneChannelNhwc> one_channel_;
 };
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,

@@ -219,6 +219,44 @@ TEST(QLinearConv, ChannelsLastMatchesNchw) {
   }
 }
 
+// Runs case c channels-last with the fast kernel four times, changing the weights in place, a
+// weight scale and the x zero point between calls, and expects the reference's outputs exactly.
+void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
+  SCOPED_TRACE(c.label);
+  QConvInputs in = make_inputs(c, seed);
+  Node n = qconv_node(c);
+  n.attrs.set("channels_last", int64_t{1});
+  n.name = "conv";
+  std::vector<Tensor> t = in.t;
+  t[0] = permuted(in.t[0], {0, 2, 3, 1});
+  std::vector<ValueInfo> infos;
+  InputInfos ptrs;
+  for (size_t i = 0; i < t.size(); ++i) {
+    n.inputs.push_back(t[i].defined() ? "in" + std::to_string(i) : "");
+    infos.push_back(ValueInfo{n.inputs[i], t[i].dtype(), t[i].shape()});
+  }
+  for (size_t i = 0; i < t.size(); ++i) ptrs.push_back(t[i].defined() ? &infos[i] : nullptr);
+  n.outputs = {"y"};
+  std::vector<ValueInfo> out(1);
+  op_def(n.op).infer(n, ptrs, out);
+  auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
+  Tensor y(out[0].dtype, out[0].shape);
+  std::vector<Tensor*> ip, op{&y};
+  for (Tensor& x : t) ip.push_back(x.defined() ? &x : nullptr);
+  RunContext ctx;
+  for (int step = 0; step < 4; ++step) {
+    if (step == 1) static_cast<int8_t*>(t[3].raw())[5] ^= 0x55;  // weights, in place
+    if (step == 2) t[4].f32()[0] *= 1.5f;                        // a weight scale
+    if (step == 3) *static_cast<uint8_t*>(t[2].raw()) ^= 0x21;   // the x zero point
+    fast->forward(ip, op, ctx);
+    std::vector<Tensor> nchw = t;
+    nchw[0] = in.t[0];
+    const Tensor want =
+        permuted(run_op(qconv_node(c), nchw, KernelChoice::kReference), {0, 2, 3, 1});
+    EXPECT_EQ(max_difference(y, want), 0.0) << "step " << step;
+  }
+}
+
 // Channels-last depthwise layers run minnow's own kernel (kernels/qconv_depthwise_nhwc.h) on
 // CPUs with AVX-512 VNNI, which computes the reference's exact integers and float steps: every
 // output equals the reference's. The cases cover both tap layouts (3x3 stride 1 pairs columns;
@@ -255,41 +293,34 @@ TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
   v[7].x_dtype = DType::kI8;
   v[7].x_zp = 128;
   uint64_t seed = 300;
-  for (const QConvCase& c : v) {
-    SCOPED_TRACE(c.label);
-    QConvInputs in = make_inputs(c, seed++);
-    Node n = qconv_node(c);
-    n.attrs.set("channels_last", int64_t{1});
-    n.name = "dw";
-    std::vector<Tensor> t = in.t;
-    t[0] = permuted(in.t[0], {0, 2, 3, 1});
-    std::vector<ValueInfo> infos;
-    InputInfos ptrs;
-    for (size_t i = 0; i < t.size(); ++i) {
-      n.inputs.push_back(t[i].defined() ? "in" + std::to_string(i) : "");
-      infos.push_back(ValueInfo{n.inputs[i], t[i].dtype(), t[i].shape()});
-    }
-    for (size_t i = 0; i < t.size(); ++i) ptrs.push_back(t[i].defined() ? &infos[i] : nullptr);
-    n.outputs = {"y"};
-    std::vector<ValueInfo> out(1);
-    op_def(n.op).infer(n, ptrs, out);
-    auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
-    Tensor y(out[0].dtype, out[0].shape);
-    std::vector<Tensor*> ip, op{&y};
-    for (Tensor& x : t) ip.push_back(x.defined() ? &x : nullptr);
-    RunContext ctx;
-    for (int step = 0; step < 4; ++step) {
-      if (step == 1) static_cast<int8_t*>(t[3].raw())[5] ^= 0x55;  // weights, in place
-      if (step == 2) t[4].f32()[0] *= 1.5f;                        // a weight scale
-      if (step == 3) *static_cast<uint8_t*>(t[2].raw()) ^= 0x21;   // the x zero point
-      fast->forward(ip, op, ctx);
-      std::vector<Tensor> nchw = t;
-      nchw[0] = in.t[0];
-      const Tensor want =
-          permuted(run_op(qconv_node(c), nchw, KernelChoice::kReference), {0, 2, 3, 1});
-      EXPECT_EQ(max_difference(y, want), 0.0) << "step " << step;
-    }
-  }
+  for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
+}
+
+// One-channel images (a grayscale network's stem) run minnow's own kernel
+// (kernels/qconv_one_channel_nhwc.h) on CPUs with AVX-512 VNNI, exact as the depthwise one.
+TEST(QLinearConv, ChannelsLastOneChannelIsExact) {
+  auto stem = [](std::string label, Shape x, int64_t o, int64_t k, int64_t stride,
+                 std::vector<int64_t> pads) {
+    QConvCase c{std::move(label), x, {o, 1, k, k}, {stride, stride}, std::move(pads)};
+    c.act = "relu6";
+    return c;
+  };
+  std::vector<QConvCase> v;
+  v.push_back(stem("3x3 s1 ->16 28x28", {1, 1, 28, 28}, 16, 3, 1, {1, 1, 1, 1}));
+  v.push_back(stem("3x3 s1 ->32 28x28 batch 4 (threads)", {4, 1, 28, 28}, 32, 3, 1, {1, 1, 1, 1}));
+  v.push_back(stem("3x3 s2 ->20 15x16 pads 0,1,1,0", {2, 1, 15, 16}, 20, 3, 2, {0, 1, 1, 0}));
+  v.push_back(stem("5x5 s2 ->24 13x11", {3, 1, 13, 11}, 24, 5, 2, {2, 2, 2, 2}));
+  v.push_back(stem("5x5 s1 unpadded ->7 9x9", {1, 1, 9, 9}, 7, 5, 1, {0, 0, 0, 0}));
+  v[1].act = "";
+  v[2].out = DType::kF32;
+  v[3].x_dtype = DType::kI8;
+  v[3].out = DType::kI8;
+  v[3].x_zp = 131;
+  v[3].y_zp = 100;
+  v[4].y_zp = 250;
+  v[4].bias = false;
+  uint64_t seed = 500;
+  for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
 }
 
 // The NHWC int8 convolutions this layout exists for: oneDNN's chosen implementation takes the

@@ -1,0 +1,204 @@
+#include "kernels/qconv_one_channel_nhwc.h"
+
+#include <immintrin.h>
+
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* as a "maybe uninitialized"
+// merge source); the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "kernels/qconv_vnni_epilogue.h"
+#include "minnow/error.h"
+
+namespace minnow::kernels {
+namespace {
+
+// Below this many multiply-adds a layer runs on one thread: waking the second costs more than
+// it saves (a 28x28 stem with 16 channels at batch 1 is 113k).
+constexpr int64_t kParallelMacs = 150'000;
+
+// Input row iy of sample n as u8 (i8 offset by 128), padded with the zero point: `row` holds
+// [pl + w + pr] bytes and then slack bytes.
+void pad_row(const ConvGeometry& g, int64_t row_bytes, const void* x, bool signed_x, uint8_t zp,
+             int64_t n, int64_t iy, uint8_t* row) {
+  std::memset(row, zp, static_cast<size_t>(row_bytes));
+  if (iy < 0 || iy >= g.h) return;
+  const auto* src = static_cast<const uint8_t*>(x) + (n * g.h + iy) * g.w;
+  uint8_t* dst = row + g.pl;
+  if (!signed_x) {
+    std::memcpy(dst, src, static_cast<size_t>(g.w));
+    return;
+  }
+  for (int64_t i = 0; i < g.w; ++i) dst[i] = src[i] ^ 0x80;
+}
+
+// Four consecutive bytes broadcast to every 32-bit lane.
+MINNOW_VNNI inline __m512i quad(const uint8_t* at) {
+  int32_t v;
+  std::memcpy(&v, at, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// One output row from the padded rows of its K input rows: for each block of 16 output
+// channels, its K * Q weight quads stay in registers while the row is swept four outputs at a
+// time; each tap quad is a broadcast 32-bit load of the row.
+template <int K, DType Out>
+MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* const* row_ptrs,
+                            const int8_t* wq, const Epilogue& e, void* y, int64_t y_at) {
+  constexpr int Q = (K + 3) / 4;
+  const int64_t ow = g.ow(), o = g.o, sw = g.sw;
+  const uint8_t* rows[K];
+  for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
+  for (int64_t o0 = 0; o0 < o; o0 += 16) {
+    const int64_t lanes = std::min<int64_t>(16, o - o0);
+    const Requantizer<Out> rq(e, o0);
+    __m512i w[K * Q];
+#pragma GCC unroll 10
+    for (int t = 0; t < K * Q; ++t) w[t] = _mm512_loadu_si512(wq + (t * opad + o0) * 4);
+    int64_t ox = 0;
+    for (; ox + 4 <= ow; ox += 4) {
+      __m512i acc[4] = {rq.offset, rq.offset, rq.offset, rq.offset};
+#pragma GCC unroll 5
+      for (int ky = 0; ky < K; ++ky) {
+#pragma GCC unroll 2
+        for (int j = 0; j < Q; ++j) {
+          const uint8_t* r = rows[ky] + ox * sw + 4 * j;
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) {
+            acc[i] = _mm512_dpbusd_epi32(acc[i], quad(r + i * sw), w[ky * Q + j]);
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) rq.store(acc[i], lanes, y, y_at + (ox + i) * o + o0);
+    }
+    for (; ox < ow; ++ox) {
+      __m512i acc = rq.offset;
+#pragma GCC unroll 5
+      for (int ky = 0; ky < K; ++ky) {
+#pragma GCC unroll 2
+        for (int j = 0; j < Q; ++j) {
+          acc = _mm512_dpbusd_epi32(acc, quad(rows[ky] + ox * sw + 4 * j), w[ky * Q + j]);
+        }
+      }
+      rq.store(acc, lanes, y, y_at + ox * o + o0);
+    }
+  }
+}
+
+template <int K>
+void output_row_for(DType out, const ConvGeometry& g, int64_t opad, const uint8_t* const* rows,
+                    const int8_t* wq, const Epilogue& e, void* y, int64_t y_at) {
+  if (out == DType::kU8) return output_row<K, DType::kU8>(g, opad, rows, wq, e, y, y_at);
+  if (out == DType::kI8) return output_row<K, DType::kI8>(g, opad, rows, wq, e, y, y_at);
+  output_row<K, DType::kF32>(g, opad, rows, wq, e, y, y_at);
+}
+
+}  // namespace
+
+bool QConvOneChannelNhwc::supports(const ConvGeometry& g, DType x) {
+  return vnni_kernels_supported() && (x == DType::kU8 || x == DType::kI8) && g.c == 1 &&
+         g.group == 1 && g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 &&
+         std::max(g.pt, g.pb) < g.kh && std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
+}
+
+QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y)
+    : g_(g), x_dtype_(x), y_dtype_(y) {
+  if (!supports(g, x)) throw Error("QConvOneChannelNhwc: unsupported geometry or CPU");
+  if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
+    throw Error("QConvOneChannelNhwc: unsupported output dtype " + std::string(dtype_name(y)));
+  }
+  opad_ = (g.o + 15) / 16 * 16;
+  quads_ = (g.kw + 3) / 4;
+  // The last output's last quad reads up to 4 * quads_ - kw bytes past the padded row.
+  row_bytes_ = g.pl + g.w + g.pr + 4 * quads_ - g.kw;
+  weights_of_.resize(static_cast<size_t>(g.o * g.kh * g.kw));
+  wq_.get(g.kh * quads_ * opad_ * 4);
+  wsum_.assign(static_cast<size_t>(opad_), 0);
+  mult_.assign(static_cast<size_t>(opad_), 0.0f);
+  offset_.assign(static_cast<size_t>(opad_), 0);
+}
+
+void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
+  const int64_t k = g_.kh, taps = k * k;
+  const bool stale = !prepared_ || (weights_constant_ ? w != prepared_address_
+                                                      : std::memcmp(weights_of_.data(), w,
+                                                                    weights_of_.size()) != 0);
+  if (stale) {
+    std::memcpy(weights_of_.data(), w, weights_of_.size());
+    int8_t* wq = wq_.data();
+    std::fill(wq, wq + k * quads_ * opad_ * 4, int8_t{0});
+    for (int64_t o = 0; o < g_.o; ++o) {
+      int32_t sum = 0;
+      for (int64_t ky = 0; ky < k; ++ky) {
+        for (int64_t kx = 0; kx < k; ++kx) {
+          const int8_t v = w[o * taps + ky * k + kx];
+          wq[((ky * quads_ + kx / 4) * opad_ + o) * 4 + kx % 4] = v;
+          sum += v;
+        }
+      }
+      wsum_[static_cast<size_t>(o)] = sum;
+    }
+    prepared_ = true;
+    prepared_address_ = w;
+  }
+  const int32_t zp = p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0);
+  for (int64_t o = 0; o < g_.o; ++o) {
+    const auto i = static_cast<size_t>(o);
+    mult_[i] = p.multiplier(o);
+    offset_[i] = (p.bias ? p.bias[o] : 0) - zp * wsum_[i];
+  }
+}
+
+void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
+                                   int64_t last, uint8_t* ring) const {
+  const int64_t oh = g_.oh(), k = g_.kh;
+  const Epilogue e = Epilogue::of(p, y_dtype_, mult_.data(), offset_.data());
+  const bool signed_x = x_dtype_ == DType::kI8;
+  const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
+  // Ring slot (key % k) holds padded input row key (n * padded height + row).
+  int64_t key[5] = {-1, -1, -1, -1, -1};
+  const int64_t padded_h = g_.pt + g_.h + g_.pb;
+  const uint8_t* rows[5];
+  for (int64_t r = first; r < last; ++r) {
+    const int64_t n = r / oh, oy = r % oh;
+    for (int64_t ky = 0; ky < k; ++ky) {
+      const int64_t want = n * padded_h + oy * g_.sh + ky;
+      uint8_t* slot = ring + (want % k) * row_bytes_;
+      if (key[want % k] != want) {
+        pad_row(g_, row_bytes_, x, signed_x, zp, n, oy * g_.sh + ky - g_.pt, slot);
+        key[want % k] = want;
+      }
+      rows[ky] = slot;
+    }
+    const int64_t y_at = r * g_.ow() * g_.o;
+    if (k == 3) {
+      output_row_for<3>(y_dtype_, g_, opad_, rows, wq_.data(), e, y, y_at);
+    } else {
+      output_row_for<5>(y_dtype_, g_, opad_, rows, wq_.data(), e, y, y_at);
+    }
+  }
+}
+
+void QConvOneChannelNhwc::forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) {
+  prepare(p, w);
+  const int64_t rows = g_.n * g_.oh();
+  const int64_t macs = g_.n * g_.macs_per_sample();
+  const int threads =
+      macs < kParallelMacs ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+  if (static_cast<int>(rings_.size()) < threads) rings_.resize(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) rings_[static_cast<size_t>(t)].get(g_.kh * row_bytes_);
+  if (threads == 1) return run_rows(p, x, y, 0, rows, rings_[0].data());
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    run_rows(p, x, y, rows * t / nt, rows * (t + 1) / nt, rings_[static_cast<size_t>(t)].data());
+  }
+}
+
+}  // namespace minnow::kernels
