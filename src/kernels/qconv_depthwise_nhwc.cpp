@@ -18,11 +18,10 @@
 namespace minnow::kernels {
 namespace {
 
-using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
+// Output rows per unit of work shared among threads.
+constexpr int64_t kRowBlock = 8;
 
-// Below this many multiply-adds a layer runs on one thread: waking the second costs more than
-// it saves.
-constexpr int64_t kParallelMacs = 150'000;
+using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
 
 // One input row of sample n, as u8 (i8 inputs offset by 128), into `row` [pl + w + pr + 1][cpad]:
 // the zero point in the padding columns, in padded channels and for rows outside the image.
@@ -259,8 +258,9 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
   prepare(p, w);
   const int64_t rows = g_.n * g_.oh();
   const int64_t macs = g_.n * g_.macs_per_sample();
-  const int threads =
-      macs < kParallelMacs ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+  const int threads = macs < kParallelMinMacs
+                          ? 1
+                          : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
   if (static_cast<int>(scratch_.size()) < threads) {
     scratch_.resize(static_cast<size_t>(threads));
     for (Scratch& s : scratch_) {
@@ -271,10 +271,14 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
     }
   }
   if (threads == 1) return run_rows(p, x, y, 0, rows, scratch_[0]);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    run_rows(p, x, y, rows * t / nt, rows * (t + 1) / nt, scratch_[static_cast<size_t>(t)]);
+  // Blocks of rows taken in turn rather than halves fixed up front: on a shared host one core
+  // is often slower than the other, and the faster must not wait for it. (Each block widens
+  // its first kh - stride input rows again.)
+  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
+    run_rows(p, x, y, r0, r1, scratch_[static_cast<size_t>(omp_get_thread_num())]);
   }
 }
 

@@ -18,9 +18,8 @@
 namespace minnow::kernels {
 namespace {
 
-// Below this many multiply-adds a layer runs on one thread: waking the second costs more than
-// it saves (a 28x28 stem with 16 channels at batch 1 is 113k).
-constexpr int64_t kParallelMacs = 150'000;
+// Output rows per unit of work shared among threads.
+constexpr int64_t kRowBlock = 8;
 
 // Input row iy of sample n as u8 (i8 offset by 128), padded with the zero point: `row` holds
 // [pl + w + pr] bytes and then slack bytes.
@@ -189,15 +188,20 @@ void QConvOneChannelNhwc::forward(const QLinearParams& p, const void* x, const i
   prepare(p, w);
   const int64_t rows = g_.n * g_.oh();
   const int64_t macs = g_.n * g_.macs_per_sample();
-  const int threads =
-      macs < kParallelMacs ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+  const int threads = macs < kParallelMinMacs
+                          ? 1
+                          : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
   if (static_cast<int>(rings_.size()) < threads) rings_.resize(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) rings_[static_cast<size_t>(t)].get(g_.kh * row_bytes_);
   if (threads == 1) return run_rows(p, x, y, 0, rows, rings_[0].data());
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    run_rows(p, x, y, rows * t / nt, rows * (t + 1) / nt, rings_[static_cast<size_t>(t)].data());
+  // Blocks of rows taken in turn rather than halves fixed up front: on a shared host one core
+  // is often slower than the other, and the faster must not wait for it. (Each block widens
+  // its first kh - stride input rows again.)
+  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
+    run_rows(p, x, y, r0, r1, rings_[static_cast<size_t>(omp_get_thread_num())].data());
   }
 }
 

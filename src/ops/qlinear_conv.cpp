@@ -14,6 +14,7 @@
 #include "kernels/qconv_depthwise_nhwc.h"
 #include "kernels/qconv_dnnl.h"
 #include "kernels/qconv_one_channel_nhwc.h"
+#include "kernels/qconv_pointwise_nhwc.h"
 #include "kernels/qlinear_reference.h"
 #include "ops/op_defs.h"
 #include "ops/qlinear_params.h"
@@ -155,11 +156,11 @@ class QConvReference : public Kernel {
   DType x_dtype_, out_;
 };
 
-// oneDNN's int8 convolution, or minnow's own for channels-last depthwise and one-channel
-// layers (oneDNN's are slower there than its f32 ones; see kernels/qconv_depthwise_nhwc.h and
-// kernels/qconv_one_channel_nhwc.h). Nonzero weight zero
-// points (which neither can apply) take the reference path; the spec's weights are symmetric,
-// so that is the exception.
+// oneDNN's int8 convolution, or minnow's own for channels-last depthwise, one-channel and
+// pointwise layers (oneDNN's are slower there than its f32 ones or than its own call overhead;
+// see kernels/qconv_depthwise_nhwc.h, qconv_one_channel_nhwc.h and qconv_pointwise_nhwc.h). Nonzero
+// weight zero points (which neither can apply) take the reference path; the spec's weights are
+// symmetric, so that is the exception.
 class QConvFast : public Kernel {
  public:
   QConvFast(const Node& n, const InputInfos& in, const std::vector<ValueInfo>& out)
@@ -177,6 +178,12 @@ class QConvFast : public Kernel {
     if (nhwc_ && !sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
       one_channel_.emplace(g_, x_dtype_, out_);
     }
+    // Small products only: at batch 1 oneDNN's per-call work costs as much as the arithmetic,
+    // and for large batches its blocked kernels are as fast as this one.
+    if (nhwc_ && g_.n * g_.h * g_.w <= kernels::QConvPointwiseNhwc::kMaxPixels &&
+        kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
+      pointwise_.emplace(g_, x_dtype_, out_);
+    }
   }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
@@ -189,6 +196,7 @@ class QConvFast : public Kernel {
     const auto* w = static_cast<const int8_t*>(in[q::kW]->raw());
     if (depthwise_) return depthwise_->forward(p, x.raw(), w, out[0]->raw());
     if (one_channel_) return one_channel_->forward(p, x.raw(), w, out[0]->raw());
+    if (pointwise_) return pointwise_->forward(p, x.raw(), w, out[0]->raw());
     dnnl_.forward(p, x.raw(), w, out[0]->raw());
   }
 
@@ -197,6 +205,7 @@ class QConvFast : public Kernel {
     dnnl_.set_weights_constant(w);
     if (depthwise_) depthwise_->set_weights_constant(w);
     if (one_channel_) one_channel_->set_weights_constant(w);
+    if (pointwise_) pointwise_->set_weights_constant(w);
   }
 
  private:
@@ -208,6 +217,7 @@ class QConvFast : public Kernel {
   kernels::QConvDnnl dnnl_;
   std::optional<kernels::QConvDepthwiseNhwc> depthwise_;
   std::optional<kernels::QConvOneChannelNhwc> one_channel_;
+  std::optional<kernels::QConvPointwiseNhwc> pointwise_;
 };
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,

@@ -33,6 +33,7 @@ struct QConvCase {
   std::string act;
   int x_zp = 128, y_zp = 128;
   bool w_zp_input = true;  // pass an explicit all-zero w_zero_point
+  bool sum = false;        // a fused residual (inputs 9-11), u8 with zero point 120
 };
 
 Node qconv_node(const QConvCase& c) {
@@ -229,6 +230,13 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
   n.name = "conv";
   std::vector<Tensor> t = in.t;
   t[0] = permuted(in.t[0], {0, 2, 3, 1});
+  if (c.sum) {
+    Rng rng(seed + 1000);
+    const Tensor y0 = run_op(n, t, KernelChoice::kReference);  // y's shape
+    t.push_back(testing::random_q(DType::kU8, y0.shape(), rng, 0, 255));
+    t.push_back(testing::f32_tensor({}, {in.y_scale * 0.8f}));
+    t.push_back(testing::zp_tensor(DType::kU8, 120));
+  }
   std::vector<ValueInfo> infos;
   InputInfos ptrs;
   for (size_t i = 0; i < t.size(); ++i) {
@@ -249,10 +257,13 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
     if (step == 2) t[4].f32()[0] *= 1.5f;                        // a weight scale
     if (step == 3) *static_cast<uint8_t*>(t[2].raw()) ^= 0x21;   // the x zero point
     fast->forward(ip, op, ctx);
+    // The NCHW reference, or with a residual the channels-last one (the same arithmetic: the
+    // oracle copies channels-last input to NCHW first).
     std::vector<Tensor> nchw = t;
     nchw[0] = in.t[0];
     const Tensor want =
-        permuted(run_op(qconv_node(c), nchw, KernelChoice::kReference), {0, 2, 3, 1});
+        c.sum ? run_op(n, t, KernelChoice::kReference)
+              : permuted(run_op(qconv_node(c), nchw, KernelChoice::kReference), {0, 2, 3, 1});
     EXPECT_EQ(max_difference(y, want), 0.0) << "step " << step;
   }
 }
@@ -320,6 +331,35 @@ TEST(QLinearConv, ChannelsLastOneChannelIsExact) {
   v[4].y_zp = 250;
   v[4].bias = false;
   uint64_t seed = 500;
+  for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
+}
+
+// Channels-last 1x1 layers of small products (batch 1) run minnow's own kernel
+// (kernels/qconv_pointwise_nhwc.h) on CPUs with AVX-512 VNNI, exact as the depthwise one, with
+// a fused residual too.
+TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
+  auto pw = [](std::string label, Shape x, int64_t o) {
+    return QConvCase{std::move(label), x, {o, x[1], 1, 1}};
+  };
+  std::vector<QConvCase> v;
+  v.push_back(pw("16->96 28x28 relu6, x_zp 0 (expand)", {1, 16, 28, 28}, 96));
+  v.push_back(pw("96->24 14x14 batch 2 (project)", {2, 96, 14, 14}, 24));
+  v.push_back(pw("144->24 14x14 with residual (project + add)", {1, 144, 14, 14}, 24));
+  v.push_back(pw("64->128 7x7 batch 4, i8 out, relu", {4, 64, 7, 7}, 128));
+  v.push_back(pw("20->10 5x5, f32 out", {3, 20, 5, 5}, 10));
+  v.push_back(pw("192->64 7x7 batch 30 (threads), residual relu", {30, 192, 7, 7}, 64));
+  v.push_back(pw("8->33 3x5 per-tensor, no bias", {2, 8, 3, 5}, 33));
+  v[0].act = "relu6";
+  v[0].x_zp = 0;
+  v[2].sum = true;
+  v[3].out = DType::kI8;
+  v[3].act = "relu";
+  v[4].out = DType::kF32;
+  v[5].sum = true;
+  v[5].act = "relu";
+  v[6].per_channel = false;
+  v[6].bias = false;
+  uint64_t seed = 700;
   for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
 }
 

@@ -1,0 +1,181 @@
+#include "kernels/qconv_pointwise_nhwc.h"
+
+#include <immintrin.h>
+
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* as a "maybe uninitialized"
+// merge source); the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "kernels/qconv_vnni_epilogue.h"
+#include "minnow/error.h"
+
+namespace minnow::kernels {
+namespace {
+
+// Pixels per step of the outer loop: their inputs stay in L1 while every output block is
+// computed from them.
+constexpr int64_t kPixelChunk = 64;
+
+// Four consecutive bytes broadcast to every 32-bit lane.
+MINNOW_VNNI inline __m512i quad(const uint8_t* at) {
+  int32_t v;
+  std::memcpy(&v, at, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// P pixels from x (c bytes apart) times V 16-channel weight blocks from o0: P * V accumulators.
+template <int P, int V, DType Out, bool Sum>
+MINNOW_VNNI void tile(const uint8_t* x, int64_t c, const int8_t* wq, int64_t opad, int64_t o0,
+                      int64_t o, const Requantizer<Out, Sum>* rq, void* y, int64_t y_at) {
+  __m512i acc[P][V];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[p][v] = rq[v].offset;
+  }
+  for (int64_t k = 0; k < c; k += 4) {
+    const int8_t* wk = wq + (k * opad + o0 * 4);  // [k / 4][opad][4]
+    __m512i w[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) w[v] = _mm512_loadu_si512(wk + 64 * v);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const __m512i a = quad(x + p * c + k);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], a, w[v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const int64_t c0 = o0 + 16 * v;
+      rq[v].store(acc[p][v], std::min<int64_t>(16, o - c0), y, y_at + p * o + c0);
+    }
+  }
+}
+
+// Pixels [first, last) for output channels [o0, o0 + 16 V).
+template <int V, DType Out, bool Sum>
+MINNOW_VNNI void block(const ConvGeometry& g, const uint8_t* x, const int8_t* wq, int64_t opad,
+                       int64_t o0, const Epilogue& e, void* y, int64_t first, int64_t last) {
+  Requantizer<Out, Sum> rq[V];
+  for (int v = 0; v < V; ++v) rq[v] = Requantizer<Out, Sum>(e, o0 + 16 * v);
+  // 16 accumulators: 4 pixels by 4 blocks, or 8 by 2 (narrow outputs, e.g. MobileNetV2's
+  // 24-channel projections), or 16 by 1, so each broadcast feeds enough multiply-adds.
+  constexpr int P = 16 / V >= 8 ? 16 / V : 4;
+  const int64_t c = g.c, o = g.o;
+  int64_t m = first;
+  for (; m + P <= last; m += P) tile<P, V, Out, Sum>(x + m * c, c, wq, opad, o0, o, rq, y, m * o);
+  for (; m < last; ++m) tile<1, V, Out, Sum>(x + m * c, c, wq, opad, o0, o, rq, y, m * o);
+}
+
+template <DType Out, bool Sum>
+void pixels(const ConvGeometry& g, const uint8_t* x, const int8_t* wq, int64_t opad,
+            const Epilogue& e, void* y, int64_t first, int64_t last) {
+  for (int64_t m0 = first; m0 < last; m0 += kPixelChunk) {
+    const int64_t m1 = std::min(last, m0 + kPixelChunk);
+    for (int64_t o0 = 0; o0 < g.o; o0 += 64) {
+      switch (std::min<int64_t>(4, (g.o - o0 + 15) / 16)) {
+        case 4:
+          block<4, Out, Sum>(g, x, wq, opad, o0, e, y, m0, m1);
+          break;
+        case 3:
+          block<3, Out, Sum>(g, x, wq, opad, o0, e, y, m0, m1);
+          break;
+        case 2:
+          block<2, Out, Sum>(g, x, wq, opad, o0, e, y, m0, m1);
+          break;
+        default:
+          block<1, Out, Sum>(g, x, wq, opad, o0, e, y, m0, m1);
+      }
+    }
+  }
+}
+
+template <bool Sum>
+void pixels_for(DType out, const ConvGeometry& g, const uint8_t* x, const int8_t* wq, int64_t opad,
+                const Epilogue& e, void* y, int64_t first, int64_t last) {
+  if (out == DType::kU8) return pixels<DType::kU8, Sum>(g, x, wq, opad, e, y, first, last);
+  if (out == DType::kI8) return pixels<DType::kI8, Sum>(g, x, wq, opad, e, y, first, last);
+  pixels<DType::kF32, Sum>(g, x, wq, opad, e, y, first, last);
+}
+
+}  // namespace
+
+bool QConvPointwiseNhwc::supports(const ConvGeometry& g, DType x) {
+  return vnni_kernels_supported() && x == DType::kU8 && g.is_pointwise() && g.group == 1 &&
+         g.c % 4 == 0 && g.c > 0 && g.o > 0;
+}
+
+QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
+    : g_(g), y_dtype_(y) {
+  if (!supports(g, x)) throw Error("QConvPointwiseNhwc: unsupported geometry or CPU");
+  if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
+    throw Error("QConvPointwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
+  }
+  opad_ = (g.o + 15) / 16 * 16;
+  weights_of_.resize(static_cast<size_t>(g.o * g.c));
+  wq_.get(g.c * opad_);
+  wsum_.assign(static_cast<size_t>(opad_), 0);
+  mult_.assign(static_cast<size_t>(opad_), 0.0f);
+  offset_.assign(static_cast<size_t>(opad_), 0);
+}
+
+void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
+  const bool stale = !prepared_ || (weights_constant_ ? w != prepared_address_
+                                                      : std::memcmp(weights_of_.data(), w,
+                                                                    weights_of_.size()) != 0);
+  if (stale) {
+    std::memcpy(weights_of_.data(), w, weights_of_.size());
+    int8_t* wq = wq_.data();
+    std::fill(wq, wq + g_.c * opad_, int8_t{0});
+    for (int64_t o = 0; o < g_.o; ++o) {
+      int32_t sum = 0;
+      for (int64_t k = 0; k < g_.c; ++k) {
+        const int8_t v = w[o * g_.c + k];
+        wq[((k / 4) * opad_ + o) * 4 + k % 4] = v;
+        sum += v;
+      }
+      wsum_[static_cast<size_t>(o)] = sum;
+    }
+    prepared_ = true;
+    prepared_address_ = w;
+  }
+  for (int64_t o = 0; o < g_.o; ++o) {
+    const auto i = static_cast<size_t>(o);
+    mult_[i] = p.multiplier(o);
+    offset_[i] = (p.bias ? p.bias[o] : 0) - p.x_zp * wsum_[i];
+  }
+}
+
+void QConvPointwiseNhwc::run_pixels(const QLinearParams& p, const uint8_t* x, void* y,
+                                    int64_t first, int64_t last) const {
+  const Epilogue e = Epilogue::of(p, y_dtype_, mult_.data(), offset_.data());
+  if (p.sum) return pixels_for<true>(y_dtype_, g_, x, wq_.data(), opad_, e, y, first, last);
+  pixels_for<false>(y_dtype_, g_, x, wq_.data(), opad_, e, y, first, last);
+}
+
+void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) {
+  prepare(p, w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const int64_t pixels = g_.n * g_.h * g_.w;
+  const int64_t macs = pixels * g_.c * g_.o;
+  const int threads = macs < kParallelMinMacs ? 1 : omp_get_max_threads();
+  if (threads == 1) return run_pixels(p, xb, y, 0, pixels);
+  // Chunks taken in turn rather than halves fixed up front: on a shared host one core is often
+  // slower than the other, and the faster must not wait for it.
+  const int64_t chunks = (pixels + kPixelChunk - 1) / kPixelChunk;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t i = 0; i < chunks; ++i) {
+    run_pixels(p, xb, y, i * kPixelChunk, std::min(pixels, (i + 1) * kPixelChunk));
+  }
+}
+
+}  // namespace minnow::kernels

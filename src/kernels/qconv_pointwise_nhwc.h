@@ -1,0 +1,61 @@
+// int8 1x1 convolution (stride 1, no padding) on channels-last (NHWC) u8 data, optionally with a
+// fused residual, on CPUs with AVX-512 VNNI (checked at run time).
+//
+// Why: in a small network at batch 1 the pointwise layers are tiny matrix products (MobileNetV2
+// on 28x28: 49 to 784 pixels by 16 to 192 channels) and oneDNN's per-call work costs about as
+// much as the arithmetic; its brgemm kernels also do little with a reduction of 16.
+//
+// How: a pixel's input channels are contiguous, so four of them are one 32-bit load broadcast
+// to all lanes, and vpdpbusd multiplies them with four input channels' weights for 16 output
+// channels. Tiles of 4 pixels by 64 output channels (8 by 32, 16 by 16) keep 16 accumulators
+// in registers. The input's zero point
+// times each channel's weight sum is folded into the bias. The int32 accumulator is the
+// integer reference's, and the requantization (with the residual, if fused) the reference's
+// float steps, so outputs agree bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/conv_buffer.h"
+#include "kernels/conv_geometry.h"
+#include "kernels/qlinear_reference.h"
+#include "minnow/dtype.h"
+
+namespace minnow::kernels {
+
+class QConvPointwiseNhwc {
+ public:
+  // Pixels (batch * height * width) up to which callers prefer this kernel to oneDNN's.
+  static constexpr int64_t kMaxPixels = 4096;
+
+  // Whether this CPU and geometry can use it: 1x1, stride 1, no padding, no groups, input
+  // channels a multiple of 4, input u8.
+  static bool supports(const ConvGeometry& g, DType x);
+  // Requires supports(g, x); throws minnow::Error otherwise. y: u8, i8 or f32.
+  QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y);
+
+  // x [n,h,w,c], w [o,c,1,1], y [n,h,w,o]; p.sum (if set) [n,h,w,o]. p.w_zp must be all zero.
+  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
+  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
+  void set_weights_constant(bool constant) { weights_constant_ = constant; }
+
+ private:
+  void prepare(const QLinearParams& p, const int8_t* w);
+  void run_pixels(const QLinearParams& p, const uint8_t* x, void* y, int64_t first,
+                  int64_t last) const;
+
+  ConvGeometry g_;
+  DType y_dtype_;
+  int64_t opad_;                    // output channels rounded up to 16
+  std::vector<int8_t> weights_of_;  // the weights wq_ was made from
+  bool prepared_ = false;
+  bool weights_constant_ = false;
+  const int8_t* prepared_address_ = nullptr;
+  AlignedBuffer<int8_t> wq_;     // [c / 4][opad_][4] weights in vpdpbusd's layout
+  std::vector<int32_t> wsum_;    // [opad_] sum of each output channel's weights
+  std::vector<float> mult_;      // [opad_] the per-channel output multiplier
+  std::vector<int32_t> offset_;  // [opad_] bias - x_zp * wsum
+};
+
+}  // namespace minnow::kernels
