@@ -19,7 +19,7 @@ namespace minnow::kernels {
 namespace {
 
 // Output rows per unit of work shared among threads.
-constexpr int64_t kRowBlock = 8;
+constexpr int64_t kRowBlock = 64;
 
 using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
 

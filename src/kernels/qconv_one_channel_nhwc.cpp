@@ -19,7 +19,7 @@ namespace minnow::kernels {
 namespace {
 
 // Output rows per unit of work shared among threads.
-constexpr int64_t kRowBlock = 8;
+constexpr int64_t kRowBlock = 64;
 
 // Input row iy of sample n as u8 (i8 offset by 128), padded with the zero point: `row` holds
 // [pl + w + pr] bytes and then slack bytes.
