@@ -222,7 +222,7 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
                                   int64_t last, Scratch& s) const {
   const int64_t oh = g_.oh(), k = g_.kh;
-  const Epilogue e = Epilogue::of(p, y_dtype_, mult_.data(), offset_.data());
+  const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
   // Ring slot (key % k) holds the quads of padded input row key (n * padded height + row);

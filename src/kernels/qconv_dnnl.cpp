@@ -74,12 +74,6 @@ void QConvDnnl::build(const Key& k) {
   if (k.src_zp) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (k.dst_zp) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
   post_ops po;
-  const memory::desc sum_desc(dst_dims, k.sum ? dnnl_type(k.sum_dtype) : DT::u8,
-                              channels_last_ ? Tag::nhwc : plain_tag(g_.oh(), g_.ow()));
-  if (k.sum) {
-    po.append_binary(algorithm::binary_add, sum_desc);  // post-op 0
-    po.append_eltwise(1.0f, algorithm::eltwise_linear, k.sum_alpha, k.sum_beta);
-  }
   if (std::isfinite(k.lo)) {
     if (std::isfinite(k.hi)) {
       po.append_eltwise(1.0f, algorithm::eltwise_clip, k.lo, k.hi);
@@ -104,7 +98,6 @@ void QConvDnnl::build(const Key& k) {
   dnnl_glue::ExtraArgs timing_extra;
   if (k.src_zp) timing_extra.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, one_s32});
   if (k.dst_zp) timing_extra.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, one_s32});
-  if (k.sum) timing_extra.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, sum_desc});
   pd_ = make_pd(memory::desc(src_dims, dnnl_type(x_dtype_), Tag::any),
                 memory::desc(dst_dims, dnnl_type(y_dtype_), Tag::any));
   // oneDNN's int8 convolutions choose NHWC on x86; should one choose otherwise, channels-last
@@ -147,10 +140,6 @@ void QConvDnnl::build(const Key& k) {
   }
   if (k.src_zp) args.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zp_src_});
   if (k.dst_zp) args.push_back({DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zp_dst_});
-  if (k.sum) {
-    sum_ = memory(sum_desc, eng, nullptr);
-    args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, sum_});
-  }
   conv_ = dnnl_glue::Call(convolution_forward(pd_), args);
   key_ = k;
   built_ = true;
@@ -170,10 +159,6 @@ void QConvDnnl::forward(const QLinearParams& p, const void* x, const int8_t* w, 
   want_.hi = p.hi();
   want_.src_zp = p.x_zp != 0;
   want_.dst_zp = p.out != DType::kF32 && p.y_zp != 0;
-  want_.sum = p.sum != nullptr;
-  want_.sum_dtype = p.sum_dtype;
-  want_.sum_alpha = p.sum ? p.sum_alpha() : 0.0f;
-  want_.sum_beta = p.sum ? p.sum_beta() : 0.0f;
   if (!built_ || !(want_ == key_)) build(want_);
   // Weights are initializers: after the first call this check is all that runs (the compare
   // reads O*C*kh*kw bytes; at batch 1 that is a few percent of the convolution).
@@ -186,7 +171,6 @@ void QConvDnnl::forward(const QLinearParams& p, const void* x, const int8_t* w, 
   src_user_.set_data_handle(const_cast<void*>(x));
   dst_user_.set_data_handle(y);
   if (g_.has_bias) bias_.set_data_handle(const_cast<int32_t*>(p.bias));
-  if (key_.sum) sum_.set_data_handle(const_cast<void*>(p.sum));
   if (src_reorder_) src_reorder_();
   conv_();
   if (dst_reorder_) dst_reorder_();

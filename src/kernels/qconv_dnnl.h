@@ -6,8 +6,6 @@
 // scales or the zero-point pattern change; the weights are reordered into oneDNN's layout
 // (with its zero-point compensation) once per primitive and again only if their bytes change.
 // Zero points are run-time arguments. After the first call nothing is allocated per call.
-// A fused residual (QLinearParams::sum) is a binary-add post-op of its raw codes followed by a
-// linear post-op that takes the sum to the output's units.
 #pragma once
 
 #include <dnnl.hpp>
@@ -27,7 +25,7 @@ class QConvDnnl {
   QConvDnnl(const ConvGeometry& g, DType x, DType y, bool channels_last = false);
 
   // x [n,c,h,w] NCHW (or [n,h,w,c]), w [o,cg,kh,kw], y [n,o,oh,ow] (or [n,oh,ow,o]).
-  // p.w_zp must be all zero.
+  // p.w_zp must be all zero; p.sum is ignored (the caller adds a fused residual).
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
   // The caller promises the weights' storage and values never change (graph initializers in
   // an inference session): then they are packed once per address instead of being compared
@@ -46,9 +44,6 @@ class QConvDnnl {
     std::vector<float> scales;  // per output channel
     float lo = 0, hi = 0;       // clamp in output units (infinite: none)
     bool src_zp = false, dst_zp = false;
-    bool sum = false;  // a fused residual: binary-add and linear post-ops (see forward)
-    DType sum_dtype = DType::kU8;
-    float sum_alpha = 0, sum_beta = 0;
     bool operator==(const Key&) const = default;
   };
   void build(const Key& k);
@@ -66,7 +61,7 @@ class QConvDnnl {
 
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::memory src_user_, src_inner_, dst_user_, dst_inner_, wei_user_, wei_inner_, bias_;
-  dnnl::memory zp_src_, zp_dst_, scratch_, sum_;
+  dnnl::memory zp_src_, zp_dst_, scratch_;
   dnnl_glue::Call conv_, src_reorder_, dst_reorder_, wei_reorder_;
 };
 

@@ -157,7 +157,7 @@ void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
 
 void QConvPointwiseNhwc::run_pixels(const QLinearParams& p, const uint8_t* x, void* y,
                                     int64_t first, int64_t last) const {
-  const Epilogue e = Epilogue::of(p, y_dtype_, mult_.data(), offset_.data());
+  const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
   if (p.sum) return pixels_for<true>(y_dtype_, g_, x, wq_.data(), opad_, e, y, first, last);
   pixels_for<false>(y_dtype_, g_, x, wq_.data(), opad_, e, y, first, last);
 }

@@ -38,95 +38,112 @@ struct Epilogue {
   const int32_t* offset;  // [cpad] bias minus the zero point's share
   float lo, hi;           // clamp in output units before rounding
   int32_t y_zp;
-  // A fused residual (QLinearParams::sum): its codes, same layout as y, or nullptr.
+  // A fused residual Add (QLinearParams::sum): its codes (same layout as y) or nullptr, and
+  // QLinearAdd's parameters; out_lo / out_hi: the final clamp after the division.
   const void* sum = nullptr;
   DType sum_dtype = DType::kU8;
-  float sum_alpha = 0, sum_beta = 0;
+  float y_scale = 1, sum_scale = 1, sum_zp = 0, act_lo = 0, act_hi = 0, out_scale = 1;
+  float out_lo = 0, out_hi = 0;
+  int32_t out_zp = 0;
 
   // The clamp before rounding: the activation's bounds, narrowed to the output's range shifted
   // by the zero point. Rounding is monotone and the range bounds are integers, so this gives
-  // the reference's clamp-round-add-saturate exactly, with one clamp.
-  static Epilogue of(const QLinearParams& p, DType out, const float* mult, const int32_t* offset) {
+  // the reference's clamp-round-add-saturate exactly, with one clamp. (With a residual the
+  // convolution's own output is p.out; the Add's the sum_out.)
+  static Epilogue of(const QLinearParams& p, const float* mult, const int32_t* offset) {
+    auto range = [](DType t, int32_t zp, float& lo, float& hi) {
+      if (t == DType::kF32) return;
+      lo = std::max(lo, (t == DType::kU8 ? 0.0f : -128.0f) - static_cast<float>(zp));
+      hi = std::min(hi, (t == DType::kU8 ? 255.0f : 127.0f) - static_cast<float>(zp));
+    };
     float lo = p.lo(), hi = p.hi();
-    if (out != DType::kF32) {
-      const float sat_lo = out == DType::kU8 ? 0.0f : -128.0f;
-      const float sat_hi = out == DType::kU8 ? 255.0f : 127.0f;
-      lo = std::max(lo, sat_lo - static_cast<float>(p.y_zp));
-      hi = std::min(hi, sat_hi - static_cast<float>(p.y_zp));
-    }
+    range(p.out, p.y_zp, lo, hi);
     Epilogue e{mult, offset, lo, hi, p.y_zp};
     if (p.sum) {
       e.sum = p.sum;
       e.sum_dtype = p.sum_dtype;
-      e.sum_alpha = p.sum_alpha();
-      e.sum_beta = p.sum_beta();
+      e.y_scale = p.y_scale;
+      e.sum_scale = p.sum_scale;
+      e.sum_zp = static_cast<float>(p.sum_zp);
+      e.act_lo = p.sum_act_lo;
+      e.act_hi = p.sum_act_hi;
+      e.out_scale = p.sum_out_scale;
+      e.out_lo = -INFINITY;
+      e.out_hi = INFINITY;
+      range(p.sum_out, p.sum_out_zp, e.out_lo, e.out_hi);
+      e.out_zp = p.sum_out_zp;
     }
     return e;
   }
 };
 
 // The requantization of one 16-channel block, its constants in registers (the output stores
-// may alias anything the compiler would otherwise reload after each).
+// may alias anything the compiler would otherwise reload after each). Out: the stored dtype.
 //
-// With Sum, the residual's codes at y's position join as the reference orders it: v = acc * m
-// + sum, then v * alpha + beta, as separate roundings (files using this compile with
-// -ffp-contract=off, so no multiply-add is fused).
+// With Sum, the convolution's own 8-bit result then goes through QLinearAdd with the residual's
+// codes at y's position, with the reference's f32 steps in its order (files using this compile
+// with -ffp-contract=off, so no multiply-add is fused).
 template <DType Out, bool Sum = false>
 struct Requantizer {
-  __m512 mult, lo, hi, sum_alpha, sum_beta;
+  __m512 mult, lo, hi;
   __m512i offset, y_zp;  // offset: every accumulator's start
-  const void* sum = nullptr;
-  DType sum_dtype = DType::kU8;
+  Epilogue e;            // the residual's scalars (Sum only)
 
   Requantizer() = default;
-  MINNOW_VNNI Requantizer(const Epilogue& e, int64_t c0)
-      : mult(_mm512_loadu_ps(e.mult + c0)),
-        lo(_mm512_set1_ps(e.lo)),
-        hi(_mm512_set1_ps(e.hi)),
-        sum_alpha(_mm512_set1_ps(e.sum_alpha)),
-        sum_beta(_mm512_set1_ps(e.sum_beta)),
-        offset(_mm512_loadu_si512(e.offset + c0)),
-        y_zp(_mm512_set1_epi32(e.y_zp)),
-        sum(e.sum),
-        sum_dtype(e.sum_dtype) {}
+  MINNOW_VNNI Requantizer(const Epilogue& ep, int64_t c0)
+      : mult(_mm512_loadu_ps(ep.mult + c0)),
+        lo(_mm512_set1_ps(ep.lo)),
+        hi(_mm512_set1_ps(ep.hi)),
+        offset(_mm512_loadu_si512(ep.offset + c0)),
+        y_zp(_mm512_set1_epi32(ep.y_zp)),
+        e(ep) {}
 
   // The residual's `lanes` codes at element `at`, as f32.
   MINNOW_VNNI __m512 sum_at(int64_t lanes, int64_t at) const {
-    const auto* src = static_cast<const int8_t*>(sum) + at;
+    const auto* src = static_cast<const int8_t*>(e.sum) + at;
     const __m128i bytes =
         lanes == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src))
                     : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << lanes) - 1), src);
-    return _mm512_cvtepi32_ps(sum_dtype == DType::kU8 ? _mm512_cvtepu8_epi32(bytes)
-                                                      : _mm512_cvtepi8_epi32(bytes));
+    return _mm512_cvtepi32_ps(e.sum_dtype == DType::kU8 ? _mm512_cvtepu8_epi32(bytes)
+                                                        : _mm512_cvtepi8_epi32(bytes));
   }
 
   // Requantizes accumulator `acc` (which started at `offset`) and stores its first `lanes`
   // channels at y + at.
   MINNOW_VNNI void store(__m512i acc, int64_t lanes, void* y, int64_t at) const {
     __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
-    if constexpr (Sum) {
-      v = _mm512_add_ps(v, sum_at(lanes, at));
-      v = _mm512_mul_ps(v, sum_alpha);
-      v = _mm512_add_ps(v, sum_beta);
-    }
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512i q;
     if constexpr (Out == DType::kF32) {
       _mm512_mask_storeu_ps(static_cast<float*>(y) + at, static_cast<__mmask16>((1u << lanes) - 1),
                             v);
+      return;
+    } else if constexpr (Sum) {
+      // v rounds to q - y_zp of the convolution's 8-bit output q (lo/hi hold its range). Then
+      // QLinearAdd: real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, the activation,
+      // real / out_scale clamped to the output's range, rounded, plus out_zp.
+      const __m512 d = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512 s = _mm512_sub_ps(sum_at(lanes, at), _mm512_set1_ps(e.sum_zp));
+      __m512 real = _mm512_add_ps(_mm512_mul_ps(d, _mm512_set1_ps(e.y_scale)),
+                                  _mm512_mul_ps(s, _mm512_set1_ps(e.sum_scale)));
+      real = _mm512_min_ps(_mm512_max_ps(real, _mm512_set1_ps(e.act_lo)), _mm512_set1_ps(e.act_hi));
+      __m512 t = _mm512_div_ps(real, _mm512_set1_ps(e.out_scale));
+      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(e.out_lo)), _mm512_set1_ps(e.out_hi));
+      q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(e.out_zp));
     } else {
-      // lo/hi include the output range (see forward), so v rounds (to nearest even, as the
-      // reference's nearbyint) to an in-range value and the narrowing below is exact.
-      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), y_zp);
-      __m128i bytes = Out == DType::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
-      // Narrowing and store stay two instructions: compilers would merge a masked store into
-      // the masked narrowing store, which is microcoded and slow on AMD's Zen cores.
-      asm("" : "+v"(bytes));
-      auto* dst = static_cast<int8_t*>(y) + at;
-      if (lanes == 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
-      } else {
-        _mm_mask_storeu_epi8(dst, static_cast<__mmask16>((1u << lanes) - 1), bytes);
-      }
+      // lo/hi include the output range (see Epilogue::of), so v rounds (to nearest even, as
+      // the reference's nearbyint) to an in-range value and the narrowing below is exact.
+      q = _mm512_add_epi32(_mm512_cvtps_epi32(v), y_zp);
+    }
+    __m128i bytes = Out == DType::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+    // Narrowing and store stay two instructions: compilers would merge a masked store into the
+    // masked narrowing store, which is microcoded and slow on AMD's Zen cores.
+    asm("" : "+v"(bytes));
+    auto* dst = static_cast<int8_t*>(y) + at;
+    if (lanes == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
+    } else {
+      _mm_mask_storeu_epi8(dst, static_cast<__mmask16>((1u << lanes) - 1), bytes);
     }
   }
 };

@@ -35,12 +35,18 @@ struct QLinearParams {
   float y_scale = 1.0f;
   int32_t y_zp = 0;
   float act_lo = -INFINITY, act_hi = INFINITY;  // the fused activation, in real units
-  // A fused residual (passes/fuse_qlinear_residual.h), quantized output only: sum [same shape as
-  // y] with its scale and zero point, added before the activation. nullptr: none.
+  // A fused residual Add (passes/fuse_qlinear_residual.h): the convolution's quantized output
+  // q (out, y_scale, y_zp above, no activation of its own) then goes through QLinearAdd with
+  // `sum` [y's shape]: real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, clamped to the
+  // sum_act bounds, quantized to sum_out with sum_out_scale / sum_out_zp. nullptr: none.
   const void* sum = nullptr;
   DType sum_dtype = DType::kU8;
   float sum_scale = 1.0f;
   int32_t sum_zp = 0;
+  DType sum_out = DType::kU8;
+  float sum_out_scale = 1.0f;
+  int32_t sum_out_zp = 0;
+  float sum_act_lo = -INFINITY, sum_act_hi = INFINITY;
 
   float w_scale_of(int64_t o) const { return w_scale[w_count == 1 ? 0 : o]; }
   int32_t w_zp_of(int64_t o) const { return w_zp ? w_zp[w_count == 1 ? 0 : o] : 0; }
@@ -50,18 +56,11 @@ struct QLinearParams {
     }
     return true;
   }
-  // The factor that takes channel o's accumulator to the output's units (with a residual: to
-  // the residual's, see sum_alpha()).
+  // The factor that takes channel o's accumulator to the output's units.
   float multiplier(int64_t o) const {
     const float real = x_scale * w_scale_of(o);
-    if (sum) return real / sum_scale;
     return out == DType::kF32 ? real : real / y_scale;
   }
-  // With a residual, v = acc * multiplier(o) + sum is in the residual's steps and offset by its
-  // zero point; v * sum_alpha() + sum_beta() is then in the output's units. (The order of
-  // oneDNN's post-ops: binary add, then linear.)
-  float sum_alpha() const { return sum_scale / y_scale; }
-  float sum_beta() const { return -static_cast<float>(sum_zp) * sum_alpha(); }
   float sum_at(int64_t i) const {
     return sum_dtype == DType::kU8 ? static_cast<const uint8_t*>(sum)[i]
                                    : static_cast<const int8_t*>(sum)[i];
@@ -79,14 +78,28 @@ inline int32_t saturate_to(DType t, float v) {
 
 // Writes element i of the output (u8, i8 or f32 storage `y`) from accumulator `acc`
 // (bias included) of channel o. `m`, `lo`, `hi` come from QLinearParams for that channel.
+// Stores the integer `q` of dtype t at element i of y.
+inline void store_q8(DType t, int32_t q, void* y, int64_t i) {
+  if (t == DType::kU8) {
+    static_cast<uint8_t*>(y)[i] = static_cast<uint8_t>(q);
+  } else {
+    static_cast<int8_t*>(y)[i] = static_cast<int8_t>(q);
+  }
+}
+
+// The fused residual Add of the convolution's quantized output q at element i: QLinearAdd's
+// f32 steps (ops/qlinear_add.cpp), so the fused op equals the two ops it replaces bit for bit.
+inline void add_residual_one(const QLinearParams& p, int32_t q, void* y, int64_t i) {
+  float real = static_cast<float>(q - p.y_zp) * p.y_scale +
+               (p.sum_at(i) - static_cast<float>(p.sum_zp)) * p.sum_scale;
+  real = std::min(std::max(real, p.sum_act_lo), p.sum_act_hi);
+  const float r = std::nearbyint(real / p.sum_out_scale) + static_cast<float>(p.sum_out_zp);
+  store_q8(p.sum_out, saturate_to(p.sum_out, r), y, i);
+}
+
 inline void requantize_one(const QLinearParams& p, int64_t acc, float m, float lo, float hi,
                            void* y, int64_t i) {
   float v = static_cast<float>(acc) * m;
-  if (p.sum) {
-    v += p.sum_at(i);
-    v = v * p.sum_alpha();
-    v = v + p.sum_beta();
-  }
   v = std::min(std::max(v, lo), hi);
   if (p.out == DType::kF32) {
     static_cast<float*>(y)[i] = v;
@@ -94,11 +107,8 @@ inline void requantize_one(const QLinearParams& p, int64_t acc, float m, float l
   }
   const float q = std::nearbyint(v) + static_cast<float>(p.y_zp);  // ties to even
   const int32_t s = saturate_to(p.out, q);
-  if (p.out == DType::kU8) {
-    static_cast<uint8_t*>(y)[i] = static_cast<uint8_t>(s);
-  } else {
-    static_cast<int8_t*>(y)[i] = static_cast<int8_t>(s);
-  }
+  if (p.sum) return add_residual_one(p, s, y, i);
+  store_q8(p.out, s, y, i);
 }
 
 // Reference int8 convolution. X is uint8_t or int8_t; w [o,cg,kh,kw] int8. x [n,c,h,w] and

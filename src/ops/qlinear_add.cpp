@@ -19,17 +19,11 @@
 #include "ops/elementwise.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
+#include "ops/qlinear_add_u8.h"
 #include "ops/quant_util.h"
 
 namespace minnow::ops {
 
-// The u8 + u8 -> u8 case (what minnow's quantizer produces) compiled once per ISA level: the
-// baseline build vectorizes it 16 bytes wide, AVX-512 four times that. The file is compiled with
-// -ffp-contract=off (CMakeLists.txt) so that no ISA level fuses a * as + b * bs into an FMA:
-// the result stays bit-identical to the reference kernel and to the QDQ graph.
-struct AddU8 {  // a, b and y parameters as the loop needs them
-  float as, bs, ys, azp, bzp, act_lo, act_hi, lo_f, hi_f, zp_f;
-};
 [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void add_u8(
     const AddU8& k, const uint8_t* __restrict a, const uint8_t* __restrict b, uint8_t* __restrict y,
     int64_t n) {

@@ -1,6 +1,6 @@
 // QLinearConv: int8 2-d convolution with ONNX QLinearConv's inputs (see qlinear_params.h) and
 // Conv2d's attributes (strides, pads [t,l,b,r], dilations, group, fused activation), and an
-// optional fused residual (inputs 9-11, see qlinear_params.h) added before the activation.
+// optional fused residual QLinearAdd (inputs 9-13, see qlinear_params.h).
 // x [N,C,H,W] u8|i8, w [O,C/group,kh,kw] i8 -> y [N,O,OH,OW] u8|i8, or f32 without y_scale.
 // Attribute channels_last=1 (set by passes/channels_last.h): x is [N,H,W,C] and y
 // [N,OH,OW,O], in the graph's shapes and in memory, which is the layout oneDNN computes int8
@@ -16,7 +16,9 @@
 #include "kernels/qconv_one_channel_nhwc.h"
 #include "kernels/qconv_pointwise_nhwc.h"
 #include "kernels/qlinear_reference.h"
+#include "ops/elementwise.h"
 #include "ops/op_defs.h"
+#include "ops/qlinear_add_u8.h"
 #include "ops/qlinear_params.h"
 
 namespace minnow::ops {
@@ -169,8 +171,9 @@ class QConvFast : public Kernel {
         act_(FusedActivation::of(n)),
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
+        conv_out_(conv_output_dtype(in, out_)),
         nhwc_(channels_last_attr(n)),
-        dnnl_(g_, x_dtype_, out_, nhwc_) {
+        dnnl_(g_, x_dtype_, conv_out_, nhwc_) {
     const bool sum = q::optional(in, q::kSum) != nullptr;
     if (nhwc_ && !sum && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
       depthwise_.emplace(g_, x_dtype_, out_);
@@ -178,9 +181,10 @@ class QConvFast : public Kernel {
     if (nhwc_ && !sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
       one_channel_.emplace(g_, x_dtype_, out_);
     }
-    // Small products only: at batch 1 oneDNN's per-call work costs as much as the arithmetic,
-    // and for large batches its blocked kernels are as fast as this one.
-    if (nhwc_ && g_.n * g_.h * g_.w <= kernels::QConvPointwiseNhwc::kMaxPixels &&
+    // Small products (at batch 1 oneDNN's per-call work costs as much as the arithmetic; for
+    // large batches its blocked kernels are as fast as this one), and any with a fused residual
+    // Add, which it applies in its epilogue.
+    if (nhwc_ && (sum || g_.n * g_.h * g_.w <= kernels::QConvPointwiseNhwc::kMaxPixels) &&
         kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
       pointwise_.emplace(g_, x_dtype_, out_);
     }
@@ -197,7 +201,48 @@ class QConvFast : public Kernel {
     if (depthwise_) return depthwise_->forward(p, x.raw(), w, out[0]->raw());
     if (one_channel_) return one_channel_->forward(p, x.raw(), w, out[0]->raw());
     if (pointwise_) return pointwise_->forward(p, x.raw(), w, out[0]->raw());
-    dnnl_.forward(p, x.raw(), w, out[0]->raw());
+    if (!p.sum) return dnnl_.forward(p, x.raw(), w, out[0]->raw());
+    // A fused residual Add on oneDNN: the convolution's 8-bit output, then QLinearAdd's loop.
+    // (oneDNN 2.6's jit int8 convolutions computed wrong results for post-op chains that
+    // round the convolution's result before adding the residual.)
+    conv_scratch_.resize(static_cast<size_t>(out[0]->numel()));
+    dnnl_.forward(p, x.raw(), w, conv_scratch_.data());
+    add_residual(p, *out[0]);
+  }
+
+  // The dtype of the convolution's own output: with a fused residual Add that of y_zero_point
+  // (u8 when absent), else the op's.
+  static DType conv_output_dtype(const InputInfos& in, DType out) {
+    if (!q::optional(in, q::kSum)) return out;
+    const ValueInfo* yz = q::optional(in, q::kYZp);
+    return yz ? yz->dtype : DType::kU8;
+  }
+
+  // out = QLinearAdd(conv_scratch_, p.sum), as ops/qlinear_add.cpp computes it.
+  void add_residual(const kernels::QLinearParams& p, Tensor& out) const {
+    const int64_t count = out.numel();
+    if (p.out == DType::kU8 && p.sum_dtype == DType::kU8 && p.sum_out == DType::kU8) {
+      const ops::AddU8 k{p.y_scale,
+                         p.sum_scale,
+                         p.sum_out_scale,
+                         static_cast<float>(p.y_zp),
+                         static_cast<float>(p.sum_zp),
+                         p.sum_act_lo,
+                         p.sum_act_hi,
+                         static_cast<float>(0 - p.sum_out_zp),
+                         static_cast<float>(255 - p.sum_out_zp),
+                         static_cast<float>(p.sum_out_zp)};
+      const uint8_t* a = conv_scratch_.data();
+      const auto* b = static_cast<const uint8_t*>(p.sum);
+      auto* y = static_cast<uint8_t*>(out.raw());
+      return for_blocks(
+          count, [&](int64_t lo, int64_t hi) { ops::add_u8(k, a + lo, b + lo, y + lo, hi - lo); });
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const uint8_t c = conv_scratch_[static_cast<size_t>(i)];
+      const int32_t q = p.out == DType::kU8 ? int32_t{c} : int32_t{static_cast<int8_t>(c)};
+      kernels::add_residual_one(p, q, out.raw(), i);
+    }
   }
 
   void set_constant_inputs(const std::vector<bool>& constant) override {
@@ -212,9 +257,10 @@ class QConvFast : public Kernel {
   Node node_;
   ConvGeometry g_;
   FusedActivation act_;
-  DType x_dtype_, out_;
+  DType x_dtype_, out_, conv_out_;
   bool nhwc_;
   kernels::QConvDnnl dnnl_;
+  std::vector<uint8_t> conv_scratch_;  // the convolution's output, fused residual on oneDNN only
   std::optional<kernels::QConvDepthwiseNhwc> depthwise_;
   std::optional<kernels::QConvOneChannelNhwc> one_channel_;
   std::optional<kernels::QConvPointwiseNhwc> pointwise_;
@@ -232,7 +278,7 @@ std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
 
 }  // namespace
 
-const OpDef kQLinearConvDef = {OpKind::kQLinearConv, "QLinearConv",  5,         12,    1,
+const OpDef kQLinearConvDef = {OpKind::kQLinearConv, "QLinearConv",  5,         14,    1,
                                infer_qconv,          make_reference, make_fast, false, qconv_macs};
 
 }  // namespace minnow::ops

@@ -1,8 +1,10 @@
 // Inputs shared by QLinearConv and QLinearLinear (ONNX QLinearConv's order):
 //   0 x (u8|i8), 1 x_scale, 2 x_zero_point, 3 w (i8), 4 w_scale, 5 w_zero_point,
 //   6 y_scale, 7 y_zero_point, 8 B (i32)
-// and, for QLinearConv only (a residual Add fused by passes/fuse_qlinear_residual.h; not ONNX):
-//   9 sum (u8|i8, y's shape), 10 sum_scale, 11 sum_zero_point
+// and, for QLinearConv only (a residual QLinearAdd fused by passes/fuse_qlinear_residual.h; not
+// ONNX): 9 sum (u8|i8, y's shape), 10 sum_scale, 11 sum_zero_point, 12 out_scale,
+// 13 out_zero_point. The op's output is then the Add's: dtype of out_zero_point (u8 when
+// absent), and the `activation` attribute applies to the sum.
 // Their validation at inference time and the reading of the scale/zero-point values at run time.
 #pragma once
 
@@ -27,7 +29,9 @@ enum Input {
   kNumInputs,
   kSum = kNumInputs,
   kSumScale,
-  kSumZp
+  kSumZp,
+  kOutScale,
+  kOutZp
 };
 
 inline const ValueInfo* optional(const InputInfos& in, int i) {
@@ -114,6 +118,16 @@ inline DType validate(const Node& n, const InputInfos& in, int64_t channels) {
     if (out == DType::kF32) fail(n, "sum '" + sum->name + "' needs a quantized output (y_scale)");
     const ValueInfo ss = scale(kSumScale, "sum_scale", false);
     zero_point(kSumZp, "sum_zero_point", ss, sum->dtype);
+    const ValueInfo os = scale(kOutScale, "out_scale", false);
+    out = DType::kU8;
+    if (const ValueInfo* oz = optional(in, kOutZp)) {
+      if (oz->dtype != DType::kU8 && oz->dtype != DType::kI8) {
+        fail(n, "out_zero_point '" + oz->name + "' has dtype " + dtype_str(oz->dtype) +
+                    ", expected u8 or i8");
+      }
+      zero_point(kOutZp, "out_zero_point", os, oz->dtype);
+      out = oz->dtype;
+    }
   }
   FusedActivation::of(n);  // validates the attribute
   return out;
@@ -144,20 +158,29 @@ inline kernels::QLinearParams read_params(const Node& n, Tensors in, DType out,
   for (int64_t i = 0; i < p.w_count; ++i) positive(p.w_scale[i], "w_scale");
   if (const Tensor* z = optional(in, kWZp)) p.w_zp = static_cast<const int8_t*>(z->raw());
   if (const Tensor* b = optional(in, kBias)) p.bias = static_cast<const int32_t*>(b->raw());
+  const Tensor* sum = optional(in, kSum);
   p.out = out;
-  if (out != DType::kF32) {
+  if (sum) {  // `out` is the Add's dtype; the convolution's own is y_zero_point's (u8 if absent)
+    const Tensor* yz = optional(in, kYZp);
+    p.out = yz ? yz->dtype() : DType::kU8;
+  }
+  if (p.out != DType::kF32) {
     p.y_scale = positive(*static_cast<const float*>(in[kYScale]->raw()), "y_scale");
     p.y_zp = zp_value(optional(in, kYZp));
   }
   if (act.on) {
-    p.act_lo = act.lo;
-    p.act_hi = act.hi;
+    (sum ? p.sum_act_lo : p.act_lo) = act.lo;
+    (sum ? p.sum_act_hi : p.act_hi) = act.hi;
   }
-  if (const Tensor* sum = optional(in, kSum)) {
+  if (sum) {
     p.sum = sum->raw();
     p.sum_dtype = sum->dtype();
     p.sum_scale = positive(*static_cast<const float*>(in[kSumScale]->raw()), "sum_scale");
     p.sum_zp = zp_value(optional(in, kSumZp));
+    p.sum_out_scale = positive(*static_cast<const float*>(in[kOutScale]->raw()), "out_scale");
+    const Tensor* oz = optional(in, kOutZp);
+    p.sum_out = oz ? oz->dtype() : DType::kU8;
+    p.sum_out_zp = zp_value(oz);
   }
   return p;
 }

@@ -10,7 +10,7 @@ namespace {
 // QLinearAdd's inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
 // y_zero_point (ops/qlinear_add.cpp). QLinearConv's: x, x_scale, x_zero_point, w, w_scale,
 // w_zero_point, y_scale, y_zero_point, B, then the residual's sum, sum_scale, sum_zero_point.
-constexpr size_t kConvInputs = 9, kConvYScale = 6, kConvYZp = 7;
+constexpr size_t kConvInputs = 9, kConvYScale = 6;
 
 const std::string& at(const std::vector<std::string>& v, size_t i) {
   static const std::string none;
@@ -26,7 +26,8 @@ int fuse_qlinear_residual(Graph& graph) {
   int fused = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& add = graph.nodes[i];
-    // With y_zero_point absent the Add's output takes a's dtype, the convolution's u8: require it.
+    // With y_zero_point absent the Add's output takes a's dtype: require it, so the fused op's
+    // output dtype is y_zero_point's either way.
     if (add.op != OpKind::kQLinearAdd || at(add.inputs, 7).empty() || add.outputs.size() != 1) {
       continue;
     }
@@ -56,12 +57,14 @@ int fuse_qlinear_residual(Graph& graph) {
           (r.dtype != DType::kU8 && r.dtype != DType::kI8) || y.shape != r.shape) {
         continue;
       }
-      conv.inputs.resize(kConvInputs + 3);  // an absent bias stays ""
-      conv.inputs[kConvYScale] = add.inputs[6];
-      conv.inputs[kConvYZp] = at(add.inputs, 7);
+      // The convolution keeps its own output parameters (its rounding stays, so the fused op
+      // computes what the two did) and takes the residual's and the Add's.
+      conv.inputs.resize(kConvInputs + 5);  // an absent bias stays ""
       conv.inputs[kConvInputs] = residual;
       conv.inputs[kConvInputs + 1] = add.inputs[other + 1];
       conv.inputs[kConvInputs + 2] = at(add.inputs, other + 2);
+      conv.inputs[kConvInputs + 3] = add.inputs[6];
+      conv.inputs[kConvInputs + 4] = at(add.inputs, 7);
       if (add.attrs.has("activation")) {
         conv.attrs.set("activation", add.attrs.get_string("activation", ""));
       }
@@ -71,10 +74,7 @@ int fuse_qlinear_residual(Graph& graph) {
       break;
     }
   }
-  if (fused) {
-    remove_nodes(graph, removed);
-    remove_unread_initializers(graph);  // the convolutions' former output parameters
-  }
+  if (fused) remove_nodes(graph, removed);
   return fused;
 }
 

@@ -1,14 +1,13 @@
 // Graph pass for inference, after lower_qdq: a QLinearConv whose quantized output only a
 // QLinearAdd reads, adding a quantized tensor of the same shape that is ready before the
 // convolution runs (a residual connection), becomes one QLinearConv with that tensor, its scale
-// and zero point as inputs 9-11 (ops/qlinear_params.h), the Add's output parameters and its
-// fused activation.
+// and zero point and the Add's output parameters as inputs 9-13 (ops/qlinear_params.h), and
+// the Add's activation.
 //
 // The int8 counterpart of fuse_residual_add.h: the Add's two reads and one write become one
-// extra read in the convolution's epilogue (oneDNN post-ops). It also skips rounding the
-// convolution's result to its own 8-bit scale before the Add, so the fused result is the more
-// precise one: it can differ from the unfused graph, and from a QDQ runtime such as ONNX
-// Runtime, by one step of the output.
+// extra read in the convolution's epilogue. The fused op computes exactly what the two did,
+// rounding included (the convolution's 8-bit result, then QLinearAdd's f32 steps): minnow's
+// own kernels agree with the two ops bit for bit, oneDNN's post-ops within a step on rare ties.
 #pragma once
 
 #include "minnow/graph.h"
