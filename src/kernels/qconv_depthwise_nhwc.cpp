@@ -12,7 +12,7 @@
 #include <cstring>
 #include <string>
 
-#include "kernels/qconv_vnni_epilogue.h"
+#include "kernels/qconv_vnni_common.h"
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -159,7 +159,7 @@ bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
-    : g_(g), x_dtype_(x), y_dtype_(y) {
+    : g_(g), x_dtype_(x), y_dtype_(y), weights_(static_cast<size_t>(g.c * g.kh * g.kw)) {
   if (!supports(g, x)) throw Error("QConvDepthwiseNhwc: unsupported geometry or CPU");
   if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
     throw Error("QConvDepthwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
@@ -171,7 +171,6 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
   quads_.columns = quads_.paired ? (g.ow() + 1) / 2 : g.ow();
   quads_.pitch = quads_.paired ? 2 : g.sw;
   ring_row_ = quads_.per_row * quads_.columns * cpad_ * 4;
-  weights_of_.resize(static_cast<size_t>(g.c * g.kh * g.kw));
   const int64_t weight_quads = quads_.paired ? 2 : quads_.per_row;
   wq_size_ = g.kh * weight_quads * cpad_ * 4;
   wq_.get(wq_size_);
@@ -182,12 +181,7 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
 
 void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
   const int64_t k = g_.kh, taps = k * k;
-  // Weights are initializers: after the first call this compare is all that runs.
-  const bool stale = !prepared_ || (weights_constant_ ? w != prepared_address_
-                                                      : std::memcmp(weights_of_.data(), w,
-                                                                    weights_of_.size()) != 0);
-  if (stale) {
-    std::memcpy(weights_of_.data(), w, weights_of_.size());
+  if (weights_.changed(w)) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + wq_size_, int8_t{0});
     for (int64_t c = 0; c < g_.c; ++c) {
@@ -207,41 +201,23 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       }
       wsum_[static_cast<size_t>(c)] = sum;
     }
-    prepared_ = true;
-    prepared_address_ = w;
   }
   // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
-  const int32_t zp = p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0);
-  for (int64_t c = 0; c < g_.c; ++c) {
-    const auto i = static_cast<size_t>(c);
-    mult_[i] = p.multiplier(c);
-    offset_[i] = (p.bias ? p.bias[c] : 0) - zp * wsum_[i];
-  }
+  requantize_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), wsum_, g_.c, mult_, offset_);
 }
 
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
                                   int64_t last, Scratch& s) const {
-  const int64_t oh = g_.oh(), k = g_.kh;
+  const int64_t k = g_.kh;
   const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
-  // Ring slot (key % k) holds the quads of padded input row key (n * padded height + row);
-  // consecutive output rows share k - stride of their input rows.
-  int64_t key[5] = {-1, -1, -1, -1, -1};
-  const int64_t padded_h = g_.pt + g_.h + g_.pb;
-  const uint8_t* rows[5];
+  RowRing ring(g_, s.ring.data(), ring_row_);
   for (int64_t r = first; r < last; ++r) {
-    const int64_t n = r / oh, oy = r % oh;
-    for (int64_t ky = 0; ky < k; ++ky) {
-      const int64_t want = n * padded_h + oy * g_.sh + ky;
-      uint8_t* slot = s.ring.data() + (want % k) * ring_row_;
-      if (key[want % k] != want) {
-        pad_row(g_, cpad_, x, signed_x, zp, n, oy * g_.sh + ky - g_.pt, s.padded.data());
-        build_quads(quads_, cpad_, s.padded.data(), slot);
-        key[want % k] = want;
-      }
-      rows[ky] = slot;
-    }
+    const uint8_t* const* rows = ring.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
+      pad_row(g_, cpad_, x, signed_x, zp, n, iy, s.padded.data());
+      build_quads(quads_, cpad_, s.padded.data(), slot);
+    });
     const int64_t y_at = r * g_.ow() * g_.c;
     const int8_t* wq = wq_.data();
     if (k == 5) {
@@ -258,9 +234,7 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
   prepare(p, w);
   const int64_t rows = g_.n * g_.oh();
   const int64_t macs = g_.n * g_.macs_per_sample();
-  const int threads = macs < kParallelMinMacs
-                          ? 1
-                          : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
   if (static_cast<int>(scratch_.size()) < threads) {
     scratch_.resize(static_cast<size_t>(threads));
     for (Scratch& s : scratch_) {
@@ -270,16 +244,10 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
       s.ring.get(g_.kh * ring_row_);
     }
   }
-  if (threads == 1) return run_rows(p, x, y, 0, rows, scratch_[0]);
-  // Blocks of rows taken in turn rather than halves fixed up front: on a shared host one core
-  // is often slower than the other, and the faster must not wait for it. (Each block widens
-  // its first kh - stride input rows again.)
-  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t r0 = b * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
-    run_rows(p, x, y, r0, r1, scratch_[static_cast<size_t>(omp_get_thread_num())]);
-  }
+  // (Each block of rows widens its first kh - stride input rows again.)
+  share_out(rows, kRowBlock, macs, threads, [&](int64_t first, int64_t last, int t) {
+    run_rows(p, x, y, first, last, scratch_[static_cast<size_t>(t)]);
+  });
 }
 
 }  // namespace minnow::kernels

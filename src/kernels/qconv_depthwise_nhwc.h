@@ -22,6 +22,7 @@
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
 #include "kernels/qlinear_reference.h"
+#include "kernels/weights_watch.h"
 #include "minnow/dtype.h"
 
 namespace minnow::kernels {
@@ -38,7 +39,7 @@ class QConvDepthwiseNhwc {
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
 
   // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
-  void set_weights_constant(bool constant) { weights_constant_ = constant; }
+  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
 
   // How the tap quads of one input row are laid out: per_row quads per column (taps 4j ..
   // 4j + 3 of row_taps), `columns` columns, `pitch` input positions apart. Paired (3x3, stride
@@ -61,11 +62,8 @@ class QConvDepthwiseNhwc {
   DType x_dtype_, y_dtype_;
   int64_t cpad_;  // channels rounded up to 16
   QuadLayout quads_;
-  int64_t ring_row_;                // bytes of one row's quads: per_row * columns * cpad_ * 4
-  std::vector<int8_t> weights_of_;  // the weights wq_ was made from
-  bool prepared_ = false;
-  bool weights_constant_ = false;
-  const int8_t* prepared_address_ = nullptr;
+  int64_t ring_row_;          // bytes of one row's quads: per_row * columns * cpad_ * 4
+  WeightsWatch weights_;      // the weights wq_ was made from
   AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_][4]
   int64_t wq_size_ = 0;
   std::vector<int32_t> wsum_;    // [cpad_] sum of each channel's weights

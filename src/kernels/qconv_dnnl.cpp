@@ -49,11 +49,14 @@ dnnl_glue::Call maybe_reorder(const memory& from, const memory& to) {
 }  // namespace
 
 QConvDnnl::QConvDnnl(const ConvGeometry& g, DType x, DType y, bool channels_last)
-    : g_(g), x_dtype_(x), y_dtype_(y), channels_last_(channels_last) {
+    : g_(g),
+      x_dtype_(x),
+      y_dtype_(y),
+      channels_last_(channels_last),
+      weights_(static_cast<size_t>(g.o * g.col_rows())) {
   dnnl_type(x);  // validates
   dnnl_type(y);
   want_.scales.resize(static_cast<size_t>(g.o));
-  packed_from_.resize(static_cast<size_t>(g.o * g.col_rows()));
 }
 
 void QConvDnnl::build(const Key& k) {
@@ -123,7 +126,7 @@ void QConvDnnl::build(const Key& k) {
   dst_user_ = memory(dst_plain, eng, nullptr);
   dst_inner_ = pd_.dst_desc() == dst_plain ? dst_user_ : memory(pd_.dst_desc(), eng);
   dst_reorder_ = maybe_reorder(dst_inner_, dst_user_);
-  wei_user_ = memory(weights_desc(g_, Tag::undef), eng, packed_from_.data());
+  wei_user_ = memory(weights_desc(g_, Tag::undef), eng, const_cast<int8_t*>(weights_.copy()));
   wei_inner_ = memory(pd_.weights_desc(), eng);
   wei_reorder_ = dnnl_glue::Call(dnnl_glue::make_reorder(wei_user_, wei_inner_),
                                  {{DNNL_ARG_FROM, wei_user_}, {DNNL_ARG_TO, wei_inner_}});
@@ -146,11 +149,9 @@ void QConvDnnl::build(const Key& k) {
   packed_ = false;
 }
 
-void QConvDnnl::pack_weights(const int8_t* w) {
-  std::memcpy(packed_from_.data(), w, packed_from_.size());
+void QConvDnnl::pack_weights() {
   wei_reorder_();
   packed_ = true;
-  packed_address_ = w;
 }
 
 void QConvDnnl::forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) {
@@ -160,12 +161,8 @@ void QConvDnnl::forward(const QLinearParams& p, const void* x, const int8_t* w, 
   want_.src_zp = p.x_zp != 0;
   want_.dst_zp = p.out != DType::kF32 && p.y_zp != 0;
   if (!built_ || !(want_ == key_)) build(want_);
-  // Weights are initializers: after the first call this check is all that runs (the compare
-  // reads O*C*kh*kw bytes; at batch 1 that is a few percent of the convolution).
-  const bool stale = !packed_ || (weights_constant_ ? w != packed_address_
-                                                    : std::memcmp(packed_from_.data(), w,
-                                                                  packed_from_.size()) != 0);
-  if (stale) pack_weights(w);
+  // Packed again when the weights change, and for a new primitive (build() clears packed_).
+  if (weights_.changed(w) || !packed_) pack_weights();
   if (key_.src_zp) *static_cast<int32_t*>(zp_src_.get_data_handle()) = p.x_zp;
   if (key_.dst_zp) *static_cast<int32_t*>(zp_dst_.get_data_handle()) = p.y_zp;
   src_user_.set_data_handle(const_cast<void*>(x));

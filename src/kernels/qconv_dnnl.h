@@ -15,6 +15,7 @@
 #include "kernels/conv_geometry.h"
 #include "kernels/dnnl_glue.h"
 #include "kernels/qlinear_reference.h"
+#include "kernels/weights_watch.h"
 
 namespace minnow::kernels {
 
@@ -30,7 +31,7 @@ class QConvDnnl {
   // The caller promises the weights' storage and values never change (graph initializers in
   // an inference session): then they are packed once per address instead of being compared
   // with the packed copy on every call.
-  void set_weights_constant(bool constant) { weights_constant_ = constant; }
+  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
   // The oneDNN implementation in use ("" before the first forward), for benchmarks and tests.
   std::string impl() const;
   // Whether forward() reorders x or y between the caller's layout and oneDNN's (false before
@@ -47,17 +48,15 @@ class QConvDnnl {
     bool operator==(const Key&) const = default;
   };
   void build(const Key& k);
-  void pack_weights(const int8_t* w);
+  void pack_weights();
 
   ConvGeometry g_;
   DType x_dtype_, y_dtype_;
   bool channels_last_;
   Key key_, want_;  // built for / wanted by this call (want_ reuses its storage)
   bool built_ = false;
-  std::vector<int8_t> packed_from_;  // the plain weights wei_inner_ was made from
-  bool packed_ = false;
-  bool weights_constant_ = false;
-  const int8_t* packed_address_ = nullptr;
+  WeightsWatch weights_;  // its copy is the plain weights wei_inner_ is made from
+  bool packed_ = false;   // wei_inner_ holds weights_.copy() for the current primitive
 
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::memory src_user_, src_inner_, dst_user_, dst_inner_, wei_user_, wei_inner_, bias_;

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <string>
 
-#include "kernels/qconv_vnni_epilogue.h"
+#include "kernels/qconv_vnni_common.h"
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -107,7 +107,7 @@ bool QConvOneChannelNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y)
-    : g_(g), x_dtype_(x), y_dtype_(y) {
+    : g_(g), x_dtype_(x), y_dtype_(y), weights_(static_cast<size_t>(g.o * g.kh * g.kw)) {
   if (!supports(g, x)) throw Error("QConvOneChannelNhwc: unsupported geometry or CPU");
   if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
     throw Error("QConvOneChannelNhwc: unsupported output dtype " + std::string(dtype_name(y)));
@@ -116,7 +116,6 @@ QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y
   quads_ = (g.kw + 3) / 4;
   // The last output's last quad reads up to 4 * quads_ - kw bytes past the padded row.
   row_bytes_ = g.pl + g.w + g.pr + 4 * quads_ - g.kw;
-  weights_of_.resize(static_cast<size_t>(g.o * g.kh * g.kw));
   wq_.get(g.kh * quads_ * opad_ * 4);
   wsum_.assign(static_cast<size_t>(opad_), 0);
   mult_.assign(static_cast<size_t>(opad_), 0.0f);
@@ -125,11 +124,7 @@ QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y
 
 void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
   const int64_t k = g_.kh, taps = k * k;
-  const bool stale = !prepared_ || (weights_constant_ ? w != prepared_address_
-                                                      : std::memcmp(weights_of_.data(), w,
-                                                                    weights_of_.size()) != 0);
-  if (stale) {
-    std::memcpy(weights_of_.data(), w, weights_of_.size());
+  if (weights_.changed(w)) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + k * quads_ * opad_ * 4, int8_t{0});
     for (int64_t o = 0; o < g_.o; ++o) {
@@ -143,38 +138,21 @@ void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       }
       wsum_[static_cast<size_t>(o)] = sum;
     }
-    prepared_ = true;
-    prepared_address_ = w;
   }
-  const int32_t zp = p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0);
-  for (int64_t o = 0; o < g_.o; ++o) {
-    const auto i = static_cast<size_t>(o);
-    mult_[i] = p.multiplier(o);
-    offset_[i] = (p.bias ? p.bias[o] : 0) - zp * wsum_[i];
-  }
+  requantize_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), wsum_, g_.o, mult_, offset_);
 }
 
 void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
                                    int64_t last, uint8_t* ring) const {
-  const int64_t oh = g_.oh(), k = g_.kh;
+  const int64_t k = g_.kh;
   const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
-  // Ring slot (key % k) holds padded input row key (n * padded height + row).
-  int64_t key[5] = {-1, -1, -1, -1, -1};
-  const int64_t padded_h = g_.pt + g_.h + g_.pb;
-  const uint8_t* rows[5];
+  RowRing ring_rows(g_, ring, row_bytes_);
   for (int64_t r = first; r < last; ++r) {
-    const int64_t n = r / oh, oy = r % oh;
-    for (int64_t ky = 0; ky < k; ++ky) {
-      const int64_t want = n * padded_h + oy * g_.sh + ky;
-      uint8_t* slot = ring + (want % k) * row_bytes_;
-      if (key[want % k] != want) {
-        pad_row(g_, row_bytes_, x, signed_x, zp, n, oy * g_.sh + ky - g_.pt, slot);
-        key[want % k] = want;
-      }
-      rows[ky] = slot;
-    }
+    const uint8_t* const* rows = ring_rows.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
+      pad_row(g_, row_bytes_, x, signed_x, zp, n, iy, slot);
+    });
     const int64_t y_at = r * g_.ow() * g_.o;
     if (k == 3) {
       output_row_for<3>(y_dtype_, g_, opad_, rows, wq_.data(), e, y, y_at);
@@ -188,21 +166,12 @@ void QConvOneChannelNhwc::forward(const QLinearParams& p, const void* x, const i
   prepare(p, w);
   const int64_t rows = g_.n * g_.oh();
   const int64_t macs = g_.n * g_.macs_per_sample();
-  const int threads = macs < kParallelMinMacs
-                          ? 1
-                          : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
   if (static_cast<int>(rings_.size()) < threads) rings_.resize(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) rings_[static_cast<size_t>(t)].get(g_.kh * row_bytes_);
-  if (threads == 1) return run_rows(p, x, y, 0, rows, rings_[0].data());
-  // Blocks of rows taken in turn rather than halves fixed up front: on a shared host one core
-  // is often slower than the other, and the faster must not wait for it. (Each block widens
-  // its first kh - stride input rows again.)
-  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t r0 = b * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
-    run_rows(p, x, y, r0, r1, rings_[static_cast<size_t>(omp_get_thread_num())].data());
-  }
+  share_out(rows, kRowBlock, macs, threads, [&](int64_t first, int64_t last, int t) {
+    run_rows(p, x, y, first, last, rings_[static_cast<size_t>(t)].data());
+  });
 }
 
 }  // namespace minnow::kernels

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <string>
 
-#include "kernels/qconv_vnni_epilogue.h"
+#include "kernels/qconv_vnni_common.h"
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -115,13 +115,12 @@ bool QConvPointwiseNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
-    : g_(g), y_dtype_(y) {
+    : g_(g), y_dtype_(y), weights_(static_cast<size_t>(g.o * g.c)) {
   if (!supports(g, x)) throw Error("QConvPointwiseNhwc: unsupported geometry or CPU");
   if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
     throw Error("QConvPointwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
   }
   opad_ = (g.o + 15) / 16 * 16;
-  weights_of_.resize(static_cast<size_t>(g.o * g.c));
   wq_.get(g.c * opad_);
   wsum_.assign(static_cast<size_t>(opad_), 0);
   mult_.assign(static_cast<size_t>(opad_), 0.0f);
@@ -129,11 +128,7 @@ QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
 }
 
 void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
-  const bool stale = !prepared_ || (weights_constant_ ? w != prepared_address_
-                                                      : std::memcmp(weights_of_.data(), w,
-                                                                    weights_of_.size()) != 0);
-  if (stale) {
-    std::memcpy(weights_of_.data(), w, weights_of_.size());
+  if (weights_.changed(w)) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + g_.c * opad_, int8_t{0});
     for (int64_t o = 0; o < g_.o; ++o) {
@@ -145,14 +140,8 @@ void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       }
       wsum_[static_cast<size_t>(o)] = sum;
     }
-    prepared_ = true;
-    prepared_address_ = w;
   }
-  for (int64_t o = 0; o < g_.o; ++o) {
-    const auto i = static_cast<size_t>(o);
-    mult_[i] = p.multiplier(o);
-    offset_[i] = (p.bias ? p.bias[o] : 0) - p.x_zp * wsum_[i];
-  }
+  requantize_constants(p, p.x_zp, wsum_, g_.o, mult_, offset_);
 }
 
 void QConvPointwiseNhwc::run_pixels(const QLinearParams& p, const uint8_t* x, void* y,
@@ -167,15 +156,8 @@ void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const in
   const auto* xb = static_cast<const uint8_t*>(x);
   const int64_t pixels = g_.n * g_.h * g_.w;
   const int64_t macs = pixels * g_.c * g_.o;
-  const int threads = macs < kParallelMinMacs ? 1 : omp_get_max_threads();
-  if (threads == 1) return run_pixels(p, xb, y, 0, pixels);
-  // Chunks taken in turn rather than halves fixed up front: on a shared host one core is often
-  // slower than the other, and the faster must not wait for it.
-  const int64_t chunks = (pixels + kPixelChunk - 1) / kPixelChunk;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t i = 0; i < chunks; ++i) {
-    run_pixels(p, xb, y, i * kPixelChunk, std::min(pixels, (i + 1) * kPixelChunk));
-  }
+  share_out(pixels, kPixelChunk, macs, omp_get_max_threads(),
+            [&](int64_t first, int64_t last, int) { run_pixels(p, xb, y, first, last); });
 }
 
 }  // namespace minnow::kernels

@@ -20,6 +20,7 @@
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
 #include "kernels/qlinear_reference.h"
+#include "kernels/weights_watch.h"
 #include "minnow/dtype.h"
 
 namespace minnow::kernels {
@@ -38,7 +39,7 @@ class QConvPointwiseNhwc {
   // x [n,h,w,c], w [o,c,1,1], y [n,h,w,o]; p.sum (if set) [n,h,w,o]. p.w_zp must be all zero.
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
   // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
-  void set_weights_constant(bool constant) { weights_constant_ = constant; }
+  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
 
  private:
   void prepare(const QLinearParams& p, const int8_t* w);
@@ -47,11 +48,8 @@ class QConvPointwiseNhwc {
 
   ConvGeometry g_;
   DType y_dtype_;
-  int64_t opad_;                    // output channels rounded up to 16
-  std::vector<int8_t> weights_of_;  // the weights wq_ was made from
-  bool prepared_ = false;
-  bool weights_constant_ = false;
-  const int8_t* prepared_address_ = nullptr;
+  int64_t opad_;                 // output channels rounded up to 16
+  WeightsWatch weights_;         // the weights wq_ was made from
   AlignedBuffer<int8_t> wq_;     // [c / 4][opad_][4] weights in vpdpbusd's layout
   std::vector<int32_t> wsum_;    // [opad_] sum of each output channel's weights
   std::vector<float> mult_;      // [opad_] the per-channel output multiplier

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,40 @@ inline Tensor run_op(Node node, const std::vector<Tensor>& inputs, KernelChoice 
   for (int r = 0; r < runs; ++r) kernel->forward(in_ptrs, out_ptrs, ctx);
   return y;
 }
+
+// One kernel for `node` kept across calls (run_op makes a new one each time), with inputs shaped
+// like `inputs` (named by position, undefined tensors absent) and the output it writes.
+struct KernelUnderTest {
+  std::unique_ptr<Kernel> kernel;
+  Tensor y;
+
+  KernelUnderTest(Node node, const std::vector<Tensor>& inputs, KernelChoice choice) {
+    std::vector<ValueInfo> infos;
+    node.inputs.clear();
+    node.outputs = {"y"};
+    if (node.name.empty()) node.name = "op_under_test";
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      node.inputs.push_back(inputs[i].defined() ? "in" + std::to_string(i) : "");
+      infos.push_back(ValueInfo{node.inputs[i], inputs[i].dtype(), inputs[i].shape()});
+    }
+    InputInfos ptrs;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      ptrs.push_back(inputs[i].defined() ? &infos[i] : nullptr);
+    std::vector<ValueInfo> out(1);
+    op_def(node.op).infer(node, ptrs, out);
+    kernel = make_kernel(node, ptrs, out, choice);
+    y = Tensor(out[0].dtype, out[0].shape);
+  }
+
+  // Runs the kernel on `inputs` (the same shapes) into y.
+  const Tensor& run(std::vector<Tensor>& inputs) {
+    std::vector<Tensor*> in, out{&y};
+    for (Tensor& t : inputs) in.push_back(t.defined() ? &t : nullptr);
+    RunContext ctx;
+    kernel->forward(in, out, ctx);
+    return y;
+  }
+};
 
 // Largest |a - b| over all elements (in quantization steps for integer outputs); counts of
 // elements that differ at all go to `differing`.

@@ -227,7 +227,6 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
   QConvInputs in = make_inputs(c, seed);
   Node n = qconv_node(c);
   n.attrs.set("channels_last", int64_t{1});
-  n.name = "conv";
   std::vector<Tensor> t = in.t;
   t[0] = permuted(in.t[0], {0, 2, 3, 1});
   if (c.sum) {
@@ -239,26 +238,12 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
     t.push_back(testing::f32_tensor({}, {in.y_scale * 1.2f}));
     t.push_back(testing::zp_tensor(DType::kU8, 7));
   }
-  std::vector<ValueInfo> infos;
-  InputInfos ptrs;
-  for (size_t i = 0; i < t.size(); ++i) {
-    n.inputs.push_back(t[i].defined() ? "in" + std::to_string(i) : "");
-    infos.push_back(ValueInfo{n.inputs[i], t[i].dtype(), t[i].shape()});
-  }
-  for (size_t i = 0; i < t.size(); ++i) ptrs.push_back(t[i].defined() ? &infos[i] : nullptr);
-  n.outputs = {"y"};
-  std::vector<ValueInfo> out(1);
-  op_def(n.op).infer(n, ptrs, out);
-  auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
-  Tensor y(out[0].dtype, out[0].shape);
-  std::vector<Tensor*> ip, op{&y};
-  for (Tensor& x : t) ip.push_back(x.defined() ? &x : nullptr);
-  RunContext ctx;
+  testing::KernelUnderTest fast(n, t, KernelChoice::kFast);
   for (int step = 0; step < 4; ++step) {
     if (step == 1) static_cast<int8_t*>(t[3].raw())[5] ^= 0x55;  // weights, in place
     if (step == 2) t[4].f32()[0] *= 1.5f;                        // a weight scale
     if (step == 3) *static_cast<uint8_t*>(t[2].raw()) ^= 0x21;   // the x zero point
-    fast->forward(ip, op, ctx);
+    const Tensor& y = fast.run(t);
     // The NCHW reference, or with a residual the channels-last one (the same arithmetic: the
     // oracle copies channels-last input to NCHW first).
     std::vector<Tensor> nchw = t;
@@ -535,28 +520,12 @@ TEST(QLinearConv, FusedResidualIsConvThenAdd) {
 TEST(QLinearConv, FastKernelFollowsChangedWeightsAndScales) {
   QConvCase c = cases()[1];
   QConvInputs in = make_inputs(c, 7);
-  Node n = qconv_node(c);
-  n.name = "qconv";
-  std::vector<ValueInfo> infos;
-  InputInfos ptrs;
-  for (size_t i = 0; i < in.t.size(); ++i) {
-    n.inputs.push_back(in.t[i].defined() ? "in" + std::to_string(i) : "");
-    infos.push_back(ValueInfo{n.inputs[i], in.t[i].dtype(), in.t[i].shape()});
-  }
-  for (size_t i = 0; i < in.t.size(); ++i) ptrs.push_back(in.t[i].defined() ? &infos[i] : nullptr);
-  n.outputs = {"y"};
-  std::vector<ValueInfo> out(1);
-  op_def(n.op).infer(n, ptrs, out);
-  auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
-  Tensor y(out[0].dtype, out[0].shape);
-  std::vector<Tensor*> ip, op{&y};
-  for (Tensor& t : in.t) ip.push_back(t.defined() ? &t : nullptr);
-  RunContext ctx;
+  testing::KernelUnderTest fast(qconv_node(c), in.t, KernelChoice::kFast);
   for (int step = 0; step < 4; ++step) {
     if (step == 1) static_cast<int8_t*>(in.t[3].raw())[5] ^= 0x55;  // weights, in place
     if (step == 2) in.t[4].f32()[3] *= 1.5f;                        // a weight scale
     if (step == 3) *static_cast<uint8_t*>(in.t[2].raw()) = 0;       // x zero point to 0
-    fast->forward(ip, op, ctx);
+    const Tensor& y = fast.run(in.t);
     const Tensor ref = run_op(qconv_node(c), in.t, KernelChoice::kReference);
     EXPECT_EQ(max_difference(y, ref), 0.0) << "step " << step;
   }
@@ -570,36 +539,21 @@ TEST(QLinearConv, ConstantWeightsArePreparedPerAddress) {
       SCOPED_TRACE(c.label + (nhwc ? " NHWC" : ""));
       QConvInputs in = make_inputs(c, 9);
       Node n = qconv_node(c);
-      n.name = "qconv";
       std::vector<Tensor> t = in.t;
       if (nhwc) {
         n.attrs.set("channels_last", int64_t{1});
         t[0] = permuted(in.t[0], {0, 2, 3, 1});
       }
-      std::vector<ValueInfo> infos;
-      InputInfos ptrs;
-      for (size_t i = 0; i < t.size(); ++i) {
-        n.inputs.push_back(t[i].defined() ? "in" + std::to_string(i) : "");
-        infos.push_back(ValueInfo{n.inputs[i], t[i].dtype(), t[i].shape()});
-      }
-      for (size_t i = 0; i < t.size(); ++i) ptrs.push_back(t[i].defined() ? &infos[i] : nullptr);
-      n.outputs = {"y"};
-      std::vector<ValueInfo> out(1);
-      op_def(n.op).infer(n, ptrs, out);
-      auto fast = make_kernel(n, ptrs, out, KernelChoice::kFast);
+      testing::KernelUnderTest fast(n, t, KernelChoice::kFast);
       std::vector<bool> constant(t.size(), false);
       constant[3] = constant[4] = true;
-      fast->set_constant_inputs(constant);
-      Tensor y(out[0].dtype, out[0].shape);
-      RunContext ctx;
+      fast.kernel->set_constant_inputs(constant);
       for (int step = 0; step < 2; ++step) {
         if (step == 1) {  // other weights in another tensor
           t[3] = t[3].clone();
           for (int64_t i = 0; i < t[3].numel(); i += 3) static_cast<int8_t*>(t[3].raw())[i] ^= 0x35;
         }
-        std::vector<Tensor*> ip, op{&y};
-        for (Tensor& x : t) ip.push_back(x.defined() ? &x : nullptr);
-        fast->forward(ip, op, ctx);
+        const Tensor& y = fast.run(t);
         std::vector<Tensor> nchw = t;
         nchw[0] = in.t[0];
         Tensor want = run_op(qconv_node(c), nchw, KernelChoice::kReference);

@@ -1,15 +1,18 @@
 // Pieces shared by minnow's own int8 convolutions on AVX-512 VNNI (qconv_depthwise_nhwc.cpp,
-// qconv_one_channel_nhwc.cpp): the ISA check and target attribute, and the requantization of
-// int32 accumulators with the reference's float steps (kernels/qlinear_reference.h).
-// Internal: included by those .cpp files only.
+// qconv_one_channel_nhwc.cpp, qconv_pointwise_nhwc.cpp): the ISA check and target attribute,
+// how work is shared among threads, and the requantization of int32 accumulators with the
+// reference's float steps (kernels/qlinear_reference.h). Internal: included by those files.
 #pragma once
 
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/qlinear_reference.h"
 
 namespace minnow::kernels {
@@ -31,6 +34,65 @@ inline bool vnni_kernels_supported() {
 // layer at batch 1 then took 4.4 us on two threads and 1.7 us on one. (MobileNetV2 on 28x28
 // at batch 1: every layer on one thread.)
 constexpr int64_t kParallelMinMacs = 2'000'000;
+
+// Calls body(first, last, thread) over [0, count): at once on one thread below
+// kParallelMinMacs, else in blocks of `block` taken in turn by the threads rather than halves
+// fixed up front (on a shared host one core is often slower than the other, and the faster
+// must not wait for it). `threads` is how many the caller prepared scratch for.
+template <class F>
+void share_out(int64_t count, int64_t block, int64_t macs, int threads, F&& body) {
+  if (macs < kParallelMinMacs || threads <= 1) return body(int64_t{0}, count, 0);
+  const int64_t blocks = (count + block - 1) / block;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    body(b * block, std::min(count, (b + 1) * block), omp_get_thread_num());
+  }
+}
+
+// The input rows an output row reads (kh of them, padding rows included), prepared once per
+// thread into a ring of kh slots: consecutive output rows share kh - stride of them.
+class RowRing {
+ public:
+  RowRing(const ConvGeometry& g, uint8_t* slots, int64_t slot_bytes)
+      : g_(g), slots_(slots), slot_bytes_(slot_bytes), padded_h_(g.pt + g.h + g.pb) {}
+
+  // The slots of output row r (sample r / oh, row r % oh) in kernel-row order. fill(slot, n, iy)
+  // prepares input row iy (< 0 or >= h: padding) of sample n for the rows not held yet.
+  template <class Fill>
+  const uint8_t* const* rows_for(int64_t r, Fill&& fill) {
+    const int64_t oh = g_.oh(), n = r / oh, oy = r % oh, k = g_.kh;
+    for (int64_t ky = 0; ky < k; ++ky) {
+      const int64_t key = n * padded_h_ + oy * g_.sh + ky;  // the row in the padded batch
+      uint8_t* slot = slots_ + (key % k) * slot_bytes_;
+      if (held_[key % k] != key) {
+        fill(slot, n, oy * g_.sh + ky - g_.pt);
+        held_[key % k] = key;
+      }
+      rows_[ky] = slot;
+    }
+    return rows_;
+  }
+
+ private:
+  const ConvGeometry& g_;
+  uint8_t* slots_;
+  int64_t slot_bytes_, padded_h_;
+  int64_t held_[5] = {-1, -1, -1, -1, -1};  // kh <= 5
+  const uint8_t* rows_[5] = {};
+};
+
+// The per-channel constants of the requantization: the output multiplier, and the accumulator's
+// start, bias - x_zp * (sum of the channel's weights), for kernels that multiply x's codes
+// (offset to u8: x_zp as the kernel sees it) and fold in the zero point's share.
+inline void requantize_constants(const QLinearParams& p, int32_t x_zp,
+                                 const std::vector<int32_t>& wsum, int64_t channels,
+                                 std::vector<float>& mult, std::vector<int32_t>& offset) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const auto i = static_cast<size_t>(c);
+    mult[i] = p.multiplier(c);
+    offset[i] = (p.bias ? p.bias[c] : 0) - x_zp * wsum[i];
+  }
+}
 
 // The requantization constants of one call, as the loops read them.
 struct Epilogue {
