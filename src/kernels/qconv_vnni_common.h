@@ -30,9 +30,9 @@ inline bool vnni_kernels_supported() {
 }
 
 // Below this many multiply-adds a layer runs on one thread. Waking the second costs about a
-// microsecond, and on a shared host the second core is often slowed by other guests: a 600k
-// layer at batch 1 then took 4.4 us on two threads and 1.7 us on one. (MobileNetV2 on 28x28
-// at batch 1: every layer on one thread.)
+// microsecond, and on the shared dev host a second thread sometimes makes every call wait: a
+// 600k layer at batch 1 then took 4.4 us on two threads and 1.7 us on one. (MobileNetV2 on
+// 28x28 at batch 1: every layer on one thread.)
 constexpr int64_t kParallelMinMacs = 2'000'000;
 
 // Calls body(first, last, thread) over [0, count): at once on one thread below
@@ -199,7 +199,7 @@ struct Requantizer {
     }
     __m128i bytes = Out == DType::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
     // Narrowing and store stay two instructions: compilers would merge a masked store into the
-    // masked narrowing store, which is microcoded and slow on AMD's Zen cores.
+    // masked narrowing store (vpmovusdb to memory), which AMD's Zen 4 runs as microcode.
     asm("" : "+v"(bytes));
     auto* dst = static_cast<int8_t*>(y) + at;
     if (lanes == 16) {
