@@ -29,10 +29,19 @@ MINNOW_VNNI inline __m512i quad(const uint8_t* at) {
   return _mm512_set1_epi32(v);
 }
 
-// P pixels from x (c bytes apart) times V 16-channel weight blocks from o0: P * V accumulators.
+// The input pixel of output pixel m (strides apply; no padding).
+inline const uint8_t* input_pixel(const ConvGeometry& g, const uint8_t* x, int64_t m) {
+  if (g.sh == 1 && g.sw == 1) return x + m * g.c;
+  const int64_t ow = g.ow(), per_sample = g.oh() * ow;
+  const int64_t n = m / per_sample, oy = m % per_sample / ow, ox = m % ow;
+  return x + ((n * g.h + oy * g.sh) * g.w + ox * g.sw) * g.c;
+}
+
+// P input pixels times V 16-channel weight blocks from o0: P * V accumulators.
 template <int P, int V, DType Out, bool Sum>
-MINNOW_VNNI void tile(const uint8_t* x, int64_t c, const int8_t* wq, int64_t opad, int64_t o0,
-                      int64_t o, const Requantizer<Out, Sum>* rq, void* y, int64_t y_at) {
+MINNOW_VNNI void tile(const uint8_t* const* xp, int64_t c, const int8_t* wq, int64_t opad,
+                      int64_t o0, int64_t o, const Requantizer<Out, Sum>* rq, void* y,
+                      int64_t y_at) {
   __m512i acc[P][V];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
@@ -46,7 +55,7 @@ MINNOW_VNNI void tile(const uint8_t* x, int64_t c, const int8_t* wq, int64_t opa
     for (int v = 0; v < V; ++v) w[v] = _mm512_loadu_si512(wk + 64 * v);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const __m512i a = quad(x + p * c + k);
+      const __m512i a = quad(xp[p] + k);
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], a, w[v]);
     }
@@ -71,9 +80,16 @@ MINNOW_VNNI void block(const ConvGeometry& g, const uint8_t* x, const int8_t* wq
   // 24-channel projections), or 16 by 1, so each broadcast feeds enough multiply-adds.
   constexpr int P = 16 / V >= 8 ? 16 / V : 4;
   const int64_t c = g.c, o = g.o;
+  const uint8_t* xp[P];
   int64_t m = first;
-  for (; m + P <= last; m += P) tile<P, V, Out, Sum>(x + m * c, c, wq, opad, o0, o, rq, y, m * o);
-  for (; m < last; ++m) tile<1, V, Out, Sum>(x + m * c, c, wq, opad, o0, o, rq, y, m * o);
+  for (; m + P <= last; m += P) {
+    for (int p = 0; p < P; ++p) xp[p] = input_pixel(g, x, m + p);
+    tile<P, V, Out, Sum>(xp, c, wq, opad, o0, o, rq, y, m * o);
+  }
+  for (; m < last; ++m) {
+    xp[0] = input_pixel(g, x, m);
+    tile<1, V, Out, Sum>(xp, c, wq, opad, o0, o, rq, y, m * o);
+  }
 }
 
 template <DType Out, bool Sum>
@@ -110,8 +126,8 @@ void pixels_for(DType out, const ConvGeometry& g, const uint8_t* x, const int8_t
 }  // namespace
 
 bool QConvPointwiseNhwc::supports(const ConvGeometry& g, DType x) {
-  return vnni_kernels_supported() && x == DType::kU8 && g.is_pointwise() && g.group == 1 &&
-         g.c % 4 == 0 && g.c > 0 && g.o > 0;
+  return vnni_kernels_supported() && x == DType::kU8 && g.kh == 1 && g.kw == 1 && g.pt == 0 &&
+         g.pl == 0 && g.pb == 0 && g.pr == 0 && g.group == 1 && g.c % 4 == 0 && g.c > 0 && g.o > 0;
 }
 
 QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
@@ -154,7 +170,7 @@ void QConvPointwiseNhwc::run_pixels(const QLinearParams& p, const uint8_t* x, vo
 void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) {
   prepare(p, w);
   const auto* xb = static_cast<const uint8_t*>(x);
-  const int64_t pixels = g_.n * g_.h * g_.w;
+  const int64_t pixels = g_.n * g_.ohw();
   const int64_t macs = pixels * g_.c * g_.o;
   share_out(pixels, kPixelChunk, macs, omp_get_max_threads(),
             [&](int64_t first, int64_t last, int) { run_pixels(p, xb, y, first, last); });

@@ -1,5 +1,5 @@
-// int8 1x1 convolution (stride 1, no padding) on channels-last (NHWC) u8 data, optionally with a
-// fused residual, on CPUs with AVX-512 VNNI (checked at run time).
+// int8 1x1 convolution (any stride, no padding) on channels-last (NHWC) u8 data, optionally with
+// a fused residual, on CPUs with AVX-512 VNNI (checked at run time).
 //
 // Why: in a small network at batch 1 the pointwise layers are tiny matrix products (MobileNetV2
 // on 28x28: 49 to 784 pixels by 16 to 192 channels) and oneDNN's per-call work costs about as
@@ -27,16 +27,16 @@ namespace minnow::kernels {
 
 class QConvPointwiseNhwc {
  public:
-  // Pixels (batch * height * width) up to which callers prefer this kernel to oneDNN's.
+  // Output pixels (batch * height * width) up to which callers prefer this kernel to oneDNN's.
   static constexpr int64_t kMaxPixels = 4096;
 
-  // Whether this CPU and geometry can use it: 1x1, stride 1, no padding, no groups, input
-  // channels a multiple of 4, input u8.
+  // Whether this CPU and geometry can use it: 1x1, no padding, no groups, input channels a
+  // multiple of 4, input u8. (Strided: ResNet's shortcut convolutions.)
   static bool supports(const ConvGeometry& g, DType x);
   // Requires supports(g, x); throws minnow::Error otherwise. y: u8, i8 or f32.
   QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y);
 
-  // x [n,h,w,c], w [o,c,1,1], y [n,h,w,o]; p.sum (if set) [n,h,w,o]. p.w_zp must be all zero.
+  // x [n,h,w,c], w [o,c,1,1], y [n,oh,ow,o]; p.sum (if set) y's shape. p.w_zp must be all zero.
   void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
   // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
   void set_weights_constant(bool constant) { weights_.set_constant(constant); }

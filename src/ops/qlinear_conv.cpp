@@ -184,7 +184,7 @@ class QConvFast : public Kernel {
     // Small products (at batch 1 oneDNN's per-call work costs as much as the arithmetic; for
     // large batches its blocked kernels are as fast as this one), and any with a fused residual
     // Add, which it applies in its epilogue.
-    if (nhwc_ && (sum || g_.n * g_.h * g_.w <= kernels::QConvPointwiseNhwc::kMaxPixels) &&
+    if (nhwc_ && (sum || g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxPixels) &&
         kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
       pointwise_.emplace(g_, x_dtype_, out_);
     }

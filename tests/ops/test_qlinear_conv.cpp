@@ -321,7 +321,7 @@ TEST(QLinearConv, ChannelsLastOneChannelIsExact) {
   for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
 }
 
-// Channels-last 1x1 layers of small products (batch 1) run minnow's own kernel
+// Channels-last 1x1 layers (any stride) of small products (batch 1) run minnow's own kernel
 // (kernels/qconv_pointwise_nhwc.h) on CPUs with AVX-512 VNNI, exact as the depthwise one, with
 // a fused residual too.
 TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
@@ -336,6 +336,8 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v.push_back(pw("20->10 5x5, f32 out", {3, 20, 5, 5}, 10));
   v.push_back(pw("192->64 7x7 batch 30 (threads), residual relu", {30, 192, 7, 7}, 64));
   v.push_back(pw("8->33 3x5 per-tensor, no bias", {2, 8, 3, 5}, 33));
+  v.push_back(pw("16->32 s2 28x28 with residual, relu (resnet shortcut)", {1, 16, 28, 28}, 32));
+  v.push_back(pw("32->64 s2 15x13 batch 3", {3, 32, 15, 13}, 64));
   v[0].act = "relu6";
   v[0].x_zp = 0;
   v[2].sum = true;
@@ -346,6 +348,10 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v[5].act = "relu";
   v[6].per_channel = false;
   v[6].bias = false;
+  v[7].strides = {2, 2};
+  v[7].sum = true;
+  v[7].act = "relu";
+  v[8].strides = {2, 2};
   uint64_t seed = 700;
   for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
 }
