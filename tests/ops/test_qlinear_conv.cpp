@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "core/op_registry.h"
+#include "kernels/qconv_depthwise_nhwc.h"
 #include "kernels/qconv_dnnl.h"
+#include "kernels/qconv_one_channel_nhwc.h"
+#include "kernels/qconv_pointwise_nhwc.h"
 #include "minnow/error.h"
 #include "ops/fused_activation.h"
 #include "qlinear_test_util.h"
@@ -220,9 +223,34 @@ TEST(QLinearConv, ChannelsLastMatchesNchw) {
   }
 }
 
+// The kernel geometry of a case (NCHW shapes).
+kernels::ConvGeometry geometry_of(const QConvCase& c) {
+  kernels::ConvGeometry g;
+  g.n = c.x[0];
+  g.c = c.x[1];
+  g.h = c.x[2];
+  g.w = c.x[3];
+  g.o = c.w[0];
+  g.kh = c.w[2];
+  g.kw = c.w[3];
+  g.sh = c.strides[0];
+  g.sw = c.strides[1];
+  g.pt = c.pads[0];
+  g.pl = c.pads[1];
+  g.pb = c.pads[2];
+  g.pr = c.pads[3];
+  g.dh = c.dilations[0];
+  g.dw = c.dilations[1];
+  g.group = c.group;
+  g.has_bias = c.bias;
+  return g;
+}
+
 // Runs case c channels-last with the fast kernel four times, changing the weights in place, a
-// weight scale and the x zero point between calls, and expects the reference's outputs exactly.
-void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
+// weight scale and the x zero point between calls, and expects the reference's outputs exactly
+// when minnow's own kernel runs it (`own`: its supports() on this CPU). On CPUs without
+// AVX-512 VNNI oneDNN runs it, within one step on rare ties as in FastMatchesReference.
+void expect_channels_last_exact(const QConvCase& c, uint64_t seed, bool own) {
   SCOPED_TRACE(c.label);
   QConvInputs in = make_inputs(c, seed);
   Node n = qconv_node(c);
@@ -251,7 +279,9 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed) {
     const Tensor want =
         c.sum ? run_op(n, t, KernelChoice::kReference)
               : permuted(run_op(qconv_node(c), nchw, KernelChoice::kReference), {0, 2, 3, 1});
-    EXPECT_EQ(max_difference(y, want), 0.0) << "step " << step;
+    int64_t differing = 0;
+    EXPECT_LE(max_difference(y, want, &differing), own ? 0.0 : 1.0) << "step " << step;
+    EXPECT_LE(differing, own ? 0 : want.numel() / 200 + 1) << "step " << step;
   }
 }
 
@@ -291,7 +321,10 @@ TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
   v[7].x_dtype = DType::kI8;
   v[7].x_zp = 128;
   uint64_t seed = 300;
-  for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
+  for (const QConvCase& c : v) {
+    expect_channels_last_exact(c, seed++,
+                               kernels::QConvDepthwiseNhwc::supports(geometry_of(c), c.x_dtype));
+  }
 }
 
 // One-channel images (a grayscale network's stem) run minnow's own kernel
@@ -318,7 +351,10 @@ TEST(QLinearConv, ChannelsLastOneChannelIsExact) {
   v[4].y_zp = 250;
   v[4].bias = false;
   uint64_t seed = 500;
-  for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
+  for (const QConvCase& c : v) {
+    expect_channels_last_exact(c, seed++,
+                               kernels::QConvOneChannelNhwc::supports(geometry_of(c), c.x_dtype));
+  }
 }
 
 // Channels-last 1x1 layers (any stride) of small products (batch 1) run minnow's own kernel
@@ -353,7 +389,10 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v[7].act = "relu";
   v[8].strides = {2, 2};
   uint64_t seed = 700;
-  for (const QConvCase& c : v) expect_channels_last_exact(c, seed++);
+  for (const QConvCase& c : v) {
+    expect_channels_last_exact(c, seed++,
+                               kernels::QConvPointwiseNhwc::supports(geometry_of(c), c.x_dtype));
+  }
 }
 
 // The NHWC int8 convolutions this layout exists for: oneDNN's chosen implementation takes the
@@ -362,24 +401,7 @@ TEST(QLinearConv, ChannelsLastDnnlKernelDoesNotReorder) {
   for (const QConvCase& c : cases()) {
     SCOPED_TRACE(c.label);
     const QConvInputs in = make_inputs(c, 77);
-    kernels::ConvGeometry g;
-    g.n = c.x[0];
-    g.c = c.x[1];
-    g.h = c.x[2];
-    g.w = c.x[3];
-    g.o = c.w[0];
-    g.kh = c.w[2];
-    g.kw = c.w[3];
-    g.sh = c.strides[0];
-    g.sw = c.strides[1];
-    g.pt = c.pads[0];
-    g.pl = c.pads[1];
-    g.pb = c.pads[2];
-    g.pr = c.pads[3];
-    g.dh = c.dilations[0];
-    g.dw = c.dilations[1];
-    g.group = c.group;
-    g.has_bias = c.bias;
+    const kernels::ConvGeometry g = geometry_of(c);
     kernels::QLinearParams p;
     p.x_scale = in.x_scale;
     p.x_zp = static_cast<int32_t>(element(in.t[2], 0));
