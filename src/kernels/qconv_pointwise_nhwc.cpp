@@ -172,7 +172,11 @@ void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const in
   const auto* xb = static_cast<const uint8_t*>(x);
   const int64_t pixels = g_.n * g_.ohw();
   const int64_t macs = pixels * g_.c * g_.o;
-  share_out(pixels, kPixelChunk, macs, omp_get_max_threads(),
+  // About 8 blocks per thread: enough to even out a slow core, few enough that handing them out
+  // costs nothing next to the work.
+  const int threads = omp_get_max_threads();
+  const int64_t block = std::max<int64_t>(1, pixels / (8 * threads * kPixelChunk)) * kPixelChunk;
+  share_out(pixels, block, macs, threads,
             [&](int64_t first, int64_t last, int) { run_pixels(p, xb, y, first, last); });
 }
 

@@ -181,10 +181,11 @@ class QConvFast : public Kernel {
     if (nhwc_ && !sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
       one_channel_.emplace(g_, x_dtype_, out_);
     }
-    // Small products (at batch 1 oneDNN's per-call work costs as much as the arithmetic; for
-    // large batches its blocked kernels are as fast as this one), and any with a fused residual
-    // Add, which it applies in its epilogue.
-    if (nhwc_ && (sum || g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxPixels) &&
+    // Small products only (at batch 1 oneDNN's per-call work costs as much as the arithmetic,
+    // and this kernel applies a fused residual Add in its epilogue). For large batches oneDNN's
+    // blocked kernels, then QLinearAdd's loop, were faster (mobilenet_v2 at batch 256: 9.1 ms
+    // against 9.8).
+    if (nhwc_ && g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxPixels &&
         kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
       pointwise_.emplace(g_, x_dtype_, out_);
     }
