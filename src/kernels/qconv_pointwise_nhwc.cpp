@@ -37,10 +37,11 @@ inline const uint8_t* input_pixel(const ConvGeometry& g, const uint8_t* x, int64
   return x + ((n * g.h + oy * g.sh) * g.w + ox * g.sw) * g.c;
 }
 
-// P input pixels times V 16-channel weight blocks from o0: P * V accumulators.
-template <int P, int V, DType Out, bool Sum>
-MINNOW_VNNI void tile(const uint8_t* const* xp, int64_t c, const int8_t* wq, int64_t opad,
-                      int64_t o0, int64_t o, const Requantizer<Out, Sum>* rq, void* y,
+// P input pixels (xp[p]; unstrided: x0 + p * c) times V 16-channel weight blocks from o0:
+// P * V accumulators.
+template <int P, int V, DType Out, bool Sum, bool Strided>
+MINNOW_VNNI void tile(const uint8_t* x0, const uint8_t* const* xp, int64_t c, const int8_t* wq,
+                      int64_t opad, int64_t o0, int64_t o, const Requantizer<Out, Sum>* rq, void* y,
                       int64_t y_at) {
   __m512i acc[P][V];
 #pragma GCC unroll 16
@@ -55,7 +56,7 @@ MINNOW_VNNI void tile(const uint8_t* const* xp, int64_t c, const int8_t* wq, int
     for (int v = 0; v < V; ++v) w[v] = _mm512_loadu_si512(wk + 64 * v);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const __m512i a = quad(xp[p] + k);
+      const __m512i a = quad((Strided ? xp[p] : x0 + p * c) + k);
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], a, w[v]);
     }
@@ -80,15 +81,19 @@ MINNOW_VNNI void block(const ConvGeometry& g, const uint8_t* x, const int8_t* wq
   // 24-channel projections), or 16 by 1, so each broadcast feeds enough multiply-adds.
   constexpr int P = 16 / V >= 8 ? 16 / V : 4;
   const int64_t c = g.c, o = g.o;
+  const bool strided = g.sh != 1 || g.sw != 1;
   const uint8_t* xp[P];
   int64_t m = first;
   for (; m + P <= last; m += P) {
+    if (!strided) {
+      tile<P, V, Out, Sum, false>(x + m * c, xp, c, wq, opad, o0, o, rq, y, m * o);
+      continue;
+    }
     for (int p = 0; p < P; ++p) xp[p] = input_pixel(g, x, m + p);
-    tile<P, V, Out, Sum>(xp, c, wq, opad, o0, o, rq, y, m * o);
+    tile<P, V, Out, Sum, true>(x, xp, c, wq, opad, o0, o, rq, y, m * o);
   }
   for (; m < last; ++m) {
-    xp[0] = input_pixel(g, x, m);
-    tile<1, V, Out, Sum>(xp, c, wq, opad, o0, o, rq, y, m * o);
+    tile<1, V, Out, Sum, false>(input_pixel(g, x, m), xp, c, wq, opad, o0, o, rq, y, m * o);
   }
 }
 
