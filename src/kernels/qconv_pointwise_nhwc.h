@@ -54,6 +54,7 @@ class QConvPointwiseNhwc {
   std::vector<int32_t> wsum_;    // [opad_] sum of each output channel's weights
   std::vector<float> mult_;      // [opad_] the per-channel output multiplier
   std::vector<int32_t> offset_;  // [opad_] bias - x_zp * wsum
+  bool packed_ok_ = false;       // the 64-channel packed stores are exact (see the .cpp)
 };
 
 }  // namespace minnow::kernels
