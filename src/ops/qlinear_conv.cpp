@@ -181,11 +181,11 @@ class QConvFast : public Kernel {
     if (nhwc_ && !sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
       one_channel_.emplace(g_, x_dtype_, out_);
     }
-    // Small products only (at batch 1 oneDNN's per-call work costs as much as the arithmetic,
-    // and this kernel applies a fused residual Add in its epilogue). For large batches oneDNN's
-    // blocked kernels, then QLinearAdd's loop, were faster (mobilenet_v2 at batch 256: 9.1 ms
-    // against 9.8).
-    if (nhwc_ && g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxPixels &&
+    // 1x1 layers: faster than oneDNN's at batch 1 (whose per-call work costs as much as the
+    // arithmetic) and at batch 256 (mobilenet_v2 6.4 -> 5.9 ms). With a fused residual Add only
+    // for small products: for large ones oneDNN then QLinearAdd's loop was faster (9.1 against
+    // 9.8 ms).
+    if (nhwc_ && (!sum || g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxSumPixels) &&
         kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
       pointwise_.emplace(g_, x_dtype_, out_);
     }
