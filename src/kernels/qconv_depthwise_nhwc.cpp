@@ -23,30 +23,6 @@ constexpr int64_t kRowBlock = 64;
 
 using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
 
-// One input row of sample n, as u8 (i8 inputs offset by 128), into `row` [pl + w + pr + 1][cpad]:
-// the zero point in the padding columns, in padded channels and for rows outside the image.
-void pad_row(const ConvGeometry& g, int64_t cpad, const void* x, bool signed_x, uint8_t zp,
-             int64_t n, int64_t iy, uint8_t* row) {
-  const int64_t width = g.pl + g.w + g.pr + 1;  // + 1: see forward()
-  if (iy < 0 || iy >= g.h) {
-    std::memset(row, zp, static_cast<size_t>(width * cpad));
-    return;
-  }
-  std::memset(row, zp, static_cast<size_t>(g.pl * cpad));
-  std::memset(row + (g.pl + g.w) * cpad, zp, static_cast<size_t>((g.pr + 1) * cpad));
-  const auto* src = static_cast<const uint8_t*>(x) + (n * g.h + iy) * g.w * g.c;
-  uint8_t* dst = row + g.pl * cpad;
-  if (cpad == g.c && !signed_x) {
-    std::memcpy(dst, src, static_cast<size_t>(g.w * g.c));
-    return;
-  }
-  const uint8_t flip = signed_x ? 0x80 : 0;
-  for (int64_t ix = 0; ix < g.w; ++ix, src += g.c, dst += cpad) {
-    for (int64_t c = 0; c < g.c; ++c) dst[c] = src[c] ^ flip;
-    std::memset(dst + g.c, zp, static_cast<size_t>(cpad - g.c));
-  }
-}
-
 // The tap quads of one padded row: quad j of column m, channel c, holds bytes
 // row[m * pitch + 4j + t][c] for t < taps (0 past that), laid out [j][m][cpad][4].
 MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, const uint8_t* row, uint8_t* out) {
@@ -133,29 +109,12 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
   }
 }
 
-template <int K, bool Paired>
-void output_row_for(DType out, const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
-                    const uint8_t* const* rows, const int8_t* wq, const Epilogue& e, void* y,
-                    int64_t y_at) {
-  if (out == DType::kU8) {
-    return output_row<K, Paired, DType::kU8>(g, q, cpad, rows, wq, e, y, y_at);
-  }
-  if (out == DType::kI8) {
-    return output_row<K, Paired, DType::kI8>(g, q, cpad, rows, wq, e, y, y_at);
-  }
-  output_row<K, Paired, DType::kF32>(g, q, cpad, rows, wq, e, y, y_at);
-}
-
 }  // namespace
 
 bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
-  static const bool isa = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512vbmi") &&
-                          __builtin_cpu_supports("avx512vnni");
-  return isa && (x == DType::kU8 || x == DType::kI8) && g.is_depthwise() && g.kh == g.kw &&
-         (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 && std::max(g.pt, g.pb) < g.kh &&
-         std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
+  return vnni_kernels_supported() && (x == DType::kU8 || x == DType::kI8) && g.is_depthwise() &&
+         g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 &&
+         std::max(g.pt, g.pb) < g.kh && std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
 }
 
 QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
@@ -215,18 +174,21 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
   RowRing ring(g_, s.ring.data(), ring_row_);
   for (int64_t r = first; r < last; ++r) {
     const uint8_t* const* rows = ring.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
-      pad_row(g_, cpad_, x, signed_x, zp, n, iy, s.padded.data());
+      // One position more than the padded width: see forward().
+      pad_input_row(g_, cpad_, g_.pl + g_.w + g_.pr + 1, x, signed_x, zp, n, iy, s.padded.data());
       build_quads(quads_, cpad_, s.padded.data(), slot);
     });
     const int64_t y_at = r * g_.ow() * g_.c;
     const int8_t* wq = wq_.data();
-    if (k == 5) {
-      output_row_for<5, false>(y_dtype_, g_, quads_, cpad_, rows, wq, e, y, y_at);
-    } else if (quads_.paired) {
-      output_row_for<3, true>(y_dtype_, g_, quads_, cpad_, rows, wq, e, y, y_at);
-    } else {
-      output_row_for<3, false>(y_dtype_, g_, quads_, cpad_, rows, wq, e, y, y_at);
-    }
+    with_output_dtype(y_dtype_, [&]<DType Out>() {
+      if (k == 5) {
+        output_row<5, false, Out>(g_, quads_, cpad_, rows, wq, e, y, y_at);
+      } else if (quads_.paired) {
+        output_row<3, true, Out>(g_, quads_, cpad_, rows, wq, e, y, y_at);
+      } else {
+        output_row<3, false, Out>(g_, quads_, cpad_, rows, wq, e, y, y_at);
+      }
+    });
   }
 }
 

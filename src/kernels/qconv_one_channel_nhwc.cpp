@@ -21,28 +21,6 @@ namespace {
 // Output rows per unit of work shared among threads.
 constexpr int64_t kRowBlock = 64;
 
-// Input row iy of sample n as u8 (i8 offset by 128), padded with the zero point: `row` holds
-// [pl + w + pr] bytes and then slack bytes.
-void pad_row(const ConvGeometry& g, int64_t row_bytes, const void* x, bool signed_x, uint8_t zp,
-             int64_t n, int64_t iy, uint8_t* row) {
-  std::memset(row, zp, static_cast<size_t>(row_bytes));
-  if (iy < 0 || iy >= g.h) return;
-  const auto* src = static_cast<const uint8_t*>(x) + (n * g.h + iy) * g.w;
-  uint8_t* dst = row + g.pl;
-  if (!signed_x) {
-    std::memcpy(dst, src, static_cast<size_t>(g.w));
-    return;
-  }
-  for (int64_t i = 0; i < g.w; ++i) dst[i] = src[i] ^ 0x80;
-}
-
-// Four consecutive bytes broadcast to every 32-bit lane.
-MINNOW_VNNI inline __m512i quad(const uint8_t* at) {
-  int32_t v;
-  std::memcpy(&v, at, sizeof v);
-  return _mm512_set1_epi32(v);
-}
-
 // One output row from the padded rows of its K input rows: for each block of 16 output
 // channels, its K * Q weight quads stay in registers while the row is swept four outputs at a
 // time; each tap quad is a broadcast 32-bit load of the row.
@@ -69,7 +47,7 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* 
           const uint8_t* r = rows[ky] + ox * sw + 4 * j;
 #pragma GCC unroll 4
           for (int i = 0; i < 4; ++i) {
-            acc[i] = _mm512_dpbusd_epi32(acc[i], quad(r + i * sw), w[ky * Q + j]);
+            acc[i] = _mm512_dpbusd_epi32(acc[i], broadcast_quad(r + i * sw), w[ky * Q + j]);
           }
         }
       }
@@ -82,20 +60,12 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* 
       for (int ky = 0; ky < K; ++ky) {
 #pragma GCC unroll 2
         for (int j = 0; j < Q; ++j) {
-          acc = _mm512_dpbusd_epi32(acc, quad(rows[ky] + ox * sw + 4 * j), w[ky * Q + j]);
+          acc = _mm512_dpbusd_epi32(acc, broadcast_quad(rows[ky] + ox * sw + 4 * j), w[ky * Q + j]);
         }
       }
       rq.store(acc, lanes, y, y_at + ox * o + o0);
     }
   }
-}
-
-template <int K>
-void output_row_for(DType out, const ConvGeometry& g, int64_t opad, const uint8_t* const* rows,
-                    const int8_t* wq, const Epilogue& e, void* y, int64_t y_at) {
-  if (out == DType::kU8) return output_row<K, DType::kU8>(g, opad, rows, wq, e, y, y_at);
-  if (out == DType::kI8) return output_row<K, DType::kI8>(g, opad, rows, wq, e, y, y_at);
-  output_row<K, DType::kF32>(g, opad, rows, wq, e, y, y_at);
 }
 
 }  // namespace
@@ -151,14 +121,16 @@ void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* 
   RowRing ring_rows(g_, ring, row_bytes_);
   for (int64_t r = first; r < last; ++r) {
     const uint8_t* const* rows = ring_rows.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
-      pad_row(g_, row_bytes_, x, signed_x, zp, n, iy, slot);
+      pad_input_row(g_, 1, row_bytes_, x, signed_x, zp, n, iy, slot);
     });
     const int64_t y_at = r * g_.ow() * g_.o;
-    if (k == 3) {
-      output_row_for<3>(y_dtype_, g_, opad_, rows, wq_.data(), e, y, y_at);
-    } else {
-      output_row_for<5>(y_dtype_, g_, opad_, rows, wq_.data(), e, y, y_at);
-    }
+    with_output_dtype(y_dtype_, [&]<DType Out>() {
+      if (k == 3) {
+        output_row<3, Out>(g_, opad_, rows, wq_.data(), e, y, y_at);
+      } else {
+        output_row<5, Out>(g_, opad_, rows, wq_.data(), e, y, y_at);
+      }
+    });
   }
 }
 

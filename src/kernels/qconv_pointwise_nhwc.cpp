@@ -23,13 +23,6 @@ namespace {
 // computed from them.
 constexpr int64_t kPixelChunk = 64;
 
-// Four consecutive bytes broadcast to every 32-bit lane.
-MINNOW_VNNI inline __m512i quad(const uint8_t* at) {
-  int32_t v;
-  std::memcpy(&v, at, sizeof v);
-  return _mm512_set1_epi32(v);
-}
-
 // The input pixel of output pixel m (strides apply; no padding).
 inline const uint8_t* input_pixel(const ConvGeometry& g, const uint8_t* x, int64_t m) {
   if (g.sh == 1 && g.sw == 1) return x + m * g.c;
@@ -89,7 +82,7 @@ MINNOW_VNNI void tile(const uint8_t* x0, const uint8_t* const* xp, int64_t c, co
     for (int v = 0; v < V; ++v) w[v] = _mm512_loadu_si512(wk + 64 * v);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const __m512i a = quad((Strided ? xp[p] : x0 + p * c) + k);
+      const __m512i a = broadcast_quad((Strided ? xp[p] : x0 + p * c) + k);
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], a, w[v]);
     }
@@ -167,18 +160,6 @@ void pixels(const ConvGeometry& g, const uint8_t* x, const int8_t* wq, int64_t o
   }
 }
 
-template <bool Sum>
-void pixels_for(DType out, const ConvGeometry& g, const uint8_t* x, const int8_t* wq, int64_t opad,
-                const Epilogue& e, bool packed_ok, void* y, int64_t first, int64_t last) {
-  if (out == DType::kU8) {
-    return pixels<DType::kU8, Sum>(g, x, wq, opad, e, packed_ok, y, first, last);
-  }
-  if (out == DType::kI8) {
-    return pixels<DType::kI8, Sum>(g, x, wq, opad, e, packed_ok, y, first, last);
-  }
-  pixels<DType::kF32, Sum>(g, x, wq, opad, e, packed_ok, y, first, last);
-}
-
 }  // namespace
 
 bool QConvPointwiseNhwc::supports(const ConvGeometry& g, DType x) {
@@ -228,10 +209,10 @@ void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
 void QConvPointwiseNhwc::run_pixels(const QLinearParams& p, const uint8_t* x, void* y,
                                     int64_t first, int64_t last) const {
   const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
-  if (p.sum) {
-    return pixels_for<true>(y_dtype_, g_, x, wq_.data(), opad_, e, false, y, first, last);
-  }
-  pixels_for<false>(y_dtype_, g_, x, wq_.data(), opad_, e, packed_ok_, y, first, last);
+  with_output_dtype(y_dtype_, [&]<DType Out>() {
+    if (p.sum) return pixels<Out, true>(g_, x, wq_.data(), opad_, e, false, y, first, last);
+    pixels<Out, false>(g_, x, wq_.data(), opad_, e, packed_ok_, y, first, last);
+  });
 }
 
 void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) {

@@ -49,6 +49,47 @@ void share_out(int64_t count, int64_t block, int64_t macs, int threads, F&& body
   }
 }
 
+// Calls f.template operator()<Out>() with the output dtype (u8, i8 or f32) as a constant.
+template <class F>
+void with_output_dtype(DType out, F&& f) {
+  if (out == DType::kU8) return f.template operator()<DType::kU8>();
+  if (out == DType::kI8) return f.template operator()<DType::kI8>();
+  f.template operator()<DType::kF32>();
+}
+
+// Four consecutive bytes broadcast to every 32-bit lane.
+MINNOW_VNNI inline __m512i broadcast_quad(const uint8_t* at) {
+  int32_t v;
+  std::memcpy(&v, at, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// Input row iy of sample n (x is [n, h, w, c]) as u8 (i8 codes offset by 128, so the zero point
+// is too) into `row`, `positions` pixels of `stride` bytes: pl pixels of the zero point, the w
+// pixels, then the zero point to the end; channels past c and rows outside the image hold the
+// zero point too (its share is folded into the bias, so padding contributes nothing).
+inline void pad_input_row(const ConvGeometry& g, int64_t stride, int64_t positions, const void* x,
+                          bool signed_x, uint8_t zp, int64_t n, int64_t iy, uint8_t* row) {
+  if (iy < 0 || iy >= g.h) {
+    std::memset(row, zp, static_cast<size_t>(positions * stride));
+    return;
+  }
+  std::memset(row, zp, static_cast<size_t>(g.pl * stride));
+  std::memset(row + (g.pl + g.w) * stride, zp,
+              static_cast<size_t>((positions - g.pl - g.w) * stride));
+  const auto* src = static_cast<const uint8_t*>(x) + (n * g.h + iy) * g.w * g.c;
+  uint8_t* dst = row + g.pl * stride;
+  if (stride == g.c && !signed_x) {
+    std::memcpy(dst, src, static_cast<size_t>(g.w * g.c));
+    return;
+  }
+  const uint8_t flip = signed_x ? 0x80 : 0;
+  for (int64_t ix = 0; ix < g.w; ++ix, src += g.c, dst += stride) {
+    for (int64_t c = 0; c < g.c; ++c) dst[c] = src[c] ^ flip;
+    std::memset(dst + g.c, zp, static_cast<size_t>(stride - g.c));
+  }
+}
+
 // The input rows an output row reads (kh of them, padding rows included), prepared once per
 // thread into a ring of kh slots: consecutive output rows share kh - stride of them.
 class RowRing {
