@@ -118,7 +118,10 @@ bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
-    : g_(g), x_dtype_(x), y_dtype_(y), weights_(static_cast<size_t>(g.c * g.kh * g.kw)) {
+    : QConvOwnKernel(static_cast<size_t>(g.c * g.kh * g.kw), (g.c + 15) / 16 * 16),
+      g_(g),
+      x_dtype_(x),
+      y_dtype_(y) {
   if (!supports(g, x)) throw Error("QConvDepthwiseNhwc: unsupported geometry or CPU");
   if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
     throw Error("QConvDepthwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
@@ -133,9 +136,6 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
   const int64_t weight_quads = quads_.paired ? 2 : quads_.per_row;
   wq_size_ = g.kh * weight_quads * cpad_ * 4;
   wq_.get(wq_size_);
-  wsum_.assign(static_cast<size_t>(cpad_), 0);
-  mult_.assign(static_cast<size_t>(cpad_), 0.0f);
-  offset_.assign(static_cast<size_t>(cpad_), 0);
 }
 
 void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
@@ -162,7 +162,7 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
     }
   }
   // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
-  requantize_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), wsum_, g_.c, mult_, offset_);
+  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c);
 }
 
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,

@@ -21,13 +21,13 @@
 
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
+#include "kernels/qconv_own_kernel.h"
 #include "kernels/qlinear_reference.h"
-#include "kernels/weights_watch.h"
 #include "minnow/dtype.h"
 
 namespace minnow::kernels {
 
-class QConvDepthwiseNhwc {
+class QConvDepthwiseNhwc : public QConvOwnKernel {
  public:
   // Whether this CPU and geometry can use it: depthwise (one output per input channel),
   // kernel 3x3 or 5x5, dilation 1, padding smaller than the kernel, input u8 or i8.
@@ -36,10 +36,7 @@ class QConvDepthwiseNhwc {
   QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y);
 
   // x [n,h,w,c], w [c,1,kh,kw], y [n,oh,ow,c]. p.w_zp must be all zero (weights symmetric).
-  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
-
-  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
-  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
+  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) override;
 
   // How the tap quads of one input row are laid out: per_row quads per column (taps 4j ..
   // 4j + 3 of row_taps), `columns` columns, `pitch` input positions apart. Paired (3x3, stride
@@ -63,12 +60,8 @@ class QConvDepthwiseNhwc {
   int64_t cpad_;  // channels rounded up to 16
   QuadLayout quads_;
   int64_t ring_row_;          // bytes of one row's quads: per_row * columns * cpad_ * 4
-  WeightsWatch weights_;      // the weights wq_ was made from
   AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_][4]
   int64_t wq_size_ = 0;
-  std::vector<int32_t> wsum_;    // [cpad_] sum of each channel's weights
-  std::vector<float> mult_;      // [cpad_] x_scale * w_scale[c] (/ y_scale)
-  std::vector<int32_t> offset_;  // [cpad_] bias - (x_zp + 128 for i8) * wsum
   std::vector<Scratch> scratch_;
 };
 

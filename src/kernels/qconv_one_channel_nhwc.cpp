@@ -77,7 +77,10 @@ bool QConvOneChannelNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y)
-    : g_(g), x_dtype_(x), y_dtype_(y), weights_(static_cast<size_t>(g.o * g.kh * g.kw)) {
+    : QConvOwnKernel(static_cast<size_t>(g.o * g.kh * g.kw), (g.o + 15) / 16 * 16),
+      g_(g),
+      x_dtype_(x),
+      y_dtype_(y) {
   if (!supports(g, x)) throw Error("QConvOneChannelNhwc: unsupported geometry or CPU");
   if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
     throw Error("QConvOneChannelNhwc: unsupported output dtype " + std::string(dtype_name(y)));
@@ -87,9 +90,6 @@ QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y
   // The last output's last quad reads up to 4 * quads_ - kw bytes past the padded row.
   row_bytes_ = g.pl + g.w + g.pr + 4 * quads_ - g.kw;
   wq_.get(g.kh * quads_ * opad_ * 4);
-  wsum_.assign(static_cast<size_t>(opad_), 0);
-  mult_.assign(static_cast<size_t>(opad_), 0.0f);
-  offset_.assign(static_cast<size_t>(opad_), 0);
 }
 
 void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
@@ -109,7 +109,7 @@ void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(o)] = sum;
     }
   }
-  requantize_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), wsum_, g_.o, mult_, offset_);
+  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.o);
 }
 
 void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,

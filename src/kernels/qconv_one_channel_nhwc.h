@@ -20,13 +20,13 @@
 
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
+#include "kernels/qconv_own_kernel.h"
 #include "kernels/qlinear_reference.h"
-#include "kernels/weights_watch.h"
 #include "minnow/dtype.h"
 
 namespace minnow::kernels {
 
-class QConvOneChannelNhwc {
+class QConvOneChannelNhwc : public QConvOwnKernel {
  public:
   // Whether this CPU and geometry can use it: one input channel, no groups, kernel 3x3 or 5x5,
   // dilation 1, padding smaller than the kernel, input u8 or i8.
@@ -35,9 +35,7 @@ class QConvOneChannelNhwc {
   QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y);
 
   // x [n,h,w,1], w [o,1,kh,kw], y [n,oh,ow,o]. p.w_zp must be all zero (weights symmetric).
-  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
-  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
-  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
+  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) override;
 
  private:
   void prepare(const QLinearParams& p, const int8_t* w);
@@ -46,14 +44,10 @@ class QConvOneChannelNhwc {
 
   ConvGeometry g_;
   DType x_dtype_, y_dtype_;
-  int64_t opad_;                 // output channels rounded up to 16
-  int64_t quads_;                // weight quads per kernel row: ceil(kw / 4)
-  int64_t row_bytes_;            // one padded input row, with slack for the last quad's unused taps
-  WeightsWatch weights_;         // the weights wq_ was made from
-  AlignedBuffer<int8_t> wq_;     // [kh][quads_][opad_][4] weight quads
-  std::vector<int32_t> wsum_;    // [opad_] sum of each output channel's weights
-  std::vector<float> mult_;      // [opad_] x_scale * w_scale[o] (/ y_scale)
-  std::vector<int32_t> offset_;  // [opad_] bias - (x_zp + 128 for i8) * wsum
+  int64_t opad_;              // output channels rounded up to 16
+  int64_t quads_;             // weight quads per kernel row: ceil(kw / 4)
+  int64_t row_bytes_;         // one padded input row, with slack for the last quad's unused taps
+  AlignedBuffer<int8_t> wq_;  // [kh][quads_][opad_][4] weight quads
   std::vector<AlignedBuffer<uint8_t>> rings_;  // per thread: kh padded input rows
 };
 

@@ -168,16 +168,13 @@ bool QConvPointwiseNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
-    : g_(g), y_dtype_(y), weights_(static_cast<size_t>(g.o * g.c)) {
+    : QConvOwnKernel(static_cast<size_t>(g.o * g.c), (g.o + 15) / 16 * 16), g_(g), y_dtype_(y) {
   if (!supports(g, x)) throw Error("QConvPointwiseNhwc: unsupported geometry or CPU");
   if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
     throw Error("QConvPointwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
   }
   opad_ = (g.o + 15) / 16 * 16;
   wq_.get(g.c * opad_);
-  wsum_.assign(static_cast<size_t>(opad_), 0);
-  mult_.assign(static_cast<size_t>(opad_), 0.0f);
-  offset_.assign(static_cast<size_t>(opad_), 0);
 }
 
 void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
@@ -194,7 +191,7 @@ void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(o)] = sum;
     }
   }
-  requantize_constants(p, p.x_zp, wsum_, g_.o, mult_, offset_);
+  update_constants(p, p.x_zp, g_.o);
   // PackedStore's condition: |acc * mult| < 2^31 for every accumulator (bounded by the largest
   // start plus 255 * 128 per input channel), with a factor 2 to spare.
   float largest = 0;

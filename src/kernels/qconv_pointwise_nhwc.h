@@ -19,13 +19,13 @@
 
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_geometry.h"
+#include "kernels/qconv_own_kernel.h"
 #include "kernels/qlinear_reference.h"
-#include "kernels/weights_watch.h"
 #include "minnow/dtype.h"
 
 namespace minnow::kernels {
 
-class QConvPointwiseNhwc {
+class QConvPointwiseNhwc : public QConvOwnKernel {
  public:
   // Output pixels (batch * height * width) up to which callers prefer this kernel to oneDNN's
   // for a layer with a fused residual Add (always without).
@@ -38,9 +38,7 @@ class QConvPointwiseNhwc {
   QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y);
 
   // x [n,h,w,c], w [o,c,1,1], y [n,oh,ow,o]; p.sum (if set) y's shape. p.w_zp must be all zero.
-  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y);
-  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
-  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
+  void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) override;
 
  private:
   void prepare(const QLinearParams& p, const int8_t* w);
@@ -49,13 +47,9 @@ class QConvPointwiseNhwc {
 
   ConvGeometry g_;
   DType y_dtype_;
-  int64_t opad_;                 // output channels rounded up to 16
-  WeightsWatch weights_;         // the weights wq_ was made from
-  AlignedBuffer<int8_t> wq_;     // [c / 4][opad_][4] weights in vpdpbusd's layout
-  std::vector<int32_t> wsum_;    // [opad_] sum of each output channel's weights
-  std::vector<float> mult_;      // [opad_] the per-channel output multiplier
-  std::vector<int32_t> offset_;  // [opad_] bias - x_zp * wsum
-  bool packed_ok_ = false;       // the 64-channel packed stores are exact (see the .cpp)
+  int64_t opad_;              // output channels rounded up to 16
+  AlignedBuffer<int8_t> wq_;  // [c / 4][opad_][4] weights in vpdpbusd's layout
+  bool packed_ok_ = false;    // the 64-channel packed stores are exact (see the .cpp)
 };
 
 }  // namespace minnow::kernels

@@ -122,19 +122,6 @@ class RowRing {
   const uint8_t* rows_[5] = {};
 };
 
-// The per-channel constants of the requantization: the output multiplier, and the accumulator's
-// start, bias - x_zp * (sum of the channel's weights), for kernels that multiply x's codes
-// (offset to u8: x_zp as the kernel sees it) and fold in the zero point's share.
-inline void requantize_constants(const QLinearParams& p, int32_t x_zp,
-                                 const std::vector<int32_t>& wsum, int64_t channels,
-                                 std::vector<float>& mult, std::vector<int32_t>& offset) {
-  for (int64_t c = 0; c < channels; ++c) {
-    const auto i = static_cast<size_t>(c);
-    mult[i] = p.multiplier(c);
-    offset[i] = (p.bias ? p.bias[c] : 0) - x_zp * wsum[i];
-  }
-}
-
 // The requantization constants of one call, as the loops read them.
 struct Epilogue {
   const float* mult;      // [cpad]

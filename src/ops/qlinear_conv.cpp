@@ -6,7 +6,6 @@
 // [N,OH,OW,O], in the graph's shapes and in memory, which is the layout oneDNN computes int8
 // convolutions in, so chains of such nodes pass activations along without reorders.
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -171,25 +170,9 @@ class QConvFast : public Kernel {
         act_(FusedActivation::of(n)),
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
-        conv_out_(conv_output_dtype(in, out_)),
         nhwc_(channels_last_attr(n)),
-        dnnl_(g_, x_dtype_, conv_out_, nhwc_) {
-    const bool sum = q::optional(in, q::kSum) != nullptr;
-    if (nhwc_ && !sum && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
-      depthwise_.emplace(g_, x_dtype_, out_);
-    }
-    if (nhwc_ && !sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
-      one_channel_.emplace(g_, x_dtype_, out_);
-    }
-    // 1x1 layers: faster than oneDNN's at batch 1 (whose per-call work costs as much as the
-    // arithmetic) and at batch 256 (mobilenet_v2 6.4 -> 5.9 ms). With a fused residual Add only
-    // for small products: for large ones oneDNN then QLinearAdd's loop was faster (9.1 against
-    // 9.8 ms).
-    if (nhwc_ && (!sum || g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxSumPixels) &&
-        kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
-      pointwise_.emplace(g_, x_dtype_, out_);
-    }
-  }
+        dnnl_(g_, x_dtype_, conv_output_dtype(in, out_), nhwc_),
+        own_(choose_own(in)) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
@@ -199,9 +182,7 @@ class QConvFast : public Kernel {
       return run_reference(g_, p, x, *in[q::kW], *out[0], nhwc_);
     }
     const auto* w = static_cast<const int8_t*>(in[q::kW]->raw());
-    if (depthwise_) return depthwise_->forward(p, x.raw(), w, out[0]->raw());
-    if (one_channel_) return one_channel_->forward(p, x.raw(), w, out[0]->raw());
-    if (pointwise_) return pointwise_->forward(p, x.raw(), w, out[0]->raw());
+    if (own_) return own_->forward(p, x.raw(), w, out[0]->raw());
     if (!p.sum) return dnnl_.forward(p, x.raw(), w, out[0]->raw());
     // A fused residual Add on oneDNN: the convolution's 8-bit output, then QLinearAdd's loop.
     // (oneDNN 2.6's jit int8 convolutions computed wrong results for post-op chains that
@@ -209,6 +190,34 @@ class QConvFast : public Kernel {
     conv_scratch_.resize(static_cast<size_t>(out[0]->numel()));
     dnnl_.forward(p, x.raw(), w, conv_scratch_.data());
     add_residual(p, *out[0]);
+  }
+
+  void set_constant_inputs(const std::vector<bool>& constant) override {
+    const bool w = constant.size() > q::kW && constant[q::kW];
+    dnnl_.set_weights_constant(w);
+    if (own_) own_->set_weights_constant(w);
+  }
+
+ private:
+  // minnow's own kernel for this layer, if one applies on this CPU (channels-last only).
+  std::unique_ptr<kernels::QConvOwnKernel> choose_own(const InputInfos& in) const {
+    if (!nhwc_) return nullptr;
+    const bool sum = q::optional(in, q::kSum) != nullptr;
+    if (!sum && kernels::QConvDepthwiseNhwc::supports(g_, x_dtype_)) {
+      return std::make_unique<kernels::QConvDepthwiseNhwc>(g_, x_dtype_, out_);
+    }
+    if (!sum && kernels::QConvOneChannelNhwc::supports(g_, x_dtype_)) {
+      return std::make_unique<kernels::QConvOneChannelNhwc>(g_, x_dtype_, out_);
+    }
+    // 1x1 layers: faster than oneDNN's at batch 1 (whose per-call work costs as much as the
+    // arithmetic) and at batch 256 (mobilenet_v2 6.4 -> 5.9 ms). With a fused residual Add only
+    // for small products: for large ones oneDNN then QLinearAdd's loop was faster (9.1 against
+    // 9.8 ms).
+    if ((!sum || g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxSumPixels) &&
+        kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
+      return std::make_unique<kernels::QConvPointwiseNhwc>(g_, x_dtype_, out_);
+    }
+    return nullptr;
   }
 
   // The dtype of the convolution's own output: with a fused residual Add that of y_zero_point
@@ -246,25 +255,14 @@ class QConvFast : public Kernel {
     }
   }
 
-  void set_constant_inputs(const std::vector<bool>& constant) override {
-    const bool w = constant.size() > q::kW && constant[q::kW];
-    dnnl_.set_weights_constant(w);
-    if (depthwise_) depthwise_->set_weights_constant(w);
-    if (one_channel_) one_channel_->set_weights_constant(w);
-    if (pointwise_) pointwise_->set_weights_constant(w);
-  }
-
- private:
   Node node_;
   ConvGeometry g_;
   FusedActivation act_;
-  DType x_dtype_, out_, conv_out_;
+  DType x_dtype_, out_;
   bool nhwc_;
   kernels::QConvDnnl dnnl_;
+  std::unique_ptr<kernels::QConvOwnKernel> own_;
   std::vector<uint8_t> conv_scratch_;  // the convolution's output, fused residual on oneDNN only
-  std::optional<kernels::QConvDepthwiseNhwc> depthwise_;
-  std::optional<kernels::QConvOneChannelNhwc> one_channel_;
-  std::optional<kernels::QConvPointwiseNhwc> pointwise_;
 };
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,

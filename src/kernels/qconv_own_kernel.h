@@ -1,0 +1,49 @@
+// What minnow's own int8 convolutions (qconv_depthwise_nhwc.h, qconv_one_channel_nhwc.h,
+// qconv_pointwise_nhwc.h) share: the interface QLinearConv drives them through, the watch on
+// their weights, and their per-channel requantization constants.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/qlinear_reference.h"
+#include "kernels/weights_watch.h"
+
+namespace minnow::kernels {
+
+class QConvOwnKernel {
+ public:
+  virtual ~QConvOwnKernel() = default;
+
+  // x and y channels-last (shapes in each kernel's header). p.w_zp must be all zero (weights
+  // symmetric).
+  virtual void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) = 0;
+  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
+  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
+
+ protected:
+  // weight_bytes: w's size; channels: the output channels rounded up to 16.
+  QConvOwnKernel(size_t weight_bytes, int64_t channels)
+      : weights_(weight_bytes),
+        wsum_(static_cast<size_t>(channels), 0),
+        mult_(static_cast<size_t>(channels), 0.0f),
+        offset_(static_cast<size_t>(channels), 0) {}
+
+  // mult_ and offset_ for this call's scales and bias (tensors, so re-read every call; one value
+  // per channel): the output multiplier, and the accumulator's start, bias - x_zp * wsum_, where
+  // x_zp is the zero point of the codes the kernel multiplies (i8 inputs offset to u8).
+  void update_constants(const QLinearParams& p, int32_t x_zp, int64_t channels) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const auto i = static_cast<size_t>(c);
+      mult_[i] = p.multiplier(c);
+      offset_[i] = (p.bias ? p.bias[c] : 0) - x_zp * wsum_[i];
+    }
+  }
+
+  WeightsWatch weights_;         // the weights the kernel's packed copy was made from
+  std::vector<int32_t> wsum_;    // sum of each output channel's weights
+  std::vector<float> mult_;      // x_scale * w_scale[c] (/ y_scale)
+  std::vector<int32_t> offset_;  // every accumulator's start
+};
+
+}  // namespace minnow::kernels
