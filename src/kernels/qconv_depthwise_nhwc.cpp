@@ -113,19 +113,16 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
 
 bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
   return vnni_kernels_supported() && (x == DType::kU8 || x == DType::kI8) && g.is_depthwise() &&
-         g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 &&
-         std::max(g.pt, g.pb) < g.kh && std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
+         small_square_window(g);
 }
 
 QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
-    : QConvOwnKernel(static_cast<size_t>(g.c * g.kh * g.kw), (g.c + 15) / 16 * 16),
+    : QConvOwnKernel("QConvDepthwiseNhwc", y, static_cast<size_t>(g.c * g.kh * g.kw),
+                     (g.c + 15) / 16 * 16),
       g_(g),
       x_dtype_(x),
       y_dtype_(y) {
   if (!supports(g, x)) throw Error("QConvDepthwiseNhwc: unsupported geometry or CPU");
-  if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
-    throw Error("QConvDepthwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
-  }
   cpad_ = (g.c + 15) / 16 * 16;
   quads_.paired = g.kw == 3 && g.sw == 1;
   quads_.row_taps = quads_.paired ? 4 : g.kw;

@@ -72,19 +72,16 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* 
 
 bool QConvOneChannelNhwc::supports(const ConvGeometry& g, DType x) {
   return vnni_kernels_supported() && (x == DType::kU8 || x == DType::kI8) && g.c == 1 &&
-         g.group == 1 && g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 &&
-         std::max(g.pt, g.pb) < g.kh && std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
+         g.group == 1 && small_square_window(g);
 }
 
 QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y)
-    : QConvOwnKernel(static_cast<size_t>(g.o * g.kh * g.kw), (g.o + 15) / 16 * 16),
+    : QConvOwnKernel("QConvOneChannelNhwc", y, static_cast<size_t>(g.o * g.kh * g.kw),
+                     (g.o + 15) / 16 * 16),
       g_(g),
       x_dtype_(x),
       y_dtype_(y) {
   if (!supports(g, x)) throw Error("QConvOneChannelNhwc: unsupported geometry or CPU");
-  if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
-    throw Error("QConvOneChannelNhwc: unsupported output dtype " + std::string(dtype_name(y)));
-  }
   opad_ = (g.o + 15) / 16 * 16;
   quads_ = (g.kw + 3) / 4;
   // The last output's last quad reads up to 4 * quads_ - kw bytes past the padded row.

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/qlinear_reference.h"
 #include "kernels/weights_watch.h"
+#include "minnow/error.h"
 
 namespace minnow::kernels {
 
@@ -22,12 +24,17 @@ class QConvOwnKernel {
   void set_weights_constant(bool constant) { weights_.set_constant(constant); }
 
  protected:
-  // weight_bytes: w's size; channels: the output channels rounded up to 16.
-  QConvOwnKernel(size_t weight_bytes, int64_t channels)
+  // weight_bytes: w's size; channels: the output channels rounded up to 16. Throws
+  // minnow::Error naming the kernel for an output dtype other than u8, i8 or f32.
+  QConvOwnKernel(const char* name, DType y, size_t weight_bytes, int64_t channels)
       : weights_(weight_bytes),
         wsum_(static_cast<size_t>(channels), 0),
         mult_(static_cast<size_t>(channels), 0.0f),
-        offset_(static_cast<size_t>(channels), 0) {}
+        offset_(static_cast<size_t>(channels), 0) {
+    if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
+      throw Error(std::string(name) + ": unsupported output dtype " + std::string(dtype_name(y)));
+    }
+  }
 
   // mult_ and offset_ for this call's scales and bias (tensors, so re-read every call; one value
   // per channel): the output multiplier, and the accumulator's start, bias - x_zp * wsum_, where

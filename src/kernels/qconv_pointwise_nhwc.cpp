@@ -168,11 +168,10 @@ bool QConvPointwiseNhwc::supports(const ConvGeometry& g, DType x) {
 }
 
 QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
-    : QConvOwnKernel(static_cast<size_t>(g.o * g.c), (g.o + 15) / 16 * 16), g_(g), y_dtype_(y) {
+    : QConvOwnKernel("QConvPointwiseNhwc", y, static_cast<size_t>(g.o * g.c), (g.o + 15) / 16 * 16),
+      g_(g),
+      y_dtype_(y) {
   if (!supports(g, x)) throw Error("QConvPointwiseNhwc: unsupported geometry or CPU");
-  if (y != DType::kU8 && y != DType::kI8 && y != DType::kF32) {
-    throw Error("QConvPointwiseNhwc: unsupported output dtype " + std::string(dtype_name(y)));
-  }
   opad_ = (g.o + 15) / 16 * 16;
   wq_.get(g.c * opad_);
 }

@@ -29,6 +29,13 @@ inline bool vnni_kernels_supported() {
   return isa;
 }
 
+// The kernels that slide a 3x3 or 5x5 window over padded input rows (depthwise, one-channel):
+// square kernel, dilation 1, padding smaller than the kernel, a non-empty output.
+inline bool small_square_window(const ConvGeometry& g) {
+  return g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 &&
+         std::max(g.pt, g.pb) < g.kh && std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
+}
+
 // Below this many multiply-adds a layer runs on one thread. Waking the second costs about a
 // microsecond, and on the shared dev host a second thread sometimes makes every call wait: a
 // 600k layer at batch 1 then took 4.4 us on two threads and 1.7 us on one. (MobileNetV2 on
