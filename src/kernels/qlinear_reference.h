@@ -76,8 +76,6 @@ inline int32_t saturate_to(DType t, float v) {
   return static_cast<int32_t>(std::min(std::max(v, lo), hi));
 }
 
-// Writes element i of the output (u8, i8 or f32 storage `y`) from accumulator `acc`
-// (bias included) of channel o. `m`, `lo`, `hi` come from QLinearParams for that channel.
 // Stores the integer `q` of dtype t at element i of y.
 inline void store_q8(DType t, int32_t q, void* y, int64_t i) {
   if (t == DType::kU8) {
@@ -87,16 +85,29 @@ inline void store_q8(DType t, int32_t q, void* y, int64_t i) {
   }
 }
 
-// The fused residual Add of the convolution's quantized output q at element i: QLinearAdd's
-// f32 steps (ops/qlinear_add.cpp), so the fused op equals the two ops it replaces bit for bit.
-inline void add_residual_one(const QLinearParams& p, int32_t q, void* y, int64_t i) {
-  float real = static_cast<float>(q - p.y_zp) * p.y_scale +
-               (p.sum_at(i) - static_cast<float>(p.sum_zp)) * p.sum_scale;
-  real = std::min(std::max(real, p.sum_act_lo), p.sum_act_hi);
-  const float r = std::nearbyint(real / p.sum_out_scale) + static_cast<float>(p.sum_out_zp);
-  store_q8(p.sum_out, saturate_to(p.sum_out, r), y, i);
+// QLinearAdd's f32 steps for one element (its reference kernel, ops/qlinear_add.cpp): real =
+// (a - a_zp) a_scale + (b - b_zp) b_scale, clamped to the activation's [lo, hi] (infinite
+// without), then saturate(round_half_even(real / y_scale) + y_zp) in dtype `out`.
+inline int32_t qlinear_add_one(int32_t a, int32_t a_zp, float a_scale, int32_t b, int32_t b_zp,
+                               float b_scale, float lo, float hi, float y_scale, int32_t y_zp,
+                               DType out) {
+  float real = static_cast<float>(a - a_zp) * a_scale + static_cast<float>(b - b_zp) * b_scale;
+  real = std::min(std::max(real, lo), hi);
+  return saturate_to(out, std::nearbyint(real / y_scale) + static_cast<float>(y_zp));
 }
 
+// The fused residual Add of the convolution's quantized output q at element i: QLinearAdd's
+// steps, so the fused op equals the two ops it replaces bit for bit.
+inline void add_residual_one(const QLinearParams& p, int32_t q, void* y, int64_t i) {
+  const auto s = static_cast<int32_t>(p.sum_at(i));
+  store_q8(p.sum_out,
+           qlinear_add_one(q, p.y_zp, p.y_scale, s, p.sum_zp, p.sum_scale, p.sum_act_lo,
+                           p.sum_act_hi, p.sum_out_scale, p.sum_out_zp, p.sum_out),
+           y, i);
+}
+
+// Writes element i of the output (u8, i8 or f32 storage `y`) from accumulator `acc`
+// (bias included) of channel o. `m`, `lo`, `hi` come from QLinearParams for that channel.
 inline void requantize_one(const QLinearParams& p, int64_t acc, float m, float lo, float hi,
                            void* y, int64_t i) {
   float v = static_cast<float>(acc) * m;

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/qlinear_reference.h"
 #include "ops/elementwise.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
@@ -116,10 +117,10 @@ class QLinearAddKernel final : public Kernel {
     const int32_t yzp = p.y.zero_point_at(0);
     const float act_lo = act_.lo, act_hi = act_.hi;
     if (!fast_) {
+      const DType out = std::is_same_v<Y, uint8_t> ? DType::kU8 : DType::kI8;
       for (int64_t i = 0; i < count; ++i) {
-        float real = static_cast<float>(a[i] - azp) * as + static_cast<float>(b[i] - bzp) * bs;
-        if (act_.on) real = std::min(std::max(real, act_lo), act_hi);
-        y[i] = static_cast<Y>(quant::quantize_scaled(real / ys, yzp, p.range));
+        y[i] = static_cast<Y>(
+            kernels::qlinear_add_one(a[i], azp, as, b[i], bzp, bs, act_lo, act_hi, ys, yzp, out));
       }
       return;
     }

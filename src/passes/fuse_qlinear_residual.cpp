@@ -9,7 +9,8 @@ namespace {
 
 // QLinearAdd's inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
 // y_zero_point (ops/qlinear_add.cpp). QLinearConv's: x, x_scale, x_zero_point, w, w_scale,
-// w_zero_point, y_scale, y_zero_point, B, then the residual's sum, sum_scale, sum_zero_point.
+// w_zero_point, y_scale, y_zero_point, B, then the residual's sum, sum_scale, sum_zero_point
+// and the Add's out_scale, out_zero_point (ops/qlinear_params.h).
 constexpr size_t kConvInputs = 9, kConvYScale = 6;
 
 const std::string& at(const std::vector<std::string>& v, size_t i) {
