@@ -160,6 +160,9 @@ class Lowering {
   // Conv2d / Linear with quantized input and int8 symmetric weights.
   int lower_weighted(size_t i) {
     const Node& n = g_.nodes[i];
+    // A float residual sum (Conv2d input 3, fuse_residual_add) has no place among QLinearConv's
+    // inputs: lowering would drop it.
+    if (n.inputs.size() > 3 && !n.inputs[3].empty()) return 0;
     auto x = dequantized_activation(n.inputs[0]);
     const Node* wdq = qdq_node(n.inputs[1], OpKind::kDequantizeLinear);
     if (!x || !wdq) return 0;

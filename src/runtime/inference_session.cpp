@@ -89,12 +89,16 @@ InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optim
     simplify_for_inference(graph_);
     fold_constants(graph_, /*keep_dequantize=*/true);
     fold_batchnorm(graph_);
-    fuse_residual_add(graph_);  // before fuse_activation: the ReLU after the Add joins too
     fuse_activation(graph_, {OpKind::kConv2d, OpKind::kLinear, OpKind::kBatchNorm});
     // Quantized patterns run on integer kernels; dequantized constants left over (weights of
     // layers kept in float) are then folded once here instead of on every run.
     lower_qdq(graph_);
     fuse_qlinear_residual(graph_);
+    // Float residual Adds join float convolutions only: run before lower_qdq, it would also fuse
+    // an Add kept in float into a convolution that lower_qdq then makes a QLinearConv with a
+    // float output, whose inputs have no place for a float sum. (It takes the ReLU after the Add
+    // itself.)
+    fuse_residual_add(graph_);
     fold_constants(graph_);
     channels_last(graph_);  // activations stay NHWC between convolutions (int8 and f32)
     graph_.validate();
