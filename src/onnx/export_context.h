@@ -61,14 +61,16 @@ void set_attr(::onnx::NodeProto* n, const std::string& key, const std::vector<do
 void emit_node(ExportContext& cx, const Node& n);
 void emit_lstm_gru(ExportContext& cx, const Node& n);
 void emit_attention(ExportContext& cx, const Node& n);
+// QLinearConv / QLinearLinear as ONNX QLinearConv / QLinearMatMul (export_qoperator.cpp).
+void emit_qoperator(ExportContext& cx, const Node& n);
 // Fused activation (attribute "activation" of Conv2d/Linear/BatchNorm): fused_output returns the
 // name the op's ONNX node writes (a fresh one when there is an activation, else `out`);
 // emit_fused_activation then adds the Relu / Clip(0, 6) from that name into `out`.
 std::string fused_output(ExportContext& cx, const Node& n, const std::string& out);
 void emit_fused_activation(ExportContext& cx, const Node& n, const std::string& raw,
                            const std::string& out);
-// A weight W [out, in] as the right operand of a MatMul (x W^T): an initializer is stored
-// transposed, a computed weight goes through a Transpose node. Returns the ONNX value name.
+// A weight W [out, in] (any dtype) as the right operand of a MatMul (x W^T): an initializer is
+// stored transposed, a computed weight goes through a Transpose node. Returns the ONNX value name.
 std::string transposed_weight(ExportContext& cx, const Node& n, const std::string& w);
 
 }  // namespace minnow::onnx

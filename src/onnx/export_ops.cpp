@@ -71,8 +71,7 @@ void emit_qdq(ExportContext& cx, const Node& n) {
 
 std::string transposed_weight(ExportContext& cx, const Node& n, const std::string& w) {
   if (const Tensor* t = cx.initializer(w)) {
-    if (t->rank() != 2 || !dtype_is_float(t->dtype()))
-      export_fail(n, "weight must be a float matrix");
+    if (t->rank() != 2) export_fail(n, "weight must be a matrix");
     const int64_t rows = t->dim(0), cols = t->dim(1);
     Tensor tt(t->dtype(), {cols, rows});
     const size_t es = dtype_size(t->dtype());
@@ -370,6 +369,9 @@ void emit_node(ExportContext& cx, const Node& n) {
       return emit_qdq(cx, n);
     case OpKind::kQLinearConv:
     case OpKind::kQLinearLinear:
+      // The QOperator export lowers these itself (onnx_export.cpp) and knows how to write them.
+      if (cx.opts().qoperator) return emit_qoperator(cx, n);
+      [[fallthrough]];
     case OpKind::kQLinearAdd:
     case OpKind::kQLinearGlobalAvgPool:
     case OpKind::kQLinearLookup:

@@ -10,6 +10,7 @@
 #include "minnow/error.h"
 #include "onnx/export_context.h"
 #include "onnx/onnx_tensor.h"
+#include "passes/lower_qdq.h"
 
 namespace minnow::onnx {
 namespace {
@@ -90,7 +91,8 @@ std::string export_onnx_bytes(const Graph& graph, const ExportOptions& opts) {
                 std::to_string(opts.static_batch));
   }
   graph.validate();
-  const Graph g = opts.drop_losses ? without_losses(graph) : graph;
+  Graph g = opts.drop_losses ? without_losses(graph) : graph;
+  if (opts.qoperator) lower_qdq(g, {.qoperator_only = true});
 
   ::onnx::ModelProto model;
   model.set_ir_version(ir_version_for(opts.opset));

@@ -17,6 +17,12 @@ struct ExportOptions {
   // Leave out the losses (training-only ops with no ONNX inference form), the graph outputs
   // they produce and the inputs only they read (labels); otherwise a loss is an Error.
   bool drop_losses = false;
+  // The QOperator form of a quantized (QDQ) graph: each Conv2d / Linear between
+  // DequantizeLinear inputs and a QuantizeLinear becomes ONNX's integer op, QLinearConv or
+  // QLinearMatMul (a Linear with a bias: QLinearConv 1x1 between Reshapes, which keeps the int32
+  // bias that QLinearMatMul lacks), computing what minnow's int8 kernels compute; the rest
+  // (Adds, pooling, float outputs) stays QuantizeLinear/DequantizeLinear around float ops.
+  bool qoperator = false;
 };
 
 std::string export_onnx_bytes(const Graph& g, const ExportOptions& opts = {});

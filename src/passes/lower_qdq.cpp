@@ -51,13 +51,16 @@ bool same_params(const Params& a, const Params& b) {
 
 class Lowering {
  public:
-  explicit Lowering(Graph& g) : g_(g), uses_(g), names_(g), info_(g.infer_shapes()) {}
+  Lowering(Graph& g, const LowerQdqOptions& opts)
+      : g_(g), opts_(opts), uses_(g), names_(g), info_(g.infer_shapes()) {}
 
   int run() {
     removed_.assign(g_.nodes.size(), 0);
     int lowered = 0;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
-      switch (g_.nodes[i].op) {
+      const OpKind op = g_.nodes[i].op;
+      if (opts_.qoperator_only && op != OpKind::kConv2d && op != OpKind::kLinear) continue;
+      switch (op) {
         case OpKind::kConv2d:
         case OpKind::kLinear:
           lowered += lower_weighted(i);
@@ -195,6 +198,7 @@ class Lowering {
                 "",
                 bias};
     const auto k = sole_quantize_reader(n.outputs[0]);
+    if (!k && opts_.qoperator_only) return 0;  // ONNX's QLinear ops write quantized outputs only
     if (k) {
       const Params yp = params_of(g_.nodes[*k]);
       q.inputs[6] = yp.scale_name;
@@ -305,6 +309,7 @@ class Lowering {
     q.op = OpKind::kQLinearSoftmax;
     q.inputs = {x->data, x->params.scale_name, zero_point_input(x->params)};
     const auto k = sole_quantize_reader(n.outputs[0]);
+    if (!k && opts_.qoperator_only) return 0;  // ONNX's QLinear ops write quantized outputs only
     if (k) {
       const Params yp = params_of(g_.nodes[*k]);
       q.inputs.push_back(yp.scale_name);
@@ -428,6 +433,7 @@ class Lowering {
   }
 
   Graph& g_;
+  const LowerQdqOptions opts_;
   std::vector<std::string> added_;  // initializers this pass created
   const GraphUses uses_;
   FreshNames names_;
@@ -516,8 +522,8 @@ bool is_quantized_graph(const Graph& graph) {
   return false;
 }
 
-int lower_qdq(Graph& graph) {
-  const int lowered = Lowering(graph).run();
+int lower_qdq(Graph& graph, const LowerQdqOptions& opts) {
+  const int lowered = Lowering(graph, opts).run();
   if (lowered > 0) {
     fuse_requantized_activations(graph);
     remove_unread_initializers(graph);

@@ -31,7 +31,14 @@ namespace minnow {
 // inference session.
 bool is_quantized_graph(const Graph& graph);
 
+struct LowerQdqOptions {
+  // Lower only what ONNX's own integer ops can say (the QOperator export, onnx/onnx_export.h):
+  // Conv2d / Linear whose output a QuantizeLinear reads, to QLinearConv / QLinearLinear (with a
+  // requantized ReLU/ReLU6 fused as above). Everything else keeps its QDQ form.
+  bool qoperator_only = false;
+};
+
 // Returns the number of float nodes replaced by integer ones.
-int lower_qdq(Graph& graph);
+int lower_qdq(Graph& graph, const LowerQdqOptions& opts = {});
 
 }  // namespace minnow

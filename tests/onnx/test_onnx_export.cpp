@@ -3,6 +3,7 @@
 // outputs must agree within 1e-4 (abs + rel). Every exported file also passes the ONNX checker
 // (python3 onnx, full_check: strict shape inference). Losses are an Error unless dropped.
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/quantize.h"
 #include "core/rng.h"
 #include "graph_test_util.h"
 #include "io/npy.h"
@@ -354,6 +356,50 @@ TEST(OnnxExport, QdqSoftmaxAgreesWithOnnxRuntime) {
   Tensor x(DType::kF32, {kBatch, 10});
   for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.uniform(-9.0f, 9.0f);
   expect_same_outputs(g, {x}, "qdq_softmax");  // the optimized session runs QLinearSoftmax
+}
+
+// The QOperator export (`--qoperator`) of a quantized MLP: the bias-free Linear becomes
+// QLinearMatMul (with its fused ReLU as DequantizeLinear -> Relu -> QuantizeLinear), the one
+// with a bias a 1x1 QLinearConv between Reshapes, and the classifier (float output) stays QDQ.
+// ONNX Runtime computes what minnow's optimized session computes.
+TEST(OnnxExport, QOperatorLinearAgreesWithOnnxRuntime) {
+  GraphBuilder b("qop_mlp", 5);
+  std::string h = b.input("input", {kDynamic, 12});
+  h = b.relu(b.linear(h, 16, /*bias=*/false, "fc1"));
+  h = b.relu(b.linear(h, 8, /*bias=*/true, "fc2"));
+  b.output(b.linear(h, 4, /*bias=*/true, "logits"));
+  Graph g = b.build();
+  Rng rng(61);
+  data::Dataset calib;
+  calib.x = random_tensor({64, 12}, rng);
+  calib.y = Tensor(DType::kI64, {64});
+  calib.num_classes = 4;
+  compress::QuantizeOptions qo;
+  qo.calibration.samples = 64;
+  compress::quantize_post_training(g, calib, data::Normalization{}, qo);
+
+  onnx::ExportOptions opts;
+  opts.qoperator = true;
+  ::onnx::ModelProto proto;
+  const std::string bytes = onnx::export_onnx_bytes(g, opts);
+  ASSERT_TRUE(proto.ParseFromString(bytes));
+  std::map<std::string, int> ops;
+  for (const ::onnx::NodeProto& n : proto.graph().node()) ++ops[n.op_type()];
+  EXPECT_EQ(ops["QLinearMatMul"], 1);
+  EXPECT_EQ(ops["QLinearConv"], 1);
+  EXPECT_EQ(ops["Relu"], 2);
+  EXPECT_EQ(ops["Gemm"], 1) << "the float-output classifier stays QDQ";
+
+  const Tensor x = random_tensor({kBatch, 12}, rng);
+  InferenceSession session(g);
+  const Tensor mine = session.run({{"input", x}})[0].clone();
+  const fs::path model = work_dir() / "qop_mlp.onnx";
+  onnx::export_onnx_file(g, model.string(), opts);
+  expect_checker_passes(model);
+  std::map<std::string, Tensor> got = run_ort(model, {x}, g.outputs);
+  EXPECT_LE(worst_error(got[g.outputs[0].name], mine), 1e-5);
+  // The classifier's input went through QLinearMatMul and QLinearConv: identical integers give
+  // logits equal up to float summation order.
 }
 
 // Export then import (onnx/onnx_import.h) gives a graph that computes the same outputs.

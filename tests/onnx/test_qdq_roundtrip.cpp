@@ -1,7 +1,8 @@
 // Round trip of a minnow int8 model through ONNX (issue 6): a LeNet-5 trained briefly on a
 // Fashion-MNIST subset is quantized by `minnow quantize` (QDQ .mnw: int8 per-channel weights,
 // int32 biases, u8 activations), written by `minnow export` as a QDQ ONNX file and run by ONNX
-// Runtime (tests/onnx/ort_run.js). minnow's integer kernels and ONNX Runtime's must agree on
+// Runtime (tests/onnx/ort_run.js), and as a QOperator file (`--qoperator`: QLinearConv /
+// QLinearMatMul) likewise. minnow's integer kernels and ONNX Runtime's must agree on
 // >= 99.5% of the top-1 predictions (ONNX Runtime fuses the same QDQ patterns onto its own int8
 // kernels, whose rounding may differ by a step). bench/qdq_roundtrip.sh measures the same on the
 // whole test set.
@@ -129,34 +130,57 @@ TEST_P(QdqRoundTrip, MinnowInt8AgreesWithOnnxRuntime) {
   const std::string in = session.inputs()[0].name, out = session.outputs()[0].name;
   const Tensor mine = session.run({{in, x}})[0];
 
-  const fs::path x_npy = dir_ / "x.npy", ort_dir = dir_ / "ort";
+  const fs::path x_npy = dir_ / "x.npy";
   io::write_npy(x_npy.string(), x);
-  err = run("node " + quoted(fs::path(MINNOW_SOURCE_DIR) / "tests/onnx/ort_run.js") + " " +
-                quoted(dir_ / "int8.onnx") + " " + quoted(ort_dir) + " " + quoted(x_npy),
-            log);
-  ASSERT_EQ(err, "");
-  const Tensor theirs = io::read_npy((ort_dir / (out + ".npy")).string());
-  ASSERT_EQ(theirs.shape(), mine.shape());
-  double worst = 0;
-  for (int64_t i = 0; i < mine.numel(); ++i) {
-    worst = std::max(worst, std::abs(double(mine.f32()[i]) - double(theirs.f32()[i])));
-  }
-
   const Tensor& labels = d.test.y;
-  int64_t agree = 0, correct = 0;
+  int64_t correct = 0;
   for (int64_t i = 0; i < kTestSamples; ++i) {
-    agree += argmax_row(mine, i) == argmax_row(theirs, i);
     correct += argmax_row(mine, i) == labels.data<int64_t>()[i];
   }
-  const double agreement = double(agree) / double(kTestSamples);
-  std::printf(
-      "%s: minnow int8 vs ONNX Runtime on the exported QDQ model: %lld / %lld agree "
-      "(%.2f%%), largest logit difference %.4g, minnow accuracy %.3f\n",
-      c.label.c_str(), static_cast<long long>(agree), static_cast<long long>(kTestSamples),
-      100.0 * agreement, worst, double(correct) / double(kTestSamples));
-  EXPECT_GE(agreement, 0.995);
   // A trained model, not chance: agreement on near-uniform logits would prove little.
   EXPECT_GE(double(correct) / double(kTestSamples), 0.6);
+
+  // The QDQ file, and the QOperator form of the same model (QLinearConv / QLinearMatMul).
+  err = run(cli + " export " + quoted(dir_ / "int8.mnw") + " " + quoted(dir_ / "qop.onnx") +
+                " --qoperator",
+            log);
+  ASSERT_EQ(err, "");
+  for (const char* file : {"int8.onnx", "qop.onnx"}) {
+    SCOPED_TRACE(file);
+    const fs::path ort_dir = dir_ / (std::string(file) + ".ort");
+    err = run("node " + quoted(fs::path(MINNOW_SOURCE_DIR) / "tests/onnx/ort_run.js") + " " +
+                  quoted(dir_ / file) + " " + quoted(ort_dir) + " " + quoted(x_npy),
+              log);
+    ASSERT_EQ(err, "");
+    const Tensor theirs = io::read_npy((ort_dir / (out + ".npy")).string());
+    ASSERT_EQ(theirs.shape(), mine.shape());
+    double worst = 0;
+    for (int64_t i = 0; i < mine.numel(); ++i) {
+      worst = std::max(worst, std::abs(double(mine.f32()[i]) - double(theirs.f32()[i])));
+    }
+    int64_t agree = 0;
+    for (int64_t i = 0; i < kTestSamples; ++i)
+      agree += argmax_row(mine, i) == argmax_row(theirs, i);
+    const double agreement = double(agree) / double(kTestSamples);
+    std::printf(
+        "%s: minnow int8 vs ONNX Runtime on the exported %s: %lld / %lld agree (%.2f%%), "
+        "largest logit difference %.4g, minnow accuracy %.3f\n",
+        c.label.c_str(), file, static_cast<long long>(agree), static_cast<long long>(kTestSamples),
+        100.0 * agreement, worst, double(correct) / double(kTestSamples));
+    EXPECT_GE(agreement, 0.995);
+  }
+
+  // The QOperator file holds ONNX's integer ops for every quantized convolution and matrix
+  // product (layers with a float output, such as the classifier, stay QDQ), and minnow
+  // importing it computes exactly what its own int8 model does.
+  const Graph qop = onnx::import_onnx_file((dir_ / "qop.onnx").string());
+  const std::map<std::string, int> counts = qdq_test::lowered_op_counts(qop);
+  EXPECT_GT(count_of(counts, "QLinearConv"), 0);
+  EXPECT_EQ(count_of(counts, "Conv2d"), 0);
+  InferenceSession qop_session(qop);
+  const Tensor again = qop_session.run({{qop_session.inputs()[0].name, x}})[0];
+  ASSERT_EQ(again.shape(), mine.shape());
+  for (int64_t i = 0; i < mine.numel(); ++i) ASSERT_EQ(again.f32()[i], mine.f32()[i]) << i;
 }
 
 // lenet5: Conv/Linear with ReLU; resnet8: folded BatchNorm, residual QLinearAdd and the

@@ -19,6 +19,7 @@ struct ExportArgs {
   bool static_batch = false;
   int64_t batch = 1;
   bool drop_losses = false;
+  bool qoperator = false;
 };
 
 void run_export(const ExportArgs& a) {
@@ -28,6 +29,7 @@ void run_export(const ExportArgs& a) {
   opts.dynamic_batch = !a.static_batch;
   opts.static_batch = a.batch;
   opts.drop_losses = a.drop_losses;
+  opts.qoperator = a.qoperator;
   const std::string bytes = onnx::export_onnx_bytes(m.graph, opts);
   io::write_file_atomic(a.output, bytes);
   std::printf("wrote %s: opset %d, %s batch, %zu bytes\n", a.output.c_str(), a.opset,
@@ -49,6 +51,10 @@ void add_export_command(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--drop-losses", a->drop_losses,
               "Leave out loss nodes and the inputs only they read (labels)");
+  c->add_flag("--qoperator", a->qoperator,
+              "Quantized models: write int8 convolutions and matrix products as ONNX "
+              "QLinearConv / QLinearMatMul instead of QuantizeLinear/DequantizeLinear around "
+              "float ops");
   c->callback([a] { run_export(*a); });
 }
 
