@@ -120,6 +120,9 @@ enum class OpKind : uint16_t {
   kQLinearSoftmax,
   // Quantization-aware training (src/ops/fake_quantize.cpp)
   kFakeQuantize,
+  // BatchNorm [+ ReLU/ReLU6] -> depthwise Conv2d as one node (src/ops/bn_depthwise_conv.cpp;
+  // made by the training session's fuse_batchnorm_depthwise pass, never stored)
+  kBatchNormDepthwiseConv,
   kCount
 };
 

@@ -110,6 +110,7 @@ const std::array<const OpDef*, static_cast<size_t>(OpKind::kCount)> kTable = {
     &kQLinearLookupDef,
     &kQLinearSoftmaxDef,
     &kFakeQuantizeDef,
+    &kBatchNormDepthwiseConvDef,
 };
 static_assert(kTable.size() == static_cast<size_t>(OpKind::kCount));
 

@@ -5,6 +5,7 @@
 // GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* as a "maybe uninitialized"
 // merge source of the reductions); the values are never read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <omp.h>
 
@@ -297,6 +298,33 @@ ConvDepthwise3x3::ConvDepthwise3x3(const ConvGeometry& g) : g_(g) {
     }
     in_blocks_.push_back(b);
   }
+}
+
+MINNOW_AVX512 void ConvDepthwise3x3::forward_plane(const float* x, const float* w9, float bias,
+                                                   float* y) const {
+  const OutBlocks ob{out_blocks_.data(), static_cast<int>(out_blocks_.size())};
+  if (g_.sh == 1) return kernels::forward_plane<1>(x, w9, bias, y, dims_of(g_), ob);
+  kernels::forward_plane<2>(x, w9, bias, y, dims_of(g_), ob);
+}
+
+MINNOW_AVX512 void ConvDepthwise3x3::backward_plane(const float* x, const float* dy,
+                                                    const float* w9, float* dx, float* sums) const {
+  const OutBlocks ob{out_blocks_.data(), static_cast<int>(out_blocks_.size())};
+  const InBlocks ib{in_blocks_.data(), static_cast<int>(in_blocks_.size())};
+  const Dims d = dims_of(g_);
+  __m512* acc = reinterpret_cast<__m512*>(sums);
+  if (g_.sh == 1) {
+    if (dx) backward_data_plane<1>(dy, w9, dx, d, ib);
+    return weights_plane<1>(x, dy, acc, d, ob);
+  }
+  if (dx) backward_data_plane<2>(dy, w9, dx, d, ib);
+  weights_plane<2>(x, dy, acc, d, ob);
+}
+
+MINNOW_AVX512 void ConvDepthwise3x3::reduce_sums(const float* sums, float* dw9, float* db) {
+  const __m512* a = reinterpret_cast<const __m512*>(sums);
+  for (int t = 0; t < 9; ++t) dw9[t] = _mm512_reduce_add_ps(a[t]);
+  if (db) *db = _mm512_reduce_add_ps(a[9]);
 }
 
 void ConvDepthwise3x3::forward(const float* x, const float* w, const float* b, float* y, bool) {

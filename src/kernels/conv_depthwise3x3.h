@@ -54,6 +54,16 @@ class ConvDepthwise3x3 : public ConvAlgo {
                 float* db) override;
   std::string name() const override { return "depthwise3x3-avx512"; }
 
+  // One plane (one sample of one channel) at a time, for callers that make each input plane
+  // themselves (ops/bn_depthwise_conv.cpp normalizes it first): y = conv(x) + bias with the
+  // channel's 9 weights; backward_plane writes the plane's dx (when dx is set) and adds its
+  // weight and bias gradient terms to `sums` (10 x 16 floats, 64-byte aligned, zeroed by the
+  // caller), which reduce_sums turns into dw[9] and db.
+  void forward_plane(const float* x, const float* w9, float bias, float* y) const;
+  void backward_plane(const float* x, const float* dy, const float* w9, float* dx,
+                      float* sums) const;
+  static void reduce_sums(const float* sums, float* dw9, float* db);
+
  private:
   ConvGeometry g_;
   std::vector<Dw3x3OutBlock> out_blocks_;

@@ -321,6 +321,8 @@ std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
 
 }  // namespace
 
+ConvGeometry conv_geometry(const Node& n, const InputInfos& in) { return concrete_geometry(n, in); }
+
 const OpDef kConv2dDef = {OpKind::kConv2d, "Conv2d",       2,         4,    1,
                           infer_conv,      make_reference, make_fast, true, conv_macs};
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/bn_stream.h"
+#include "ops/bn_channel.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
 #include "ops/op_util.h"
@@ -529,47 +530,28 @@ class BatchNormFast final : public BnBase {
   // sets mean_, var_, inv_ and y = x * act_a_ + act_sh_ (which backward also reads), and moves
   // the running statistics in training.
   void finish_channel(int64_t c, double t1, double t2, float k, Tensors in) {
-    const double cnt = static_cast<double>(d_.count());
-    float* rm = in[3]->f32();
-    float* rv = in[4]->f32();
-    double var;
-    if (batch_stats_) {
-      const double m1 = t1 / cnt;
-      const float m = static_cast<float>(p_.momentum);
-      var = std::max(0.0, t2 / cnt - m1 * m1);
-      mean_[c] = static_cast<float>(k + m1);
-      rm[c] = (1 - m) * rm[c] + m * mean_[c];
-      rv[c] = (1 - m) * rv[c] + m * static_cast<float>(var * cnt / (cnt - 1));
-    } else {
-      mean_[c] = rm[c];
-      var = rv[c];
-    }
-    var_[c] = var;
-    inv_[c] = static_cast<float>(1.0 / std::sqrt(var + p_.epsilon));
-    act_a_[c] = in[1]->f32()[c] * inv_[c];
-    act_sh_[c] = in[2]->f32()[c] - mean_[c] * act_a_[c];
+    const BnChannel ch =
+        bn_channel(batch_stats_, t1, t2, k, d_.count(), in[1]->f32()[c], in[2]->f32()[c],
+                   p_.momentum, p_.epsilon, in[3]->f32() + c, in[4]->f32() + c);
+    mean_[c] = ch.mean;
+    var_[c] = ch.var;
+    inv_[c] = ch.inv;
+    act_a_[c] = ch.a;
+    act_sh_[c] = ch.sh;
   }
 
   // Channel c's parameter gradients from sum_dy and sum_dy_xm = sum dy (x - mean), and
-  // the coefficients of dx = k[0] dy + k[1] x + k[2]; with batch statistics k[1], k[2] carry the
-  // mean/variance terms.
+  // the coefficients of dx = k[0] dy + k[1] x + k[2] (ops/bn_channel.h).
   std::array<float, 3> backward_channel(int64_t c, double sum_dy, double sum_dy_xm, Tensors in,
                                         Tensors grad_in) const {
-    const double cnt = static_cast<double>(d_.count());
-    const double inv = inv_[c], a = in[1]->f32()[c] * inv, sum_dy_xhat = sum_dy_xm * inv;
-    if (grad_in[1]) grad_in[1]->f32()[c] = static_cast<float>(sum_dy_xhat);
-    if (grad_in[2]) grad_in[2]->f32()[c] = static_cast<float>(sum_dy);
-    double c2 = 0, c3 = 0;
-    if (batch_stats_) {
-      c2 = -a * inv * sum_dy_xhat / cnt;
-      c3 = -a * sum_dy / cnt - c2 * mean_[c];
-    } else {
-      if (grad_in.size() > 3 && grad_in[3]) grad_in[3]->f32()[c] = static_cast<float>(-a * sum_dy);
-      if (grad_in.size() > 4 && grad_in[4]) {
-        grad_in[4]->f32()[c] = static_cast<float>(-0.5 * a * inv * sum_dy_xhat);
-      }
-    }
-    return {static_cast<float>(a), static_cast<float>(c2), static_cast<float>(c3)};
+    BnChannel ch;
+    ch.mean = mean_[c];
+    ch.inv = inv_[c];
+    auto grad = [&](size_t i) {
+      return grad_in.size() > i && grad_in[i] ? grad_in[i]->f32() + c : nullptr;
+    };
+    return bn_backward_channel(ch, batch_stats_, sum_dy, sum_dy_xm, d_.count(), in[1]->f32()[c],
+                               grad(1), grad(2), grad(3), grad(4));
   }
 
   // Runs of S floats shorter than kShortRunBytes (MobileNetV2's 7x7 planes): loops per channel

@@ -2,11 +2,14 @@
 #pragma once
 
 #include "core/op_registry.h"
+#include "kernels/conv_geometry.h"
 
 namespace minnow::ops {
 
 // conv.cpp
 extern const OpDef kConv2dDef;
+// The concrete geometry of a Conv2d node for these inputs (validated; throws naming the node).
+kernels::ConvGeometry conv_geometry(const Node& n, const InputInfos& in);
 // pool.cpp
 extern const OpDef kMaxPoolDef, kAvgPoolDef, kGlobalAvgPoolDef;
 // linear.cpp
@@ -52,5 +55,7 @@ extern const OpDef kQLinearAddDef, kQLinearGlobalAvgPoolDef, kQLinearLookupDef;
 extern const OpDef kQLinearSoftmaxDef;
 // fake_quantize.cpp (quantization-aware training)
 extern const OpDef kFakeQuantizeDef;
+// bn_depthwise_conv.cpp (training-time fusion)
+extern const OpDef kBatchNormDepthwiseConvDef;
 
 }  // namespace minnow::ops

@@ -6,6 +6,7 @@
 #include "core/rng.h"
 #include "minnow/error.h"
 #include "passes/fuse_activation.h"
+#include "passes/fuse_batchnorm_depthwise.h"
 
 namespace minnow {
 
@@ -80,6 +81,7 @@ TrainingSession::TrainingSession(const Graph& graph, SessionOptions options)
   }
   // Fused after the loss nodes exist: a value the hint term reads has two readers and stays.
   if (options.fuse_batchnorm_activation) fuse_batchnorm_activation(graph_);
+  if (options.fuse_batchnorm_depthwise) fuse_batchnorm_depthwise(graph_);
   graph_.outputs = {ValueInfo{loss_name_, DType::kF32, {}}};
   graph_.validate();
   for (auto& [name, init] : graph_.initializers) {

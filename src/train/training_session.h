@@ -44,6 +44,8 @@ struct SessionOptions {
   KernelChoice kernels = KernelChoice::kFast;
   // Fuse BatchNorm -> ReLU/ReLU6 pairs into one node (same results, less memory traffic).
   bool fuse_batchnorm_activation = true;
+  // Fuse BatchNorm -> depthwise Conv2d pairs into one node (passes/fuse_batchnorm_depthwise.h).
+  bool fuse_batchnorm_depthwise = true;
 };
 
 struct ParamRef {

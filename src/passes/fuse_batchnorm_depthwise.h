@@ -1,0 +1,19 @@
+// Training-time graph pass: a BatchNorm (with or without its fused ReLU/ReLU6) whose only reader
+// is a depthwise Conv2d becomes one BatchNormDepthwiseConv node with both ops' inputs and
+// attributes (ops/bn_depthwise_conv.cpp), so the normalized activation between them is never
+// written to memory. MobileNet-style expansion -> depthwise pairs match.
+//
+// The fused node takes the convolution's output name; the BatchNorm's output disappears. The
+// parameters (and the running statistics, which the fused node still moves) keep their names,
+// so optimizers and checkpoints see the same tensors. Convolutions with a residual sum, a fused
+// activation or channels-last data are left alone.
+#pragma once
+
+#include "minnow/graph.h"
+
+namespace minnow {
+
+// Returns the number of pairs fused.
+int fuse_batchnorm_depthwise(Graph& graph);
+
+}  // namespace minnow

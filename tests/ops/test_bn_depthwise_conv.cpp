@@ -1,0 +1,122 @@
+// BatchNormDepthwiseConv (the training session's fused BatchNorm [+ ReLU/ReLU6] -> depthwise
+// Conv2d): the fused fast kernel against the reference (BatchNorm's and Conv2d's own reference
+// kernels in sequence), forward, running statistics and every gradient, in training and eval
+// mode; the reference gradient against finite differences; shape errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "dense_test_util.h"
+#include "minnow/error.h"
+#include "op_harness.h"
+
+namespace minnow::testing {
+namespace {
+
+struct Geometry {
+  Shape x;  // [N, C, H, W]
+  int64_t stride;
+  std::string activation;  // "" none, "relu", "relu6"
+  bool bias;
+};
+
+Node fused_node(const Geometry& g) {
+  Node n = dense::node(OpKind::kBatchNormDepthwiseConv,
+                       {{"momentum", 0.1},
+                        {"epsilon", 1e-5},
+                        {"strides", std::vector<int64_t>{g.stride, g.stride}},
+                        {"pads", std::vector<int64_t>{1, 1, 1, 1}},
+                        {"group", g.x[1]}});
+  if (!g.activation.empty()) n.attrs.set("activation", g.activation);
+  return n;
+}
+
+// Scales up to 3 spread the normalized values over about [-9, 9]: both ReLU6 clamps are hit.
+std::vector<Tensor> fused_inputs(const Geometry& g, Rng& rng) {
+  const int64_t c = g.x[1];
+  std::vector<Tensor> in = {
+      random_tensor(g.x, rng, -2.0f, 3.0f), random_tensor({c}, rng, 0.5f, 3.0f),
+      random_tensor({c}, rng, -3.0f, 3.0f), random_tensor({c}, rng),
+      random_tensor({c}, rng, 0.5f, 2.0f),  random_tensor({c, 1, 3, 3}, rng)};
+  if (g.bias) in.push_back(random_tensor({c}, rng));
+  return in;
+}
+
+std::string label(const Geometry& g, bool training) {
+  return shape_str(g.x) + " s" + std::to_string(g.stride) + " " +
+         (g.activation.empty() ? "linear" : g.activation) + (g.bias ? " bias" : "") +
+         (training ? " train" : " eval");
+}
+
+TEST(BatchNormDepthwiseConv, FastMatchesReference) {
+  Rng rng(71);
+  // Planes of 28x28 and more run the fused loops (MobileNetV2's 28x28 stride 2, odd sizes with
+  // tails, stride 1, enough channels for both threads); smaller ones BatchNorm's and Conv2d's
+  // fast kernels in sequence (14x14, 7x7, odd).
+  const std::vector<Geometry> cases = {
+      {{8, 24, 28, 28}, 2, "relu6", false}, {{3, 5, 29, 31}, 1, "relu", true},
+      {{4, 6, 28, 30}, 2, "", true},        {{64, 16, 28, 28}, 1, "relu6", false},
+      {{8, 36, 14, 14}, 1, "relu6", false}, {{16, 48, 7, 7}, 1, "relu6", false},
+      {{2, 3, 5, 37}, 1, "relu6", true}};
+  for (const Geometry& g : cases) {
+    for (bool training : {true, false}) {
+      OpCase c;
+      c.label = label(g, training);
+      c.node = fused_node(g);
+      c.inputs = fused_inputs(g, rng);
+      c.training = training;
+      // The activation's mask is taken from float values on one side and from double ones on
+      // the other: values within rounding of a kink may fall on either side, so the tolerance
+      // allows for a handful of them in the reductions.
+      c.fast_tolerance = 2e-4;
+      // The weight gradient sums N * H * W products in float vectors (as the unfused depthwise
+      // kernel does), the reference in double: 50,000 terms drift by about 1e-3 relative.
+      if (g.x[0] * g.x[2] * g.x[3] > 10000) c.fast_tolerance = 1e-3;
+      expect_fast_matches_reference(c);
+      dense::Run ref = dense::run(c.node, c.inputs, dense::opts().train(training));
+      dense::Run fast =
+          dense::run(c.node, c.inputs, dense::opts().kernel(KernelChoice::kFast).train(training));
+      for (int i : {3, 4}) {
+        ASSERT_EQ(fast.inputs[i].numel(), ref.inputs[i].numel());
+        for (int64_t k = 0; k < ref.inputs[i].numel(); ++k) {
+          EXPECT_NEAR(fast.inputs[i].f32()[k], ref.inputs[i].f32()[k],
+                      1e-5 * (1 + std::fabs(ref.inputs[i].f32()[k])))
+              << c.label << " running statistic " << i << " channel " << k;
+        }
+      }
+    }
+  }
+}
+
+TEST(BatchNormDepthwiseConv, GradientMatchesFiniteDifference) {
+  Rng rng(73);
+  for (const Geometry& g :
+       {Geometry{{2, 3, 6, 5}, 1, "", true}, Geometry{{3, 2, 7, 6}, 2, "", false}}) {
+    for (bool training : {true, false}) {
+      OpCase c;
+      c.label = label(g, training);
+      c.node = fused_node(g);
+      c.inputs = fused_inputs(g, rng);
+      c.training = training;
+      c.check_grad = {true, true, true, !training, !training, true, g.bias};
+      c.check_grad.resize(c.inputs.size());
+      c.fd_tolerance = 1e-5;
+      expect_gradient_matches_finite_difference(c);
+    }
+  }
+}
+
+TEST(BatchNormDepthwiseConv, RejectsANonDepthwiseConvolution) {
+  Rng rng(75);
+  const Geometry g{{2, 4, 6, 6}, 1, "relu6", false};
+  OpCase c;
+  c.node = fused_node(g);
+  c.node.attrs.set("group", int64_t{2});
+  c.inputs = fused_inputs(g, rng);
+  c.inputs[5] = random_tensor({4, 2, 3, 3}, rng);
+  EXPECT_THROW(run_reference(c), Error);
+}
+
+}  // namespace
+}  // namespace minnow::testing

@@ -1,0 +1,87 @@
+// fuse_batchnorm_depthwise: MobileNetV2's expansion BatchNorm + ReLU6 -> depthwise convolution
+// pairs become BatchNormDepthwiseConv nodes, pairs whose normalized value has another reader
+// stay, and a training step computes the same loss, gradients and running statistics with and
+// without the pass.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/rng.h"
+#include "graph_test_util.h"
+#include "minnow/zoo.h"
+#include "passes/fuse_activation.h"
+#include "passes/fuse_batchnorm_depthwise.h"
+#include "train/training_session.h"
+
+namespace minnow {
+namespace {
+
+using testing::count_op;
+
+TEST(FuseBatchNormDepthwise, MobileNetV2ExpansionPairs) {
+  zoo::ZooOptions zo;
+  zo.input_shape = {1, 28, 28};
+  Graph g = zoo::build("mobilenet_v2", zo);
+  fuse_batchnorm_activation(g);
+  const int bns = count_op(g, OpKind::kBatchNorm), convs = count_op(g, OpKind::kConv2d);
+  // Blocks 2-6 expand, so their depthwise input is the expansion's BatchNorm + ReLU6. Block 1
+  // has no expansion: its depthwise reads the stem's output, which the residual Add reads too.
+  EXPECT_EQ(fuse_batchnorm_depthwise(g), 5);
+  EXPECT_EQ(count_op(g, OpKind::kBatchNormDepthwiseConv), 5);
+  EXPECT_EQ(count_op(g, OpKind::kBatchNorm), bns - 5);
+  EXPECT_EQ(count_op(g, OpKind::kConv2d), convs - 5);
+  g.validate();
+  EXPECT_EQ(fuse_batchnorm_depthwise(g), 0) << "nothing left to fuse";
+}
+
+// A training step of MobileNetV2 at 28x28 (the fused kernel's own loops, on two threads where
+// there are two) with and without the pass.
+TEST(FuseBatchNormDepthwise, TrainingStepIsUnchanged) {
+  zoo::ZooOptions zo;
+  zo.input_shape = {1, 28, 28};
+  Graph g = zoo::build("mobilenet_v2", zo);
+  testing::randomize_batchnorm(g, 7);
+  Rng data(5);
+  Tensor x(DType::kF32, {8, 1, 28, 28});
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = data.uniform(-1, 1);
+  Tensor y(DType::kI64, {8});
+  for (int i = 0; i < 8; ++i) y.data<int64_t>()[i] = i % 10;
+
+  auto run = [&](bool fuse, std::vector<Tensor>& grads, std::vector<Tensor>& stats) {
+    Graph copy = g;
+    for (auto& [name, init] : copy.initializers) init.value = init.value.clone();
+    SessionOptions opt;
+    opt.fuse_batchnorm_depthwise = fuse;
+    TrainingSession s(copy, opt);
+    Rng rng(0);
+    float loss = 0;
+    for (int step = 0; step < 2; ++step) loss = s.train_step(x, y, rng);  // plans reused
+    for (ParamRef& p : s.params()) grads.push_back(p.grad.clone());
+    for (auto& [name, init] : copy.initializers) {
+      if (!init.trainable) stats.push_back(init.value.clone());
+    }
+    return loss;
+  };
+  std::vector<Tensor> g0, g1, s0, s1;
+  const float l0 = run(false, g0, s0), l1 = run(true, g1, s1);
+  EXPECT_NEAR(l0, l1, 1e-5);
+  ASSERT_EQ(g0.size(), g1.size());
+  for (size_t i = 0; i < g0.size(); ++i) {
+    double scale = 0;
+    for (int64_t k = 0; k < g0[i].numel(); ++k)
+      scale = std::max(scale, double(std::abs(g0[i].f32()[k])));
+    for (int64_t k = 0; k < g0[i].numel(); ++k) {
+      ASSERT_NEAR(g0[i].f32()[k], g1[i].f32()[k], 1e-6 + 1e-3 * scale)
+          << "param " << i << "[" << k << "]";
+    }
+  }
+  ASSERT_EQ(s0.size(), s1.size());
+  for (size_t i = 0; i < s0.size(); ++i) {
+    for (int64_t k = 0; k < s0[i].numel(); ++k) {
+      ASSERT_NEAR(s0[i].f32()[k], s1[i].f32()[k], 1e-5 * (1 + std::abs(s0[i].f32()[k])));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace minnow
