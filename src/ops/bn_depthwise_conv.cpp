@@ -37,8 +37,9 @@ namespace {
 using kernels::ConvDepthwise3x3;
 using kernels::ConvGeometry;
 
-constexpr size_t kBatchNormInputs = 5;       // x, gamma, beta, running_mean, running_var
-constexpr int64_t kMinFusedPlane = 28 * 28;  // smallest plane the fused loops take (make_fast)
+constexpr size_t kBatchNormInputs = 5;  // x, gamma, beta, running_mean, running_var
+// The smallest planes the fused loops take (make_fast).
+constexpr int64_t kMinFusedPlaneStride1 = 28 * 28, kMinFusedPlaneStride2 = 14 * 14;
 
 void copy_attrs(const Node& from, Node& to, std::initializer_list<const char*> keys) {
   for (const char* key : keys) {
@@ -340,13 +341,16 @@ std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
                                   const std::vector<ValueInfo>& out) {
   const ValueInfo z = normalized_info(n, in);
   const ConvGeometry g = conv_geometry(conv_part(n), conv_inputs(in, z));
-  // The fused loops run the AVX-512 row kernel plane by plane. On planes smaller than 28x28
-  // that costs more than the memory traffic it saves: BatchNorm's loops plus the convolution's
-  // own strategy (kernels/conv_algo.h) were faster, cold caches, batch 64, 2 threads:
-  //   96 x 28x28 stride 2: forward 1.38 ms fused vs 1.78, backward 2.43 vs 2.99
-  //   144 x 14x14 stride 2: 1.10 vs 0.80, 1.22 vs 1.14; stride 1: 1.50 vs 0.81, 1.41 vs 1.36
-  //   192 x 7x7: 1.08 vs 0.37, 1.00 vs 0.68
-  if (ConvDepthwise3x3::supports(g) && g.h * g.w >= kMinFusedPlane) {
+  // The fused loops run the AVX-512 row kernel plane by plane. Where its planes are small, that
+  // costs more than the memory traffic it saves, and BatchNorm's loops plus the convolution's
+  // own strategy (kernels/conv_algo.h) are faster. Cold caches, batch 64, 2 threads, forward /
+  // backward, fused vs separate (ms):
+  //   96 x 28x28 stride 2:   1.04 / 2.20 vs 1.25-1.68 / 2.27-2.83
+  //   144 x 14x14 stride 2:  0.68 / 1.13 vs 0.76 / 1.11
+  //   144 x 14x14 stride 1:  0.83 / 1.26 vs 0.74 / 1.18 (the flat-plane kernel's 4 planes at once)
+  //   192 x 7x7 stride 1:    1.08 / 1.00 vs 0.37 / 0.68 (likewise)
+  const int64_t min_plane = g.sh == 2 ? kMinFusedPlaneStride2 : kMinFusedPlaneStride1;
+  if (ConvDepthwise3x3::supports(g) && g.h * g.w >= min_plane) {
     return std::make_unique<BnDepthwiseFused>(n, g);
   }
   return std::make_unique<BnThenConv>(n, in, out, KernelChoice::kFast);
