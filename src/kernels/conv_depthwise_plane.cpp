@@ -30,11 +30,12 @@ struct Taps {
 // P consecutive planes (hw floats apart) at once: each tap's mask and address are worked out
 // once for all of them, which is most of the instructions of a one-plane loop.
 
-// y_j = w_j (*) x_j + bias_j for planes j < P; w holds P kernels of 9, bias P values or null.
-// With the kernels rotated by 180 degrees this is also backward-data.
+// y_j = w_j (*) x_j + bias_j for planes j < P (plane j of x at x + j * xs, of y at y + j * ys);
+// w holds P kernels of 9, bias P values or null. With the kernels rotated by 180 degrees this
+// is also backward-data.
 template <int P>
-MINNOW_AVX512 void planes_forward(const float* x, int64_t hw, const float* w, const float* bias,
-                                  float* y, const Taps& t) {
+MINNOW_AVX512 void planes_forward(const float* x, int64_t xs, const float* w, const float* bias,
+                                  float* y, int64_t ys, const Taps& t) {
   for (int v = 0; v < t.vectors; ++v) {
     const float* xv = x + 16 * v;
     const uint16_t* m = t.mask + 9 * v;
@@ -51,21 +52,21 @@ MINNOW_AVX512 void planes_forward(const float* x, int64_t hw, const float* w, co
 #pragma GCC unroll 4
       for (int j = 0; j < P; ++j) {
         // Masked-off lanes are never read, so the address may point outside the plane.
-        acc[j][k & 1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, src + j * hw),
+        acc[j][k & 1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, src + j * xs),
                                         _mm512_set1_ps(w[9 * j + k]), acc[j][k & 1]);
       }
     }
     for (int j = 0; j < P; ++j) {
-      _mm512_mask_storeu_ps(y + j * hw + 16 * v, t.pixel[v], _mm512_add_ps(acc[j][0], acc[j][1]));
+      _mm512_mask_storeu_ps(y + j * ys + 16 * v, t.pixel[v], _mm512_add_ps(acc[j][0], acc[j][1]));
     }
   }
 }
 
 // For planes j < P: acc[10 j + k] += sum over pixels p of dy_j[p] * x_j[p + shift[k]] (inside
-// the plane), acc[10 j + 9] += dy_j.
+// the plane), acc[10 j + 9] += dy_j; plane j of x at x + j * xs, of dy at dy + j * ds.
 template <int P>
-MINNOW_AVX512 void planes_weights(const float* x, const float* dy, int64_t hw, __m512* acc,
-                                  const Taps& t) {
+MINNOW_AVX512 void planes_weights(const float* x, int64_t xs, const float* dy, int64_t ds,
+                                  __m512* acc, const Taps& t) {
   __m512 a[P][10];
   for (int j = 0; j < P; ++j) {
     for (int k = 0; k < 10; ++k) a[j][k] = acc[10 * j + k];
@@ -75,7 +76,7 @@ MINNOW_AVX512 void planes_weights(const float* x, const float* dy, int64_t hw, _
     const uint16_t* m = t.mask + 9 * v;
     __m512 g[P];
     for (int j = 0; j < P; ++j) {
-      g[j] = _mm512_maskz_loadu_ps(t.pixel[v], dy + j * hw + 16 * v);
+      g[j] = _mm512_maskz_loadu_ps(t.pixel[v], dy + j * ds + 16 * v);
       a[j][9] = _mm512_add_ps(a[j][9], g[j]);
     }
 #pragma GCC unroll 9
@@ -84,7 +85,7 @@ MINNOW_AVX512 void planes_weights(const float* x, const float* dy, int64_t hw, _
       const float* src = xv + t.shift[k];
 #pragma GCC unroll 4
       for (int j = 0; j < P; ++j) {
-        a[j][k] = _mm512_fmadd_ps(g[j], _mm512_maskz_loadu_ps(mk, src + j * hw), a[j][k]);
+        a[j][k] = _mm512_fmadd_ps(g[j], _mm512_maskz_loadu_ps(mk, src + j * xs), a[j][k]);
       }
     }
   }
@@ -121,10 +122,10 @@ MINNOW_AVX512 void forward_run(const float* x, int64_t hw, const float* w, const
       prefetch(x + from * hw, (to - from) * hw);
       prefetch(y + from * hw, (to - from) * hw, /*for_write=*/true);
     }
-    planes_forward<4>(x + c * hw, hw, w + 9 * c, bias ? bias + c : nullptr, y + c * hw, t);
+    planes_forward<4>(x + c * hw, hw, w + 9 * c, bias ? bias + c : nullptr, y + c * hw, hw, t);
   }
   for (; c < c1; ++c) {
-    planes_forward<1>(x + c * hw, hw, w + 9 * c, bias ? bias + c : nullptr, y + c * hw, t);
+    planes_forward<1>(x + c * hw, hw, w + 9 * c, bias ? bias + c : nullptr, y + c * hw, hw, t);
   }
 }
 
@@ -151,10 +152,10 @@ MINNOW_AVX512 void backward_channels_range(int64_t c0, int64_t c1, const ConvGeo
         prefetch(x + base + from * hw, (to - from) * hw);
         prefetch(dy + base + from * hw, (to - from) * hw);
       }
-      planes_weights<2>(x + base + c * hw, dy + base + c * hw, hw, acc + (c - c0) * 10, t);
+      planes_weights<2>(x + base + c * hw, hw, dy + base + c * hw, hw, acc + (c - c0) * 10, t);
     }
     for (; c < c1; ++c) {
-      planes_weights<1>(x + base + c * hw, dy + base + c * hw, hw, acc + (c - c0) * 10, t);
+      planes_weights<1>(x + base + c * hw, hw, dy + base + c * hw, hw, acc + (c - c0) * 10, t);
     }
   }
   if (!dw) return;
@@ -228,6 +229,47 @@ ConvDepthwisePlane::ConvDepthwisePlane(const ConvGeometry& g) : g_(g) {
         }
       }
     }
+  }
+}
+
+MINNOW_AVX512 void ConvDepthwisePlane::forward_channel(const float* x, int64_t xs, const float* w9,
+                                                       float bias, float* y, int64_t ys,
+                                                       int64_t count) const {
+  const Taps t{vectors_, shift_.data(), masks_.data(), pixels_.data()};
+  float w4[36], b4[4];
+  for (int j = 0; j < 4; ++j) {
+    std::copy_n(w9, 9, w4 + 9 * j);
+    b4[j] = bias;
+  }
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4) planes_forward<4>(x + i * xs, xs, w4, b4, y + i * ys, ys, t);
+  for (; i < count; ++i) planes_forward<1>(x + i * xs, xs, w4, b4, y + i * ys, ys, t);
+}
+
+MINNOW_AVX512 void ConvDepthwisePlane::backward_channel(const float* x, int64_t xs, const float* dy,
+                                                        int64_t ds, const float* w9, float* dx,
+                                                        int64_t dxs, int64_t count,
+                                                        float* sums) const {
+  const Taps t{vectors_, shift_.data(), masks_.data(), pixels_.data()};
+  float wr4[36];  // the kernel turned by 180 degrees (backward-data), for each of four planes
+  for (int j = 0; j < 4; ++j) {
+    for (int k = 0; k < 9; ++k) wr4[9 * j + k] = w9[8 - k];
+  }
+  __m512 acc[40];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    if (dx) planes_forward<4>(dy + i * ds, ds, wr4, nullptr, dx + i * dxs, dxs, t);
+    planes_weights<4>(x + i * xs, xs, dy + i * ds, ds, acc, t);
+  }
+  for (; i < count; ++i) {
+    if (dx) planes_forward<1>(dy + i * ds, ds, wr4, nullptr, dx + i * dxs, dxs, t);
+    planes_weights<1>(x + i * xs, xs, dy + i * ds, ds, acc, t);
+  }
+  __m512* out = reinterpret_cast<__m512*>(sums);
+  for (int k = 0; k < 10; ++k) {
+    out[k] = _mm512_add_ps(out[k], _mm512_add_ps(_mm512_add_ps(acc[k], acc[10 + k]),
+                                                 _mm512_add_ps(acc[20 + k], acc[30 + k])));
   }
 }
 

@@ -44,6 +44,16 @@ class ConvDepthwisePlane : public ConvAlgo {
                 float* db) override;
   std::string name() const override { return "depthwise-plane-avx512"; }
 
+  // `count` planes of one channel (they share its 9 weights), for callers that make the input
+  // planes themselves (ops/bn_depthwise_conv.cpp): plane i of x at x + i * xs, and so on.
+  // forward_channel: y = conv(x) + bias. backward_channel: dx (when set) and the weight and
+  // bias gradient terms, added to `sums` (10 x 16 floats, 64-byte aligned, the layout
+  // ConvDepthwise3x3::reduce_sums reads).
+  void forward_channel(const float* x, int64_t xs, const float* w9, float bias, float* y,
+                       int64_t ys, int64_t count) const;
+  void backward_channel(const float* x, int64_t xs, const float* dy, int64_t ds, const float* w9,
+                        float* dx, int64_t dxs, int64_t count, float* sums) const;
+
  private:
   ConvGeometry g_;
   int vectors_ = 0;               // 16-pixel vectors per plane

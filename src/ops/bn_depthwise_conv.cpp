@@ -8,10 +8,11 @@
 // times wider than the block's input, and the depthwise convolution reads it back; backward
 // does the same with its gradient. MobileNetV2's 28x28 block at batch 64 moves 19 MB per pass.
 // The fused fast kernel works channel by channel: the channel's input planes (N of them, a few
-// hundred KB at most) are read once for the statistics, then normalized plane by plane into a
-// scratch plane in L1 that the convolution reads right away, so the normalized activation never
-// goes to memory. Backward recomputes that plane from x, runs the convolution's backward on it,
-// keeps the channel's gradient planes in a per-thread buffer for BatchNorm's reductions and
+// hundred KB at most) are read once for the statistics, then normalized into a scratch buffer
+// that the convolution reads right away (plane by plane for the row kernel, all the channel's
+// planes for the flat-plane kernel, which takes four at a time), so the normalized activation
+// never goes to memory. Backward recomputes that plane from x, runs the convolution's backward on
+// it, keeps the channel's gradient planes in a per-thread buffer for BatchNorm's reductions and
 // writes dx once. The reference kernel (and the fast fallback where the AVX-512 depthwise
 // kernel does not apply) runs BatchNorm's and Conv2d's own kernels one after the other: the
 // fused kernel is tested against exactly the two ops it replaces.
@@ -26,6 +27,7 @@
 
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_depthwise3x3.h"
+#include "kernels/conv_depthwise_plane.h"
 #include "ops/bn_channel.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
@@ -200,16 +202,24 @@ inline void prefetch_plane(const float* p, int64_t floats, bool for_write = fals
   }
 }
 
+// The depthwise kernel the fused loops call: the flat-plane kernel (3x3 "same", stride 1,
+// planes up to 256 pixels) takes a channel's planes four at a time from a buffer of normalized
+// planes; the row kernel takes one plane at a time, normalized into L1 just before.
 class BnDepthwiseFused final : public Kernel {
  public:
   BnDepthwiseFused(const Node& n, const ConvGeometry& g)
       : node_(n),
         g_(g),
-        conv_(g),
         eps_(n.attrs.get_float("epsilon", 1e-5)),
         momentum_(n.attrs.get_float("momentum", 0.1)),
         act_(FusedActivation::of(n)),
-        ch_(g.c) {}
+        ch_(g.c) {
+    if (kernels::ConvDepthwisePlane::supports(g)) {
+      planes_ = std::make_unique<kernels::ConvDepthwisePlane>(g);
+    } else {
+      rows_ = std::make_unique<ConvDepthwise3x3>(g);
+    }
+  }
 
   void forward(Tensors in, Tensors out, RunContext& ctx) override {
     batch_stats_ = ctx.training;
@@ -230,16 +240,27 @@ class BnDepthwiseFused final : public Kernel {
         const float* xc = x + c * hw;
         double t1 = 0, t2 = 0;
         if (batch_stats_) bn_detail::channel_stats(xc, g_.n, sample, hw, xc[0], &t1, &t2);
-        ch_[c] = bn_channel(batch_stats_, t1, t2, xc[0], count, gamma[c], beta[c], momentum_, eps_,
-                            rm + c, rv + c);
+        const BnChannel ch = ch_[c] = bn_channel(batch_stats_, t1, t2, xc[0], count, gamma[c],
+                                                 beta[c], momentum_, eps_, rm + c, rv + c);
+        const float b = bias ? bias[c] : 0.0f;
+        if (planes_) {
+          // Normalize every plane of the channel (asking for its output planes meanwhile),
+          // then the convolution four planes at a time.
+          float* zc = s.z.data();
+          for (int64_t i = 0; i < g_.n; ++i) {
+            prefetch_plane(y + (i * g_.c + c) * ohw, ohw, /*for_write=*/true);
+            normalize_plane(xc + i * sample, zc + i * hw, hw, ch.a, ch.sh, act_.lo, act_.hi);
+          }
+          planes_->forward_channel(zc, hw, w + 9 * c, b, y + c * ohw, g_.c * ohw, g_.n);
+          continue;
+        }
         for (int64_t i = 0; i < g_.n; ++i) {
           if (i + 2 < g_.n) {
             prefetch_plane(xc + (i + 2) * sample, hw);
             prefetch_plane(y + ((i + 2) * g_.c + c) * ohw, ohw, /*for_write=*/true);
           }
-          normalize_plane(xc + i * sample, s.z.data(), hw, ch_[c].a, ch_[c].sh, act_.lo, act_.hi);
-          conv_.forward_plane(s.z.data(), w + 9 * c, bias ? bias[c] : 0.0f,
-                              y + (i * g_.c + c) * ohw);
+          normalize_plane(xc + i * sample, s.z.data(), hw, ch.a, ch.sh, act_.lo, act_.hi);
+          rows_->forward_plane(s.z.data(), w + 9 * c, b, y + (i * g_.c + c) * ohw);
         }
       }
     });
@@ -268,19 +289,38 @@ class BnDepthwiseFused final : public Kernel {
         const float* dyc = dy + c * ohw;
         std::fill_n(s.sums.data(), 160, 0.0f);
         double sum_dy = 0, sum_dy_xm = 0;
-        for (int64_t i = 0; i < g_.n; ++i) {
-          if (i + 2 < g_.n) {
-            prefetch_plane(xc + (i + 2) * sample, hw);
-            prefetch_plane(dyc + (i + 2) * g_.c * ohw, ohw);
+        if (planes_) {
+          // Normalize every plane (asking for dy's planes meanwhile), the convolution's
+          // backward four planes at a time, then the activation's mask and BatchNorm's sums.
+          float* zc = s.z.data();
+          for (int64_t i = 0; i < g_.n; ++i) {
+            if (i + 2 < g_.n) prefetch_plane(xc + (i + 2) * sample, hw);
+            prefetch_plane(dyc + i * g_.c * ohw, ohw);
+            normalize_plane(xc + i * sample, zc + i * hw, hw, ch.a, ch.sh, act_.lo, act_.hi);
           }
-          const float* xp = xc + i * sample;
-          normalize_plane(xp, s.z.data(), hw, ch.a, ch.sh, act_.lo, act_.hi);
-          conv_.backward_plane(s.z.data(), dyc + i * g_.c * ohw, w + 9 * c, dz + i * hw,
-                               s.sums.data());
-          const auto [s1, s2] =
-              mask_and_sum(xp, dz + i * hw, hw, ch.a, ch.sh, act_.lo, act_.hi, ch.mean);
-          sum_dy += s1;
-          sum_dy_xm += s2;
+          planes_->backward_channel(zc, hw, dyc, g_.c * ohw, w + 9 * c, dz, hw, g_.n,
+                                    s.sums.data());
+          for (int64_t i = 0; i < g_.n; ++i) {
+            const auto [s1, s2] = mask_and_sum(xc + i * sample, dz + i * hw, hw, ch.a, ch.sh,
+                                               act_.lo, act_.hi, ch.mean);
+            sum_dy += s1;
+            sum_dy_xm += s2;
+          }
+        } else {
+          for (int64_t i = 0; i < g_.n; ++i) {
+            if (i + 2 < g_.n) {
+              prefetch_plane(xc + (i + 2) * sample, hw);
+              prefetch_plane(dyc + (i + 2) * g_.c * ohw, ohw);
+            }
+            const float* xp = xc + i * sample;
+            normalize_plane(xp, s.z.data(), hw, ch.a, ch.sh, act_.lo, act_.hi);
+            rows_->backward_plane(s.z.data(), dyc + i * g_.c * ohw, w + 9 * c, dz + i * hw,
+                                  s.sums.data());
+            const auto [s1, s2] =
+                mask_and_sum(xp, dz + i * hw, hw, ch.a, ch.sh, act_.lo, act_.hi, ch.mean);
+            sum_dy += s1;
+            sum_dy_xm += s2;
+          }
         }
         if (dw) ConvDepthwise3x3::reduce_sums(s.sums.data(), dw + 9 * c, db ? db + c : nullptr);
         const auto [k1, k2, k3] = bn_backward_channel(
@@ -297,7 +337,9 @@ class BnDepthwiseFused final : public Kernel {
 
  private:
   struct Scratch {
-    kernels::FloatBuffer z, dz, sums;  // one input plane, the channel's dz planes, 10 x 16 sums
+    // Normalized input (the channel's planes for the flat-plane kernel, else one plane), the
+    // channel's gradient planes, the weight gradient's 10 x 16 sums.
+    kernels::FloatBuffer z, dz, sums;
   };
 
   // Runs fn(c0, c1, scratch) for each thread's contiguous range of channels. (No vector types
@@ -308,7 +350,7 @@ class BnDepthwiseFused final : public Kernel {
     if (static_cast<int>(scratch_.size()) < threads) {
       scratch_.resize(threads);
       for (Scratch& s : scratch_) {
-        s.z.get(g_.h * g_.w);
+        s.z.get(planes_ ? g_.n * g_.h * g_.w : g_.h * g_.w);
         s.dz.get(g_.n * g_.h * g_.w);
         s.sums.get(160);
       }
@@ -324,7 +366,8 @@ class BnDepthwiseFused final : public Kernel {
 
   Node node_;
   ConvGeometry g_;
-  ConvDepthwise3x3 conv_;
+  std::unique_ptr<kernels::ConvDepthwisePlane> planes_;  // one of the two
+  std::unique_ptr<ConvDepthwise3x3> rows_;
   double eps_, momentum_;
   FusedActivation act_;
   std::vector<BnChannel> ch_;  // forward's statistics and affine form, per channel
@@ -341,16 +384,17 @@ std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in,
                                   const std::vector<ValueInfo>& out) {
   const ValueInfo z = normalized_info(n, in);
   const ConvGeometry g = conv_geometry(conv_part(n), conv_inputs(in, z));
-  // The fused loops run the AVX-512 row kernel plane by plane. Where its planes are small, that
-  // costs more than the memory traffic it saves, and BatchNorm's loops plus the convolution's
-  // own strategy (kernels/conv_algo.h) are faster. Cold caches, batch 64, 2 threads, forward /
-  // backward, fused vs separate (ms):
-  //   96 x 28x28 stride 2:   1.04 / 2.20 vs 1.25-1.68 / 2.27-2.83
-  //   144 x 14x14 stride 2:  0.68 / 1.13 vs 0.76 / 1.11
-  //   144 x 14x14 stride 1:  0.83 / 1.26 vs 0.74 / 1.18 (the flat-plane kernel's 4 planes at once)
-  //   192 x 7x7 stride 1:    1.08 / 1.00 vs 0.37 / 0.68 (likewise)
+  // Fused where it measured faster than BatchNorm's loops plus the convolution's own strategy
+  // (kernels/conv_algo.h). Cold caches, batch 64, 2 threads, forward / backward in ms, fused
+  // vs the two ops:
+  //   96 x 28x28 stride 2 (row kernel):   1.04 / 2.20 vs 1.25-1.68 / 2.27-2.83
+  //   144 x 14x14 stride 2 (row kernel):  0.68 / 1.13 vs 0.76 / 1.11
+  //   144 x 14x14 stride 1 (flat-plane):  0.61-0.65 / 1.32-1.35 vs 0.70-0.75 / 1.26-1.39
+  //   192 x 7x7 stride 1 (flat-plane):    0.27 / 0.71 vs 0.37 / 0.65
+  // The row kernel plane by plane lost on small stride-1 planes (144 x 14x14: 0.83 / 1.26).
   const int64_t min_plane = g.sh == 2 ? kMinFusedPlaneStride2 : kMinFusedPlaneStride1;
-  if (ConvDepthwise3x3::supports(g) && g.h * g.w >= min_plane) {
+  if (kernels::ConvDepthwisePlane::supports(g) ||
+      (ConvDepthwise3x3::supports(g) && g.h * g.w >= min_plane)) {
     return std::make_unique<BnDepthwiseFused>(n, g);
   }
   return std::make_unique<BnThenConv>(n, in, out, KernelChoice::kFast);

@@ -51,14 +51,17 @@ std::string label(const Geometry& g, bool training) {
 
 TEST(BatchNormDepthwiseConv, FastMatchesReference) {
   Rng rng(71);
-  // The fused loops take planes of 28x28 and more, and of 14x14 and more with stride 2
+  // The fused loops: the row kernel for planes of 28x28 and more and for stride 2 from 14x14
   // (MobileNetV2's 28x28 and 14x14 stride 2, odd sizes with tails, stride 1, enough channels
-  // for both threads); smaller ones run BatchNorm's and Conv2d's fast kernels in sequence.
+  // for both threads); the flat-plane kernel for stride-1 planes up to 256 pixels (14x14, 7x7,
+  // odd, batches that are not a multiple of its four planes); the rest runs BatchNorm's and
+  // Conv2d's fast kernels in sequence.
   const std::vector<Geometry> cases = {
       {{8, 24, 28, 28}, 2, "relu6", false}, {{3, 5, 29, 31}, 1, "relu", true},
       {{4, 6, 28, 30}, 2, "", true},        {{64, 16, 28, 28}, 1, "relu6", false},
       {{8, 36, 14, 14}, 1, "relu6", false}, {{16, 48, 7, 7}, 1, "relu6", false},
       {{8, 24, 14, 14}, 2, "relu6", false}, {{5, 7, 15, 17}, 2, "relu", true},
+      {{5, 4, 9, 9}, 1, "relu", true},      {{7, 3, 12, 20}, 2, "", false},
       {{2, 3, 5, 37}, 1, "relu6", true}};
   for (const Geometry& g : cases) {
     for (bool training : {true, false}) {
