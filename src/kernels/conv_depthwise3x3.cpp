@@ -30,7 +30,7 @@ namespace {
 
 // Plane geometry in ints, as the row loops use it.
 struct Dims {
-  int h, w, oh, ow, pt;
+  int h, w, oh, ow, pt, pl;
 };
 
 template <class Block>
@@ -91,11 +91,68 @@ MINNOW_AVX512 void forward_plane(const float* x, const float* w9, float bias, fl
   }
 }
 
+// Stride 2 with padding 1 on top and left, rows of at most 32 columns (MobileNet's 28x28 and
+// 14x14 layers): with iy = 2 oy - 1 + ky and ix = 2 ox - 1 + kx, an even input column 2m takes
+// only tap kx = 1 of output column m, an odd one 2m + 1 taps kx = 2 of m and kx = 0 of m + 1;
+// rows likewise. So lane m of two vectors holds input columns 2m (E) and 2m + 1 (O), computed
+// straight from the dy row and the dy row shifted by one column, and two permutes interleave
+// them into the dx row: 9 FMAs per pair of input rows instead of the gather's 27 loads,
+// permutes and FMAs (96 x 28x28 planes at batch 64, both backward passes: 1.17 -> 0.80 ms).
+bool backward_data_s2_applies(const Dims& d) { return d.pt == 1 && d.pl == 1 && d.w <= 32; }
+
+// Stores row[2m] = e[m], row[2m + 1] = o[m] (columns where the masks are set).
+MINNOW_AVX512 inline void interleave_store(float* row, __m512 e, __m512 o, __m512i lo, __m512i hi,
+                                           __mmask16 lo_mask, __mmask16 hi_mask) {
+  _mm512_mask_storeu_ps(row, lo_mask, _mm512_permutex2var_ps(e, lo, o));
+  if (hi_mask) _mm512_mask_storeu_ps(row + 16, hi_mask, _mm512_permutex2var_ps(e, hi, o));
+}
+
+MINNOW_AVX512 void backward_data_plane_s2(const float* dy, const float* w9, float* dx,
+                                          const Dims& d) {
+  const __m512 w00 = _mm512_set1_ps(w9[0]), w01 = _mm512_set1_ps(w9[1]),
+               w02 = _mm512_set1_ps(w9[2]), w10 = _mm512_set1_ps(w9[3]),
+               w11 = _mm512_set1_ps(w9[4]), w12 = _mm512_set1_ps(w9[5]),
+               w20 = _mm512_set1_ps(w9[6]), w21 = _mm512_set1_ps(w9[7]),
+               w22 = _mm512_set1_ps(w9[8]);
+  const __mmask16 cols = static_cast<__mmask16>((1u << d.ow) - 1);  // dy columns m < ow
+  const __mmask16 next = static_cast<__mmask16>(cols >> 1);         // m + 1 < ow
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __mmask16 lo_mask = static_cast<__mmask16>(d.w >= 16 ? 0xFFFF : (1u << d.w) - 1);
+  const __mmask16 hi_mask = static_cast<__mmask16>(d.w > 16 ? (1u << (d.w - 16)) - 1 : 0);
+  // Row r of dy and the same row one column on (zero outside dy).
+  __m512 cur = _mm512_maskz_loadu_ps(cols, dy), cur_next = _mm512_maskz_loadu_ps(next, dy + 1);
+  for (int r = 0; 2 * r < d.h; ++r) {
+    // Input row 2r: tap row ky = 1 of output row r.
+    interleave_store(dx + static_cast<int64_t>(2 * r) * d.w, _mm512_mul_ps(w11, cur),
+                     _mm512_fmadd_ps(w10, cur_next, _mm512_mul_ps(w12, cur)), lo, hi, lo_mask,
+                     hi_mask);
+    if (2 * r + 1 >= d.h) break;
+    // Input row 2r + 1: ky = 2 of output row r and ky = 0 of output row r + 1.
+    __m512 below = _mm512_setzero_ps(), below_next = _mm512_setzero_ps();
+    if (r + 1 < d.oh) {
+      const float* row = dy + static_cast<int64_t>(r + 1) * d.ow;
+      below = _mm512_maskz_loadu_ps(cols, row);
+      below_next = _mm512_maskz_loadu_ps(next, row + 1);
+    }
+    const __m512 e = _mm512_fmadd_ps(w01, below, _mm512_mul_ps(w21, cur));
+    const __m512 o = _mm512_add_ps(_mm512_fmadd_ps(w20, cur_next, _mm512_mul_ps(w22, cur)),
+                                   _mm512_fmadd_ps(w00, below_next, _mm512_mul_ps(w02, below)));
+    interleave_store(dx + static_cast<int64_t>(2 * r + 1) * d.w, e, o, lo, hi, lo_mask, hi_mask);
+    cur = below;
+    cur_next = below_next;
+  }
+}
+
 // dx[iy][ix] = sum over taps (ky, kx) of w[ky][kx] * dy[oy][ox] where iy = S oy - pt + ky and
 // ix = S ox - pl + kx: for each input row, the dy rows and columns that reach it.
 template <int S, class Block>
 MINNOW_AVX512 void backward_data_plane(const float* dy, const float* w9, float* dx, const Dims& d,
                                        Blocks<Block> blocks) {
+  if constexpr (S == 2) {
+    if (backward_data_s2_applies(d)) return backward_data_plane_s2(dy, w9, dx, d);
+  }
   __m512 wv[9];
   for (int t = 0; t < 9; ++t) wv[t] = _mm512_set1_ps(w9[t]);
   // Stride 2: dy column o0 + j reaches the lanes 2j (lane0_even) or 2j - 1; the rest get 0.
@@ -245,8 +302,8 @@ void forward_planes(const ConvGeometry& g, const Dims& d, OutBlocks ob, const fl
 }
 
 Dims dims_of(const ConvGeometry& g) {
-  return {static_cast<int>(g.h), static_cast<int>(g.w), static_cast<int>(g.oh()),
-          static_cast<int>(g.ow()), static_cast<int>(g.pt)};
+  return {static_cast<int>(g.h),    static_cast<int>(g.w),  static_cast<int>(g.oh()),
+          static_cast<int>(g.ow()), static_cast<int>(g.pt), static_cast<int>(g.pl)};
 }
 
 }  // namespace
