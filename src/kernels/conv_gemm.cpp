@@ -22,7 +22,9 @@ constexpr int64_t kPackFloats = int64_t{64} << 10;
 constexpr int64_t kThreadedMacs = int64_t{512} << 10;
 
 // Weight matrices up to this many entries (og x col_rows) take their gradient from
-X constexpr int64_t kSmallWeightGrad = 512;
+// small_weight_grad instead of one sgemm per sample (MobileNetV2's 16 x 9 stem at batch 64,
+// backward in a training step: 0.40 -> 0.17 ms).
+constexpr int64_t kSmallWeightGrad = 512;
 
 // dw[o][t] += sum over p of dy[o][p] * col[t][p] ([og][n] and [k][n] matrices): the weight
 // gradient of one sample when dw is tiny, where sgemm's per-call work dominates (a 16 x 9 x 784
