@@ -381,6 +381,8 @@ void emit_node(ExportContext& cx, const Node& n) {
       export_fail(n, "lowered int8 ops are not exported; export the QDQ graph (before lowering)");
     case OpKind::kFakeQuantize:
       export_fail(n, "FakeQuantize is training-only; export the model minnow qat converted");
+    case OpKind::kBatchNormDepthwiseConv:
+      export_fail(n, "a training session's fused node; export the model's own graph");
     default:
       return emit_generic(cx, n);
   }
