@@ -28,6 +28,7 @@
 #include "kernels/conv_buffer.h"
 #include "kernels/conv_depthwise3x3.h"
 #include "kernels/conv_depthwise_plane.h"
+#include "kernels/prefetch.h"
 #include "ops/bn_channel.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
@@ -189,22 +190,11 @@ MINNOW_AVX512_LOOP void dx_plane(const float* dz, const float* x, float* dx, int
   for (int64_t i = 0; i < s; ++i) dx[i] = dz[i] * k1 + x[i] * k2 + k3;
 }
 
-// The loops walk a channel's planes, C planes apart in memory: a pattern the hardware
-// prefetchers do not follow, so they ask for the planes two samples ahead (for writing too:
-// without it every output line waited for its read-for-ownership).
-inline void prefetch_plane(const float* p, int64_t floats, bool for_write = false) {
-  for (int64_t i = 0; i < floats; i += 16) {
-    if (for_write) {
-      __builtin_prefetch(p + i, 1);
-    } else {
-      __builtin_prefetch(p + i);
-    }
-  }
-}
+// The loops walk a channel's planes, C planes apart in memory, and ask for the planes two
+// samples ahead (kernels/prefetch.h), output planes too: without that every output line of the
+// forward waited for its read-for-ownership (28x28 stride 2: 1.29 -> 0.95 ms in a training step).
+using kernels::prefetch_floats;
 
-// The depthwise kernel the fused loops call: the flat-plane kernel (3x3 "same", stride 1,
-// planes up to 256 pixels) takes a channel's planes four at a time from a buffer of normalized
-// planes; the row kernel takes one plane at a time, normalized into L1 just before.
 class BnDepthwiseFused final : public Kernel {
  public:
   BnDepthwiseFused(const Node& n, const ConvGeometry& g)
@@ -248,7 +238,7 @@ class BnDepthwiseFused final : public Kernel {
           // then the convolution four planes at a time.
           float* zc = s.z.data();
           for (int64_t i = 0; i < g_.n; ++i) {
-            prefetch_plane(y + (i * g_.c + c) * ohw, ohw, /*for_write=*/true);
+            prefetch_floats(y + (i * g_.c + c) * ohw, ohw, /*for_write=*/true);
             normalize_plane(xc + i * sample, zc + i * hw, hw, ch.a, ch.sh, act_.lo, act_.hi);
           }
           planes_->forward_channel(zc, hw, w + 9 * c, b, y + c * ohw, g_.c * ohw, g_.n);
@@ -256,8 +246,8 @@ class BnDepthwiseFused final : public Kernel {
         }
         for (int64_t i = 0; i < g_.n; ++i) {
           if (i + 2 < g_.n) {
-            prefetch_plane(xc + (i + 2) * sample, hw);
-            prefetch_plane(y + ((i + 2) * g_.c + c) * ohw, ohw, /*for_write=*/true);
+            prefetch_floats(xc + (i + 2) * sample, hw);
+            prefetch_floats(y + ((i + 2) * g_.c + c) * ohw, ohw, /*for_write=*/true);
           }
           normalize_plane(xc + i * sample, s.z.data(), hw, ch.a, ch.sh, act_.lo, act_.hi);
           rows_->forward_plane(s.z.data(), w + 9 * c, b, y + (i * g_.c + c) * ohw);
@@ -294,8 +284,8 @@ class BnDepthwiseFused final : public Kernel {
           // backward four planes at a time, then the activation's mask and BatchNorm's sums.
           float* zc = s.z.data();
           for (int64_t i = 0; i < g_.n; ++i) {
-            if (i + 2 < g_.n) prefetch_plane(xc + (i + 2) * sample, hw);
-            prefetch_plane(dyc + i * g_.c * ohw, ohw);
+            if (i + 2 < g_.n) prefetch_floats(xc + (i + 2) * sample, hw);
+            prefetch_floats(dyc + i * g_.c * ohw, ohw);
             normalize_plane(xc + i * sample, zc + i * hw, hw, ch.a, ch.sh, act_.lo, act_.hi);
           }
           planes_->backward_channel(zc, hw, dyc, g_.c * ohw, w + 9 * c, dz, hw, g_.n,
@@ -309,8 +299,8 @@ class BnDepthwiseFused final : public Kernel {
         } else {
           for (int64_t i = 0; i < g_.n; ++i) {
             if (i + 2 < g_.n) {
-              prefetch_plane(xc + (i + 2) * sample, hw);
-              prefetch_plane(dyc + (i + 2) * g_.c * ohw, ohw);
+              prefetch_floats(xc + (i + 2) * sample, hw);
+              prefetch_floats(dyc + (i + 2) * g_.c * ohw, ohw);
             }
             const float* xp = xc + i * sample;
             normalize_plane(xp, s.z.data(), hw, ch.a, ch.sh, act_.lo, act_.hi);
@@ -328,7 +318,7 @@ class BnDepthwiseFused final : public Kernel {
             dbeta ? dbeta + c : nullptr, drm ? drm + c : nullptr, drv ? drv + c : nullptr);
         if (!dx) continue;
         for (int64_t i = 0; i < g_.n; ++i) {
-          if (i + 2 < g_.n) prefetch_plane(dx + c * hw + (i + 2) * sample, hw, /*for_write=*/true);
+          if (i + 2 < g_.n) prefetch_floats(dx + c * hw + (i + 2) * sample, hw, /*for_write=*/true);
           dx_plane(dz + i * hw, xc + i * sample, dx + c * hw + i * sample, hw, k1, k2, k3);
         }
       }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/bn_stream.h"
+#include "kernels/prefetch.h"
 #include "ops/bn_channel.h"
 #include "ops/fused_activation.h"
 #include "ops/op_defs.h"
@@ -41,13 +42,7 @@ inline int64_t runs_ahead(int64_t s) {
   return std::max<int64_t>(1, 1024 / std::max<int64_t>(s, 1));
 }
 
-inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
-  if (for_write) {
-    for (int64_t j = 0; j < s; j += 16) __builtin_prefetch(p + j, 1);
-  } else {
-    for (int64_t j = 0; j < s; j += 16) __builtin_prefetch(p + j);
-  }
-}
+using kernels::prefetch_floats;
 
 // s1 += sum (x - k), s2 += sum (x - k)^2.
 [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void channel_stats(
@@ -56,7 +51,7 @@ inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
   const int64_t ahead = runs_ahead(s);
   for (int64_t i = 0; i < n; ++i) {
     const float* p = x + i * stride;
-    if (i + ahead < n) prefetch_run(p + ahead * stride, s);
+    if (i + ahead < n) prefetch_floats(p + ahead * stride, s);
     float f1 = 0, f2 = 0;
 #pragma omp simd reduction(+ : f1, f2)
     for (int64_t j = 0; j < s; ++j) {
@@ -81,8 +76,8 @@ inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
     const float* d = dy + i * stride;
     const float* p = x + i * stride;
     if (i + ahead < n) {
-      prefetch_run(d + ahead * stride, s);
-      prefetch_run(p + ahead * stride, s);
+      prefetch_floats(d + ahead * stride, s);
+      prefetch_floats(p + ahead * stride, s);
     }
     float f1 = 0, f2 = 0;
 #pragma omp simd reduction(+ : f1, f2)
@@ -105,7 +100,7 @@ inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
   for (int64_t i = 0; i < n; ++i) {
     const float* __restrict r = src + i * stride;
     float* __restrict o = out + i * stride;
-    if (i + ahead < n) prefetch_run(o + ahead * stride, s, /*for_write=*/true);
+    if (i + ahead < n) prefetch_floats(o + ahead * stride, s, /*for_write=*/true);
     if (x) {
       const float* __restrict q = x + i * stride;
       for (int64_t j = 0; j < s; ++j) o[j] = r[j] * a + q[j] * b2 + sh;
@@ -123,7 +118,7 @@ inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
   for (int64_t i = 0; i < n; ++i) {
     const float* __restrict r = src + i * stride;
     float* __restrict o = out + i * stride;
-    if (i + ahead < n) prefetch_run(o + ahead * stride, s, /*for_write=*/true);
+    if (i + ahead < n) prefetch_floats(o + ahead * stride, s, /*for_write=*/true);
 #pragma omp simd
     for (int64_t j = 0; j < s; ++j) o[j] = std::min(std::max(r[j] * a + sh, lo), hi);
   }
@@ -140,8 +135,8 @@ inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
     const float* d = dy + i * stride;
     const float* p = x + i * stride;
     if (i + ahead < n) {
-      prefetch_run(d + ahead * stride, s);
-      prefetch_run(p + ahead * stride, s);
+      prefetch_floats(d + ahead * stride, s);
+      prefetch_floats(p + ahead * stride, s);
     }
     float f1 = 0, f2 = 0;
 #pragma omp simd reduction(+ : f1, f2)
@@ -168,7 +163,7 @@ inline void prefetch_run(const float* p, int64_t s, bool for_write = false) {
     const float* __restrict d = dy + i * stride;
     const float* __restrict p = x + i * stride;
     float* __restrict o = dx + i * stride;
-    if (i + ahead < n) prefetch_run(o + ahead * stride, s, /*for_write=*/true);
+    if (i + ahead < n) prefetch_floats(o + ahead * stride, s, /*for_write=*/true);
 #pragma omp simd
     for (int64_t j = 0; j < s; ++j) {
       const float t = p[j] * a + sh;

@@ -49,6 +49,15 @@ std::string label(const Geometry& g, bool training) {
          (training ? " train" : " eval");
 }
 
+OpCase fused_case(const Geometry& g, bool training, Rng& rng) {
+  OpCase c;
+  c.label = label(g, training);
+  c.node = fused_node(g);
+  c.inputs = fused_inputs(g, rng);
+  c.training = training;
+  return c;
+}
+
 TEST(BatchNormDepthwiseConv, FastMatchesReference) {
   Rng rng(71);
   // The fused loops: the row kernel for planes of 28x28 and more and for stride 2 from 14x14
@@ -65,11 +74,7 @@ TEST(BatchNormDepthwiseConv, FastMatchesReference) {
       {{2, 3, 5, 37}, 1, "relu6", true}};
   for (const Geometry& g : cases) {
     for (bool training : {true, false}) {
-      OpCase c;
-      c.label = label(g, training);
-      c.node = fused_node(g);
-      c.inputs = fused_inputs(g, rng);
-      c.training = training;
+      OpCase c = fused_case(g, training, rng);
       // The activation's mask is taken from float values on one side and from double ones on
       // the other: values within rounding of a kink may fall on either side, so the tolerance
       // allows for a handful of them in the reductions.
@@ -98,11 +103,7 @@ TEST(BatchNormDepthwiseConv, GradientMatchesFiniteDifference) {
   for (const Geometry& g :
        {Geometry{{2, 3, 6, 5}, 1, "", true}, Geometry{{3, 2, 7, 6}, 2, "", false}}) {
     for (bool training : {true, false}) {
-      OpCase c;
-      c.label = label(g, training);
-      c.node = fused_node(g);
-      c.inputs = fused_inputs(g, rng);
-      c.training = training;
+      OpCase c = fused_case(g, training, rng);
       c.check_grad = {true, true, true, !training, !training, true, g.bias};
       c.check_grad.resize(c.inputs.size());
       c.fd_tolerance = 1e-5;

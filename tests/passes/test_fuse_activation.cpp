@@ -12,6 +12,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fuse_activation.h"
 #include "train/training_session.h"
+#include "training_steps.h"
 
 namespace minnow {
 namespace {
@@ -70,22 +71,13 @@ TEST(FuseBatchNormActivation, TrainingStepIsUnchanged) {
   Tensor y(DType::kI64, {6});
   for (int i = 0; i < 6; ++i) y.data<int64_t>()[i] = i % 10;
 
-  auto run = [&](bool fuse, std::vector<Tensor>& grads, std::vector<Tensor>& stats) {
-    Graph copy = g;
-    for (auto& [name, init] : copy.initializers) init.value = init.value.clone();
-    SessionOptions opt;
-    opt.fuse_batchnorm_activation = fuse;
-    TrainingSession s(copy, opt);
-    Rng rng(0);
-    const float loss = s.train_step(x, y, rng);
-    for (ParamRef& p : s.params()) grads.push_back(p.grad.clone());
-    for (auto& [name, init] : copy.initializers) {
-      if (!init.trainable) stats.push_back(init.value.clone());
-    }
-    return loss;
-  };
-  std::vector<Tensor> g0, g1, s0, s1;
-  const float l0 = run(false, g0, s0), l1 = run(true, g1, s1);
+  SessionOptions plain, fused;
+  plain.fuse_batchnorm_activation = plain.fuse_batchnorm_depthwise = false;
+  fused.fuse_batchnorm_depthwise = false;
+  const testing::StepResult r0 = testing::train_steps(g, plain, x, y),
+                            r1 = testing::train_steps(g, fused, x, y);
+  const float l0 = r0.loss, l1 = r1.loss;
+  const std::vector<Tensor>&g0 = r0.grads, &g1 = r1.grads, &s0 = r0.statistics, &s1 = r1.statistics;
   EXPECT_NEAR(l0, l1, 1e-6);
   ASSERT_EQ(g0.size(), g1.size());
   for (size_t i = 0; i < g0.size(); ++i) {

@@ -12,6 +12,7 @@
 #include "passes/fuse_activation.h"
 #include "passes/fuse_batchnorm_depthwise.h"
 #include "train/training_session.h"
+#include "training_steps.h"
 
 namespace minnow {
 namespace {
@@ -47,23 +48,13 @@ TEST(FuseBatchNormDepthwise, TrainingStepIsUnchanged) {
   Tensor y(DType::kI64, {8});
   for (int i = 0; i < 8; ++i) y.data<int64_t>()[i] = i % 10;
 
-  auto run = [&](bool fuse, std::vector<Tensor>& grads, std::vector<Tensor>& stats) {
-    Graph copy = g;
-    for (auto& [name, init] : copy.initializers) init.value = init.value.clone();
-    SessionOptions opt;
-    opt.fuse_batchnorm_depthwise = fuse;
-    TrainingSession s(copy, opt);
-    Rng rng(0);
-    float loss = 0;
-    for (int step = 0; step < 2; ++step) loss = s.train_step(x, y, rng);  // plans reused
-    for (ParamRef& p : s.params()) grads.push_back(p.grad.clone());
-    for (auto& [name, init] : copy.initializers) {
-      if (!init.trainable) stats.push_back(init.value.clone());
-    }
-    return loss;
-  };
-  std::vector<Tensor> g0, g1, s0, s1;
-  const float l0 = run(false, g0, s0), l1 = run(true, g1, s1);
+  SessionOptions plain, fused;
+  plain.fuse_batchnorm_depthwise = false;
+  // Two steps: the second reuses the plan (kernels and their state) the first built.
+  const testing::StepResult r0 = testing::train_steps(g, plain, x, y, 2),
+                            r1 = testing::train_steps(g, fused, x, y, 2);
+  const float l0 = r0.loss, l1 = r1.loss;
+  const std::vector<Tensor>&g0 = r0.grads, &g1 = r1.grads, &s0 = r0.statistics, &s1 = r1.statistics;
   EXPECT_NEAR(l0, l1, 1e-5);
   ASSERT_EQ(g0.size(), g1.size());
   for (size_t i = 0; i < g0.size(); ++i) {

@@ -1,0 +1,34 @@
+// Training steps of a graph on its own copy of the parameters, for tests that compare a
+// training-time graph pass on and off (the session's options choose the passes).
+#pragma once
+
+#include <vector>
+
+#include "core/rng.h"
+#include "minnow/graph.h"
+#include "train/training_session.h"
+
+namespace minnow::testing {
+
+struct StepResult {
+  float loss = 0;                  // of the last step
+  std::vector<Tensor> grads;       // per parameter, after the last step
+  std::vector<Tensor> statistics;  // the non-trainable initializers (BatchNorm running stats)
+};
+
+inline StepResult train_steps(const Graph& g, const SessionOptions& options, const Tensor& x,
+                              const Tensor& y, int steps = 1) {
+  Graph copy = g;
+  for (auto& [name, init] : copy.initializers) init.value = init.value.clone();
+  TrainingSession session(copy, options);
+  Rng rng(0);
+  StepResult r;
+  for (int step = 0; step < steps; ++step) r.loss = session.train_step(x, y, rng);
+  for (ParamRef& p : session.params()) r.grads.push_back(p.grad.clone());
+  for (auto& [name, init] : copy.initializers) {
+    if (!init.trainable) r.statistics.push_back(init.value.clone());
+  }
+  return r;
+}
+
+}  // namespace minnow::testing
