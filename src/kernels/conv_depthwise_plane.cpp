@@ -28,8 +28,9 @@ struct Taps {
   const uint16_t* pixel;  // [vectors]
 };
 
-// P consecutive planes (hw floats apart) at once: each tap's mask and address are worked out
-// once for all of them, which is most of the instructions of a one-plane loop.
+// P planes at once (consecutive ones of a sample, or one channel's planes across samples): each
+// tap's mask and address are worked out once for all of them, which is most of the instructions
+// of a one-plane loop.
 
 // y_j = w_j (*) x_j + bias_j for planes j < P (plane j of x at x + j * xs, of y at y + j * ys);
 // w holds P kernels of 9, bias P values or null. With the kernels rotated by 180 degrees this

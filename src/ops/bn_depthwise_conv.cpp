@@ -13,9 +13,9 @@
 // planes for the flat-plane kernel, which takes four at a time), so the normalized activation
 // never goes to memory. Backward recomputes that plane from x, runs the convolution's backward on
 // it, keeps the channel's gradient planes in a per-thread buffer for BatchNorm's reductions and
-// writes dx once. The reference kernel (and the fast fallback where the AVX-512 depthwise
-// kernel does not apply) runs BatchNorm's and Conv2d's own kernels one after the other: the
-// fused kernel is tested against exactly the two ops it replaces.
+// writes dx once. The reference kernel (and the fast kernel where the fused loops do not apply
+// or measured slower, see make_fast) runs BatchNorm's and Conv2d's own kernels one after the
+// other: the fused loops are tested against exactly the two ops they replace.
 #include <omp.h>
 
 #include <algorithm>
@@ -155,11 +155,12 @@ class BnThenConv final : public Kernel {
   std::vector<Tensor*> conv_in_;
 };
 
-// The per-plane loops of the fused kernel (AVX-512: it runs only where ConvDepthwise3x3 does).
+// The per-plane loops of the fused kernel (AVX-512: it runs only where the AVX-512 depthwise
+// kernels do).
 #define MINNOW_AVX512_LOOP __attribute__((target("avx512f")))
 
-// z = clamp(x * a + sh, lo, hi): BatchNorm's output, one plane. backward_plane_sums recomputes
-// the same expression for the activation's mask.
+// z = clamp(x * a + sh, lo, hi): BatchNorm's output, one plane. mask_and_sum recomputes the
+// same expression for the activation's mask.
 MINNOW_AVX512_LOOP void normalize_plane(const float* x, float* z, int64_t s, float a, float sh,
                                         float lo, float hi) {
 #pragma omp simd
