@@ -63,6 +63,9 @@ void emit_lstm_gru(ExportContext& cx, const Node& n);
 void emit_attention(ExportContext& cx, const Node& n);
 // QLinearConv / QLinearLinear as ONNX QLinearConv / QLinearMatMul (export_qoperator.cpp).
 void emit_qoperator(ExportContext& cx, const Node& n);
+// A Conv2d-like node's attributes (kernel_shape from weights shape `w`, strides, pads,
+// dilations, group) on ONNX node `p` (Conv, QLinearConv).
+void set_conv_attrs(::onnx::NodeProto* p, const Node& n, const Shape& w);
 // Fused activation (attribute "activation" of Conv2d/Linear/BatchNorm): fused_output returns the
 // name the op's ONNX node writes (a fresh one when there is an activation, else `out`);
 // emit_fused_activation then adds the Relu / Clip(0, 6) from that name into `out`.

@@ -25,19 +25,26 @@ std::vector<int64_t> ints_or(const Node& n, const std::string& key, std::vector<
   return n.attrs.get_ints(key, std::move(fallback));
 }
 
-void emit_conv(ExportContext& cx, const Node& n) {
-  const std::string raw = fused_output(cx, n, n.outputs[0]);
-  std::vector<std::string> ins(n.inputs.begin(), n.inputs.end());
-  if (ins.size() == 3 && ins[2].empty()) ins.pop_back();
-  if (ins.size() == 3) ins[2] = exported_bias(cx, n);
-  const Shape& w = cx.info(n.inputs[1]).shape;
-  NodeProto* p = cx.add_node("Conv", ins, {raw}, n.name);
+}  // namespace
+
+void set_conv_attrs(NodeProto* p, const Node& n, const Shape& w) {
   set_attr(p, "kernel_shape", std::vector<int64_t>{w[2], w[3]});
   set_attr(p, "strides", ints_or(n, "strides", {1, 1}));
   // minnow pads are [top, left, bottom, right]: ONNX's [x1_begin, x2_begin, x1_end, x2_end].
   set_attr(p, "pads", ints_or(n, "pads", {0, 0, 0, 0}));
   set_attr(p, "dilations", ints_or(n, "dilations", {1, 1}));
   set_attr(p, "group", n.attrs.get_int("group", 1));
+}
+
+namespace {
+
+void emit_conv(ExportContext& cx, const Node& n) {
+  const std::string raw = fused_output(cx, n, n.outputs[0]);
+  std::vector<std::string> ins(n.inputs.begin(), n.inputs.end());
+  if (ins.size() == 3 && ins[2].empty()) ins.pop_back();
+  if (ins.size() == 3) ins[2] = exported_bias(cx, n);
+  const Shape& w = cx.info(n.inputs[1]).shape;
+  set_conv_attrs(cx.add_node("Conv", ins, {raw}, n.name), n, w);
   emit_fused_activation(cx, n, raw, n.outputs[0]);
 }
 

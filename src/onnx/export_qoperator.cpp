@@ -37,14 +37,6 @@ std::string weight_zero_point(ExportContext& cx, const Node& n) {
   return cx.add_constant(zero, n.inputs[kW] + "_zero_point");
 }
 
-void set_conv_attrs(NodeProto* p, const Node& n, const Shape& w) {
-  set_attr(p, "kernel_shape", std::vector<int64_t>{w[2], w[3]});
-  set_attr(p, "strides", n.attrs.get_ints("strides", {1, 1}));
-  set_attr(p, "pads", n.attrs.get_ints("pads", {0, 0, 0, 0}));
-  set_attr(p, "dilations", n.attrs.get_ints("dilations", {1, 1}));
-  set_attr(p, "group", n.attrs.get_int("group", 1));
-}
-
 // Linear with a bias: Reshape [N, K] -> [N, K, 1, 1], QLinearConv with [O, K, 1, 1] weights,
 // Reshape back to [N, O].
 void emit_linear_as_conv(ExportContext& cx, const Node& n, const std::string& w_zero,

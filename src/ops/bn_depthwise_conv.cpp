@@ -43,6 +43,8 @@ using kernels::ConvGeometry;
 constexpr size_t kBatchNormInputs = 5;  // x, gamma, beta, running_mean, running_var
 // The smallest planes the fused loops take (make_fast).
 constexpr int64_t kMinFusedPlaneStride1 = 28 * 28, kMinFusedPlaneStride2 = 14 * 14;
+// The depthwise kernels' weight-gradient sums: nine taps and the bias, 16 lanes each.
+constexpr int64_t kSumFloats = 10 * 16;
 
 void copy_attrs(const Node& from, Node& to, std::initializer_list<const char*> keys) {
   for (const char* key : keys) {
@@ -278,7 +280,7 @@ class BnDepthwiseFused final : public Kernel {
         const BnChannel& ch = ch_[c];
         const float* xc = x + c * hw;
         const float* dyc = dy + c * ohw;
-        std::fill_n(s.sums.data(), 160, 0.0f);
+        std::fill_n(s.sums.data(), kSumFloats, 0.0f);
         double sum_dy = 0, sum_dy_xm = 0;
         if (planes_) {
           // Normalize every plane (asking for dy's planes meanwhile), the convolution's
@@ -343,7 +345,7 @@ class BnDepthwiseFused final : public Kernel {
       for (Scratch& s : scratch_) {
         s.z.get(planes_ ? g_.n * g_.h * g_.w : g_.h * g_.w);
         s.dz.get(g_.n * g_.h * g_.w);
-        s.sums.get(160);
+        s.sums.get(kSumFloats);
       }
     }
     const bool parallel = threads > 1 && g_.c > 1 && g_.n * g_.c * g_.h * g_.w >= (1 << 15);

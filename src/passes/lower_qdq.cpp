@@ -309,7 +309,6 @@ class Lowering {
     q.op = OpKind::kQLinearSoftmax;
     q.inputs = {x->data, x->params.scale_name, zero_point_input(x->params)};
     const auto k = sole_quantize_reader(n.outputs[0]);
-    if (!k && opts_.qoperator_only) return 0;  // ONNX's QLinear ops write quantized outputs only
     if (k) {
       const Params yp = params_of(g_.nodes[*k]);
       q.inputs.push_back(yp.scale_name);
