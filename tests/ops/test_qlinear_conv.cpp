@@ -374,6 +374,7 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v.push_back(pw("8->33 3x5 per-tensor, no bias", {2, 8, 3, 5}, 33));
   v.push_back(pw("16->32 s2 28x28 with residual, relu (resnet shortcut)", {1, 16, 28, 28}, 32));
   v.push_back(pw("32->64 s2 15x13 batch 3", {3, 32, 15, 13}, 64));
+  v.push_back(pw("32->64 s2 15x13 batch 24 (threads start mid-sample)", {24, 32, 15, 13}, 64));
   v[0].act = "relu6";
   v[0].x_zp = 0;
   v[2].sum = true;
@@ -388,6 +389,7 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v[7].sum = true;
   v[7].act = "relu";
   v[8].strides = {2, 2};
+  v[9].strides = {2, 2};
   uint64_t seed = 700;
   for (const QConvCase& c : v) {
     expect_channels_last_exact(c, seed++,
