@@ -2,6 +2,7 @@
 // inputs and its outputs), a chain reuses memory, and every zoo network gives the same outputs
 // with the plan (and the graph rewrites) as without, also on a second run over a dirty arena.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 
@@ -9,6 +10,7 @@
 #include "minnow/builder.h"
 #include "minnow/zoo.h"
 #include "ops/shape_util.h"
+#include "passes/lowered_zoo.h"
 #include "runtime/inference_session.h"
 #include "runtime/memory_plan.h"
 
@@ -111,9 +113,9 @@ TEST(MemoryPlan, ZooNetworksGiveTheSameOutputs) {
   }
 }
 
-// Large batches of per-sample networks run in micro-batches: the same outputs as the samples run
-// one batch at a time, including a remainder piece, twice (the piece buffers are reused); graphs
-// with recurrent ops never split.
+// Large batches of per-sample networks run in micro-batches, or with several threads in pieces
+// on parallel lanes: the same outputs as the samples run one batch at a time, including a
+// remainder piece, twice (the piece buffers are reused); graphs with recurrent ops never split.
 TEST(MicroBatch, PiecesGiveTheSameOutputs) {
   zoo::ZooOptions o;
   o.input_shape = {1, 28, 28};
@@ -125,21 +127,55 @@ TEST(MicroBatch, PiecesGiveTheSameOutputs) {
   const std::map<std::string, Tensor> feeds = feeds_for(g, batch, 11);
   InferenceSession whole(g, KernelChoice::kFast, /*optimize=*/false);
   const Tensor want = whole.run(feeds)[0].clone();
-  for (int round = 0; round < 2; ++round) {
-    const Tensor& got = split.run(feeds)[0];
-    ASSERT_EQ(got.shape(), want.shape());
-    for (int64_t i = 0; i < want.numel(); ++i) {
-      ASSERT_NEAR(got.f32()[i], want.f32()[i], 1e-4 * (1 + std::fabs(want.f32()[i]))) << i;
+  for (int lanes : {1, 2}) {
+    omp_set_num_threads(lanes);
+    const int64_t piece = split.piece_size(batch, lanes);
+    ASSERT_LT(piece, batch);
+    ASSERT_NE(batch % piece, 0) << "a remainder piece";
+    for (int round = 0; round < 2; ++round) {
+      const Tensor& got = split.run(feeds)[0];
+      ASSERT_EQ(got.shape(), want.shape());
+      for (int64_t i = 0; i < want.numel(); ++i) {
+        ASSERT_NEAR(got.f32()[i], want.f32()[i], 1e-4 * (1 + std::fabs(want.f32()[i])))
+            << lanes << " lanes, " << i;
+      }
     }
   }
+  omp_set_num_threads(omp_get_num_procs());
   zoo::ZooOptions text;
   text.input_shape = {16};
   text.vocab_size = 30;
-  EXPECT_EQ(InferenceSession(zoo::build("lstm_classifier", text)).micro_batch(), 0);
+  InferenceSession lstm(zoo::build("lstm_classifier", text));
+  EXPECT_EQ(lstm.micro_batch(), 0);
+  EXPECT_EQ(lstm.piece_size(256, 2), 256);
   zoo::ZooOptions small;
   small.input_shape = {1, 28, 28};
-  EXPECT_GE(InferenceSession(zoo::build("lenet5", small)).micro_batch(), 256)
-      << "small activations: no split at usual batch sizes";
+  InferenceSession lenet(zoo::build("lenet5", small));
+  EXPECT_GE(lenet.micro_batch(), 256) << "small activations: no split at usual batch sizes";
+  EXPECT_LT(lenet.piece_size(256, 2), 256) << "but pieces on two lanes";
+  EXPECT_EQ(InferenceSession(zoo::build("lenet300", small)).piece_size(256, 2), 256)
+      << "an MLP's weights serve one multiply-add per sample: no lanes";
+}
+
+// Parallel lanes run quantized graphs too: the same logits as the unsplit run on one thread (the
+// int8 layers' integers are exact; the float classifier may round differently per batch size).
+TEST(MicroBatch, LanesRunInt8GraphsExactly) {
+  const Graph q = testing::lowered_model("resnet8", 60);
+  const int64_t batch = 37;
+  const std::map<std::string, Tensor> feeds = {
+      {q.inputs[0].name, testing::random_images(batch, {1, 28, 28}, 61)}};
+  InferenceSession lanes(q);
+  ASSERT_LT(lanes.piece_size(batch, 2), batch);
+  omp_set_num_threads(2);
+  const Tensor got = lanes.run(feeds)[0].clone();
+  omp_set_num_threads(1);
+  InferenceSession one(q);
+  const Tensor& want = one.run(feeds)[0];
+  omp_set_num_threads(omp_get_num_procs());
+  ASSERT_EQ(got.shape(), want.shape());
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    ASSERT_NEAR(got.f32()[i], want.f32()[i], 1e-5 * (1 + std::fabs(want.f32()[i]))) << i;
+  }
 }
 
 // A Transpose that moves only size-1 dims relabels its input (channels_last's NCHW <-> NHWC of a
@@ -165,7 +201,9 @@ TEST(MemoryPlan, RelabelingTransposeRunsInPlace) {
     for (int round = 0; round < 2; ++round) {
       const Tensor& got = optimized.run({{"x", in}})[0];
       ASSERT_EQ(got.shape(), want.shape());
-      for (int64_t i = 0; i < want.numel(); ++i) ASSERT_EQ(got.f32()[i], want.f32()[i]) << i;
+      for (int64_t i = 0; i < want.numel(); ++i) {
+        ASSERT_NEAR(got.f32()[i], want.f32()[i], 1e-5 * (1 + std::fabs(want.f32()[i]))) << i;
+      }
     }
   }
 }
