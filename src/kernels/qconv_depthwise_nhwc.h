@@ -47,9 +47,10 @@ class QConvDepthwiseNhwc : public QConvOwnKernel {
   };
 
  private:
-  // Per-thread scratch: one input row padded with the zero point, and the ring of quad rows.
+  // Per-thread scratch: one input row padded with the zero point (i8 inputs, or channels not a
+  // multiple of 16), the zero point for one pixel, and the ring of quad rows.
   struct Scratch {
-    AlignedBuffer<uint8_t> padded, ring;
+    AlignedBuffer<uint8_t> padded, fill, ring;
   };
   void prepare(const QLinearParams& p, const int8_t* w);
   void run_rows(const QLinearParams& p, const void* x, void* y, int64_t first, int64_t last,
