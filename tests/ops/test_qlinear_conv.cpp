@@ -307,6 +307,10 @@ TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
   v.push_back(dw("3x3 s1 unpadded 5ch 6x9", {2, 5, 6, 9}, 3, 1, {0, 0, 0, 0}));
   v.push_back(dw("5x5 s1 33ch 9x10", {1, 33, 9, 10}, 5, 1, {2, 2, 2, 2}));
   v.push_back(dw("5x5 s2 72ch 13x13 batch 8 (threads)", {8, 72, 13, 13}, 5, 2, {2, 2, 2, 2}));
+  v.push_back(
+      dw("5x5 s2 u8 64ch 12x11 pads 1,2,2,1 (read in place)", {2, 64, 12, 11}, 5, 2, {1, 2, 2, 1}));
+  v.push_back(
+      dw("3x3 s1 u8 32ch 5x7 pads 0,1,1,0 (read in place)", {1, 32, 5, 7}, 3, 1, {0, 1, 1, 0}));
   v[1].x_dtype = DType::kI8;
   v[1].out = DType::kI8;
   v[1].x_zp = 125;  // i8 zero point -3
