@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/qconv_dnnl.h"
+#include "kernels/qconv_pointwise_nhwc.h"
 #include "kernels/qlinear_reference.h"
 #include "ops/op_defs.h"
 #include "ops/qlinear_params.h"
@@ -107,6 +108,11 @@ kernels::ConvGeometry as_conv(const Dims& d, bool bias) {
 class QLinearFast : public Kernel {
  public:
   static constexpr int64_t kTinyMacs = 4096;
+  // Products up to this size with u8 inputs run on minnow's own 1x1 convolution (a Linear is
+  // one over `rows` pixels; kernels/qconv_pointwise_nhwc.h), which costs far less per call than
+  // oneDNN or the reference loop: mobilenet_v2's 128 -> 10 classifier at batch 1 took 0.72 us in
+  // the reference loop.
+  static constexpr int64_t kOwnMaxMacs = int64_t{1} << 22;
 
   QLinearFast(const Node& n, const InputInfos& in, const std::vector<ValueInfo>& out)
       : node_(n),
@@ -115,23 +121,33 @@ class QLinearFast : public Kernel {
         x_shape_(in[q::kX]->shape),
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
-        dnnl_(as_conv(d_, q::optional(in, q::kBias) != nullptr), x_dtype_, out_) {}
+        dnnl_(as_conv(d_, q::optional(in, q::kBias) != nullptr), x_dtype_, out_) {
+    const kernels::ConvGeometry g = as_conv(d_, q::optional(in, q::kBias) != nullptr);
+    if (d_.rows * d_.in * d_.out <= kOwnMaxMacs &&
+        kernels::QConvPointwiseNhwc::supports(g, x_dtype_)) {
+      own_ = std::make_unique<kernels::QConvPointwiseNhwc>(g, x_dtype_, out_);
+    }
+  }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
     check_input(node_, x_shape_, x_dtype_, x);
     const kernels::QLinearParams p = q::read_params(node_, in, out_, act_);
-    // oneDNN has no weight zero points; the spec's weights are symmetric, so this is rare.
-    // A tiny product (a classifier head at batch 1: 1,280 multiply-adds) costs less in the
-    // exact reference loop than oneDNN's per-call overhead (about 1 us).
-    if (!p.w_zp_all_zero() || d_.rows * d_.in * d_.out <= kTinyMacs) {
-      return run_reference(d_, p, x, *in[q::kW], *out[0]);
-    }
-    dnnl_.forward(p, x.raw(), static_cast<const int8_t*>(in[q::kW]->raw()), out[0]->raw());
+    // Neither oneDNN nor minnow's kernel has weight zero points; the spec's weights are
+    // symmetric, so this is rare.
+    if (!p.w_zp_all_zero()) return run_reference(d_, p, x, *in[q::kW], *out[0]);
+    const auto* w = static_cast<const int8_t*>(in[q::kW]->raw());
+    if (own_) return own_->forward(p, x.raw(), w, out[0]->raw());
+    // Without it, a tiny product (a classifier head at batch 1: 1,280 multiply-adds) costs less
+    // in the exact reference loop than oneDNN's per-call overhead (about 1 us).
+    if (d_.rows * d_.in * d_.out <= kTinyMacs) return run_reference(d_, p, x, *in[q::kW], *out[0]);
+    dnnl_.forward(p, x.raw(), w, out[0]->raw());
   }
 
   void set_constant_inputs(const std::vector<bool>& constant) override {
-    dnnl_.set_weights_constant(constant.size() > q::kW && constant[q::kW]);
+    const bool w = constant.size() > q::kW && constant[q::kW];
+    dnnl_.set_weights_constant(w);
+    if (own_) own_->set_weights_constant(w);
   }
 
  private:
@@ -141,6 +157,7 @@ class QLinearFast : public Kernel {
   Shape x_shape_;
   DType x_dtype_, out_;
   kernels::QConvDnnl dnnl_;
+  std::unique_ptr<kernels::QConvPointwiseNhwc> own_;  // small u8 products on AVX-512 VNNI
 };
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,
