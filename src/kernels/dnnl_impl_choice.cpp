@@ -104,11 +104,10 @@ ConvPd fastest_convolution(const dnnl::convolution_forward::desc& d,
   const std::vector<ConvPd> candidates = convolution_candidates(d, attr);
   if (candidates.size() < 2) return candidates[0];
   const std::vector<double> us = microseconds_per_run(candidates, extra);
-  // oneDNN's primitive cache still holds every timed candidate (their JIT code); empty it. The
-  // primitives in use live on in the kernels that hold them.
-  const int capacity = dnnl::get_primitive_cache_capacity();
-  dnnl::set_primitive_cache_capacity(0);
-  dnnl::set_primitive_cache_capacity(capacity);
+  // The timed candidates stay in oneDNN's primitive cache (it evicts the oldest beyond its
+  // capacity). Emptying it here once saved their JIT code's memory, but an inference session's
+  // parallel lanes build and run kernels at the same time, and oneDNN 2.6 crashed when the
+  // cache was emptied under them.
   if (us.empty()) return candidates[0];
   const size_t best = std::min_element(us.begin(), us.end()) - us.begin();
   return us[best] <= kMargin * us[0] ? candidates[best] : candidates[0];

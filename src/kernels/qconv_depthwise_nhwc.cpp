@@ -163,7 +163,8 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
 
 void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
   const int64_t k = g_.kh, taps = k * k;
-  if (weights_.changed(w)) {
+  const bool changed = weights_.changed(w);
+  if (changed) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + wq_size_, int8_t{0});
     for (int64_t c = 0; c < g_.c; ++c) {
@@ -185,7 +186,7 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
     }
   }
   // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
-  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c);
+  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed);
 }
 
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,

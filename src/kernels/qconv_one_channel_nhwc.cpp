@@ -91,7 +91,8 @@ QConvOneChannelNhwc::QConvOneChannelNhwc(const ConvGeometry& g, DType x, DType y
 
 void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
   const int64_t k = g_.kh, taps = k * k;
-  if (weights_.changed(w)) {
+  const bool changed = weights_.changed(w);
+  if (changed) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + k * quads_ * opad_ * 4, int8_t{0});
     for (int64_t o = 0; o < g_.o; ++o) {
@@ -106,7 +107,7 @@ void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(o)] = sum;
     }
   }
-  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.o);
+  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.o, changed);
 }
 
 void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,

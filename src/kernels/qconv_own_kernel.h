@@ -22,6 +22,9 @@ class QConvOwnKernel {
   virtual void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) = 0;
   // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
   void set_weights_constant(bool constant) { weights_.set_constant(constant); }
+  // The caller promises that scales, zero points and bias never change (graph initializers):
+  // the requantization constants are then computed once, not on every call.
+  void set_params_constant(bool constant) { params_constant_ = constant; }
 
  protected:
   // weight_bytes: w's size; channels: the output channels rounded up to 16. Throws
@@ -36,21 +39,28 @@ class QConvOwnKernel {
     }
   }
 
-  // mult_ and offset_ for this call's scales and bias (tensors, so re-read every call; one value
-  // per channel): the output multiplier, and the accumulator's start, bias - x_zp * wsum_, where
-  // x_zp is the zero point of the codes the kernel multiplies (i8 inputs offset to u8).
-  void update_constants(const QLinearParams& p, int32_t x_zp, int64_t channels) {
+  // mult_ and offset_ for this call's scales and bias (one value per channel): the output
+  // multiplier, and the accumulator's start, bias - x_zp * wsum_, where x_zp is the zero point
+  // of the codes the kernel multiplies (i8 inputs offset to u8). They are tensors, so re-read
+  // on every call unless promised constant and the weights (wsum_) are unchanged. Returns
+  // whether it recomputed them.
+  bool update_constants(const QLinearParams& p, int32_t x_zp, int64_t channels,
+                        bool weights_changed) {
+    if (params_constant_ && constants_ready_ && !weights_changed) return false;
     for (int64_t c = 0; c < channels; ++c) {
       const auto i = static_cast<size_t>(c);
       mult_[i] = p.multiplier(c);
       offset_[i] = (p.bias ? p.bias[c] : 0) - x_zp * wsum_[i];
     }
+    constants_ready_ = true;
+    return true;
   }
 
   WeightsWatch weights_;         // the weights the kernel's packed copy was made from
   std::vector<int32_t> wsum_;    // sum of each output channel's weights
   std::vector<float> mult_;      // x_scale * w_scale[c] (/ y_scale)
   std::vector<int32_t> offset_;  // every accumulator's start
+  bool params_constant_ = false, constants_ready_ = false;
 };
 
 }  // namespace minnow::kernels

@@ -201,7 +201,8 @@ QConvPointwiseNhwc::QConvPointwiseNhwc(const ConvGeometry& g, DType x, DType y)
 }
 
 void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
-  if (weights_.changed(w)) {
+  const bool changed = weights_.changed(w);
+  if (changed) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + g_.c * opad_, int8_t{0});
     for (int64_t o = 0; o < g_.o; ++o) {
@@ -214,7 +215,7 @@ void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(o)] = sum;
     }
   }
-  update_constants(p, p.x_zp, g_.o);
+  if (!update_constants(p, p.x_zp, g_.o, changed)) return;
   // PackedStore's condition: |acc * mult| < 2^31 for every accumulator (bounded by the largest
   // start plus 255 * 128 per input channel), with a factor 2 to spare.
   float largest = 0;

@@ -34,6 +34,23 @@ enum Input {
   kOutZp
 };
 
+// The scale, zero-point and bias inputs a node has (all present inputs but x, w and the
+// residual), for Kernel::set_constant_inputs: when they are all constant, kernels compute their
+// requantization constants once.
+inline std::vector<size_t> param_inputs(const InputInfos& in) {
+  std::vector<size_t> v;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] && i != kX && i != kW && i != kSum) v.push_back(i);
+  }
+  return v;
+}
+inline bool all_constant(const std::vector<size_t>& inputs, const std::vector<bool>& constant) {
+  for (size_t i : inputs) {
+    if (i >= constant.size() || !constant[i]) return false;
+  }
+  return true;
+}
+
 inline const ValueInfo* optional(const InputInfos& in, int i) {
   return static_cast<size_t>(i) < in.size() ? in[i] : nullptr;
 }
@@ -141,8 +158,10 @@ inline int32_t zp_value(const Tensor* t) {
 
 // Reads the run-time values. Scales must be finite and positive (a zero or NaN scale would
 // make every output meaningless): checked here, per call, because they are tensors.
+// check_w_scale = false skips validating every channel's weight scale (a kernel whose
+// parameters are constant validates them on its first call only).
 inline kernels::QLinearParams read_params(const Node& n, Tensors in, DType out,
-                                          const FusedActivation& act) {
+                                          const FusedActivation& act, bool check_w_scale = true) {
   kernels::QLinearParams p;
   auto positive = [&](float s, const char* what) {
     if (!(s > 0.0f) || !std::isfinite(s)) {
@@ -155,7 +174,7 @@ inline kernels::QLinearParams read_params(const Node& n, Tensors in, DType out,
   const Tensor& ws = *in[kWScale];
   p.w_scale = static_cast<const float*>(ws.raw());
   p.w_count = ws.numel();
-  for (int64_t i = 0; i < p.w_count; ++i) positive(p.w_scale[i], "w_scale");
+  for (int64_t i = 0; check_w_scale && i < p.w_count; ++i) positive(p.w_scale[i], "w_scale");
   if (const Tensor* z = optional(in, kWZp)) p.w_zp = static_cast<const int8_t*>(z->raw());
   if (const Tensor* b = optional(in, kBias)) p.bias = static_cast<const int32_t*>(b->raw());
   const Tensor* sum = optional(in, kSum);

@@ -3,10 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <new>
 #include <set>
 
@@ -21,6 +21,7 @@
 #include "passes/fuse_residual_add.h"
 #include "passes/lower_qdq.h"
 #include "passes/simplify_for_inference.h"
+#include "runtime/lane_workers.h"
 #include "runtime/memory_plan.h"
 
 namespace minnow {
@@ -242,9 +243,9 @@ size_t InferenceSession::unshared_bytes() const {
   return last_plan_ ? last_plan_->unshared_bytes : 0;
 }
 
-InferenceSession::Plan& InferenceSession::plan_for(int64_t batch, int lane) {
-  if (plans_.size() <= static_cast<size_t>(lane)) plans_.resize(static_cast<size_t>(lane) + 1);
-  std::map<int64_t, std::unique_ptr<Plan>>& plans = plans_[static_cast<size_t>(lane)];
+InferenceSession::Plan& InferenceSession::plan_for(int64_t batch, int set) {
+  if (plans_.size() <= static_cast<size_t>(set)) plans_.resize(static_cast<size_t>(set) + 1);
+  std::map<int64_t, std::unique_ptr<Plan>>& plans = plans_[static_cast<size_t>(set)];
   auto it = plans.find(batch);
   if (it != plans.end()) return *it->second;
   auto plan = std::make_unique<Plan>();
@@ -360,38 +361,48 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
   }
   const int64_t pieces = (batch + piece - 1) / piece;
   lanes = static_cast<int>(std::min<int64_t>(lanes, pieces));
-  for (int lane = 0; lane < lanes; ++lane) {
-    plan_for(piece, lane);
-    if (batch % piece) plan_for(batch % piece, lane);
-  }
-  last_plan_ = &plan_for(piece, 0);
+  // Each lane makes its own plans on its own thread (run_piece), so that their kernels are
+  // built for one thread (a oneDNN primitive built for two would start two threads of its own
+  // in every lane). Lane l keeps them in plans_[l + 1]; plans_[0] holds those of runs on all
+  // threads.
+  if (plans_.size() < static_cast<size_t>(lanes) + 1) plans_.resize(static_cast<size_t>(lanes) + 1);
   if (lanes == 1) {
+    plan_for(piece, 0);
+    if (batch % piece) plan_for(batch % piece, 0);
     for (int64_t k = 0; k < pieces; ++k) {
       run_piece(feeds, batch, k * piece, std::min(piece, batch - k * piece), 0, outs);
     }
   } else {
-    // A lane's kernels find themselves inside this parallel region and run on its one thread.
-    std::exception_ptr failure;
-#pragma omp parallel for num_threads(lanes) schedule(dynamic, 1)
-    for (int64_t k = 0; k < pieces; ++k) {
-      try {
-        run_piece(feeds, batch, k * piece, std::min(piece, batch - k * piece), omp_get_thread_num(),
-                  outs);
-      } catch (...) {
-#pragma omp critical(minnow_lane_failure)
-        if (!failure) failure = std::current_exception();
+    if (!lane_workers_) lane_workers_ = std::make_unique<LaneWorkers>();
+    // Lane l runs whole piece l first and then takes the next one left; lane 0 also runs the
+    // remainder, last. So every lane runs the plans it made on every run, and their kernels'
+    // first calls (which may allocate) all happen in the first run.
+    const int64_t whole = batch / piece, rest = batch % piece;
+    std::atomic<int64_t> next{lanes};
+    auto job = [&](int lane) {
+      {
+        // One lane at a time makes plans: some kernels time candidate implementations as they
+        // are built, and two at once would time each other.
+        std::lock_guard<std::mutex> lock(plans_mu_);
+        plan_for(piece, lane + 1);
+        if (lane == 0 && rest) plan_for(rest, 1);
       }
-    }
-    if (failure) std::rethrow_exception(failure);
+      for (int64_t k = lane; k < whole; k = next++) {
+        run_piece(feeds, batch, k * piece, piece, lane + 1, outs);
+      }
+      if (lane == 0 && rest) run_piece(feeds, batch, whole * piece, rest, 1, outs);
+    };
+    lane_workers_->run(lanes, job);
   }
+  last_plan_ = &plan_for(piece, lanes == 1 ? 0 : 1);
   results_.resize(outs.size());
   for (size_t i = 0; i < outs.size(); ++i) results_[i] = outs[i];
   return results_;
 }
 
 void InferenceSession::run_piece(const std::map<std::string, Tensor>& feeds, int64_t batch,
-                                 int64_t start, int64_t len, int lane, std::vector<Tensor>& outs) {
-  Plan& plan = *plans_[static_cast<size_t>(lane)].at(len);
+                                 int64_t start, int64_t len, int set, std::vector<Tensor>& outs) {
+  Plan& plan = *plans_[static_cast<size_t>(set)].at(len);
   for (const ValueInfo& v : graph_.inputs) {
     const Tensor& full = feeds.at(v.name);
     const size_t sample = full.nbytes() / static_cast<size_t>(batch);

@@ -10,16 +10,17 @@
 // keeps the largest activation within a few MiB runs in micro-batches when every op computes
 // samples independently (CNNs; not recurrent or attention graphs): same results, the
 // activations stay in cache between layers. With several threads such a batch runs in small
-// pieces on parallel lanes instead, one thread each, every lane with its own kernels and arena:
-// no layer then waits for the other thread, and each lane's activations stay in its core's own
-// cache. Batch 256 on 2 threads, p50 of 3 runs of `minnow bench`, micro-batches whose every
-// layer both threads share -> lanes:
-// mobilenet_v2 f32 9.6 -> 8.8 ms, int8 5.5 -> 5.5 ms; resnet8 f32 11.4 -> 9.3 ms, int8 3.8 ->
-// 3.7 ms (an hour earlier, on a busier host, mobilenet_v2 f32 13.2 -> 9.0 and int8 9.5 -> 5.5).
+// pieces on parallel lanes instead (runtime/lane_workers.h), one thread each, every lane with
+// its own kernels and arena: no layer then waits for the other thread, and each lane's
+// activations stay in its core's own cache. Batch 256 on 2 threads, `minnow bench` p50,
+// micro-batches whose every layer both threads share -> lanes: mobilenet_v2 f32 12.8 -> 8.6 ms,
+// int8 9.0 -> 4.7 ms; resnet8 int8 4.7 -> 3.8 ms (the host's busier state; in its quieter
+// one, f32 mobilenet_v2 9.6 -> 8.8 ms, resnet8 11.4 -> 9.3 ms).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@
 #include "minnow/graph.h"
 
 namespace minnow {
+
+class LaneWorkers;
 
 class InferenceSession {
  public:
@@ -67,14 +70,15 @@ class InferenceSession {
 
  private:
   struct Plan;
-  // The plan of lane `lane` (0 .. lanes - 1; each its own kernels and arena) for this batch
-  // size. Not thread-safe: plans are made before lanes run.
-  Plan& plan_for(int64_t batch, int lane = 0);
+  // The plan for this batch size of plan set `set` (0: runs on all threads; l + 1: lane l),
+  // each with its own kernels and arena. Lanes may call it at once for different sets once
+  // plans_ has an entry for each.
+  Plan& plan_for(int64_t batch, int set = 0);
   void choose_micro_batch();
   const std::vector<Tensor>& run_in_pieces(const std::map<std::string, Tensor>& feeds,
                                            int64_t batch, int64_t piece, int lanes);
   void run_piece(const std::map<std::string, Tensor>& feeds, int64_t batch, int64_t start,
-                 int64_t len, int lane, std::vector<Tensor>& outs);
+                 int64_t len, int set, std::vector<Tensor>& outs);
   void place_in_arena(Plan& plan, const std::map<std::string, ValueInfo>& info);
   void run_steps(Plan& plan);
 
@@ -82,7 +86,9 @@ class InferenceSession {
   KernelChoice kernels_;
   bool optimize_;
   Plan* last_plan_ = nullptr;
-  std::vector<std::map<int64_t, std::unique_ptr<Plan>>> plans_;  // per lane, per batch size
+  std::vector<std::map<int64_t, std::unique_ptr<Plan>>> plans_;  // per set, per batch size
+  std::unique_ptr<LaneWorkers> lane_workers_;                    // threads of lanes 1, 2, ...
+  std::mutex plans_mu_;                                          // lanes making plans
   std::vector<Tensor> results_;
   int64_t micro_batch_ = 0;  // 0: never split the batch
   int64_t lane_piece_ = 0;   // largest piece on parallel lanes

@@ -2,6 +2,7 @@
 // reference against a float convolution of the dequantized inputs, the kernel's cached state
 // (weights and scales changing between calls), shape inference, MACs and bad input.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "minnow/error.h"
 #include "ops/fused_activation.h"
 #include "qlinear_test_util.h"
+#include "runtime/inference_session.h"
 
 namespace minnow {
 namespace {
@@ -399,6 +401,42 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
     expect_channels_last_exact(c, seed++,
                                kernels::QConvPointwiseNhwc::supports(geometry_of(c), c.x_dtype));
   }
+}
+
+// An inference session runs a large batch in pieces on parallel lanes (one thread each); an
+// int8 convolution there computes what it does on one thread. oneDNN 2.6's int8 convolution
+// with a source zero point and padding did not when the lanes were members of one OpenMP team
+// (runtime/lane_workers.h): about 1 in 20 outputs differed, at random.
+TEST(QLinearConv, ParallelLanesMatchOneThread) {
+  QConvCase c{"3x3 pad 1, 8 -> 16, x_zp 128", {48, 8, 10, 10}, {16, 8, 3, 3}};
+  c.pads = {1, 1, 1, 1};
+  const QConvInputs in = make_inputs(c, 900);
+  Graph g;
+  g.name = "qconv";
+  Node n = qconv_node(c);
+  n.name = "conv";
+  n.outputs = {"y"};
+  for (size_t i = 0; i < in.t.size(); ++i) {
+    const std::string name = i == 0 ? "x" : "in" + std::to_string(i);
+    n.inputs.push_back(in.t[i].defined() ? name : "");
+    if (i > 0 && in.t[i].defined()) g.initializers[name].value = in.t[i];
+  }
+  g.nodes.push_back(n);
+  g.inputs.push_back(ValueInfo{"x", DType::kU8, {kDynamic, 8, 10, 10}});
+  g.outputs.push_back(ValueInfo{"y", DType::kU8, {kDynamic, 16, 10, 10}});
+  const std::map<std::string, Tensor> feeds = {{"x", in.t[0]}};
+  omp_set_num_threads(1);
+  InferenceSession one(g);
+  const Tensor want = one.run(feeds)[0].clone();
+  omp_set_num_threads(2);
+  InferenceSession lanes(g);
+  ASSERT_LT(lanes.piece_size(48, 2), 48);
+  for (int round = 0; round < 5; ++round) {
+    int64_t differing = 0;
+    EXPECT_EQ(max_difference(lanes.run(feeds)[0], want, &differing), 0.0) << "round " << round;
+    EXPECT_EQ(differing, 0) << "round " << round;
+  }
+  omp_set_num_threads(omp_get_num_procs());
 }
 
 // The NHWC int8 convolutions this layout exists for: oneDNN's chosen implementation takes the
