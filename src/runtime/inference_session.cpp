@@ -374,9 +374,10 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
     }
   } else {
     if (!lane_workers_) lane_workers_ = std::make_unique<LaneWorkers>();
-    // Lane l runs whole piece l first and then takes the next one left; lane 0 also runs the
-    // remainder, last. So every lane runs the plans it made on every run, and their kernels'
-    // first calls (which may allocate) all happen in the first run.
+    // Lane l runs whole piece l first (lane 0 then the remainder) and then takes the next one
+    // left. So every lane runs the plans it made on every run (their kernels' first calls, which
+    // may allocate, all happen in the first run), and the remainder does not come last, where
+    // it would keep one lane busy while the other waits.
     const int64_t whole = batch / piece, rest = batch % piece;
     std::atomic<int64_t> next{lanes};
     auto job = [&](int lane) {
@@ -387,10 +388,11 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
         plan_for(piece, lane + 1);
         if (lane == 0 && rest) plan_for(rest, 1);
       }
-      for (int64_t k = lane; k < whole; k = next++) {
+      if (lane < whole) run_piece(feeds, batch, lane * piece, piece, lane + 1, outs);
+      if (lane == 0 && rest) run_piece(feeds, batch, whole * piece, rest, 1, outs);
+      for (int64_t k = next++; k < whole; k = next++) {
         run_piece(feeds, batch, k * piece, piece, lane + 1, outs);
       }
-      if (lane == 0 && rest) run_piece(feeds, batch, whole * piece, rest, 1, outs);
     };
     lane_workers_->run(lanes, job);
   }
