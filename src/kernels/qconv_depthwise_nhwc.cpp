@@ -41,10 +41,19 @@ struct RowSource {
   }
 };
 
+// Where channel ch sits in the quads, weights and constants: channels below `grouped` (a
+// multiple of 64) in slot order, the interleaving build_quads gives them (within each group of
+// 64, channel 16L + 4b + k at 16b + 4L + k); the rest in order.
+inline int64_t slot_of(int64_t ch, int64_t grouped) {
+  if (ch >= grouped) return ch;
+  const int64_t r = ch % 64, lane = r / 16, b = r % 16 / 4, k = r % 4;
+  return ch - r + 16 * b + 4 * lane + k;
+}
+
 // The tap quads of one padded row: quad j of column m, channel c, holds bytes
 // row[m * pitch + 4j + t][c] for t < taps (0 past that), laid out [j][m][cpad][4].
-MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, const RowSource& row,
-                             uint8_t* out) {
+MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, int64_t grouped,
+                             const RowSource& row, uint8_t* out) {
   // Byte 4c + t of a quad vector comes from byte c of the t-th 16-byte lane.
   alignas(64) static constexpr uint8_t kIndex[64] = {
       0,  16, 32, 48, 1,  17, 33, 49, 2,  18, 34, 50, 3,  19, 35, 51, 4,  20, 36, 52, 5,  21,
@@ -63,7 +72,23 @@ MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, const RowSource&
         for (int t = 0; t < taps; ++t) at[t] = row.at(first + t);
       }
       uint8_t* dst = out + (j * q.columns + m) * cpad * 4;
-      for (int64_t c0 = 0; c0 < cpad; c0 += 16) {
+      // Channels [0, grouped): 64 at a time, interleaved within 128-bit lanes, which leaves
+      // them in slot order (slot_of).
+      for (int64_t c0 = 0; c0 < grouped; c0 += 64) {
+        __m512i px[4];
+        for (int t = 0; t < 4; ++t) {
+          px[t] = t < taps ? _mm512_loadu_si512(at[t] + c0) : _mm512_setzero_si512();
+        }
+        const __m512i a = _mm512_unpacklo_epi8(px[0], px[1]),
+                      b = _mm512_unpackhi_epi8(px[0], px[1]);
+        const __m512i c = _mm512_unpacklo_epi8(px[2], px[3]),
+                      d = _mm512_unpackhi_epi8(px[2], px[3]);
+        _mm512_storeu_si512(dst + 4 * c0, _mm512_unpacklo_epi16(a, c));
+        _mm512_storeu_si512(dst + 4 * c0 + 64, _mm512_unpackhi_epi16(a, c));
+        _mm512_storeu_si512(dst + 4 * c0 + 128, _mm512_unpacklo_epi16(b, d));
+        _mm512_storeu_si512(dst + 4 * c0 + 192, _mm512_unpackhi_epi16(b, d));
+      }
+      for (int64_t c0 = grouped; c0 < cpad; c0 += 16) {
         auto tap = [&](int t) MINNOW_VNNI {
           return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[t] + c0));
         };
@@ -84,14 +109,14 @@ MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, const RowSource&
 // with (0, w0, w1, w2), so the quads are built for every other column only.
 template <int K, bool Paired, DType Out>
 MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
-                            const uint8_t* const* row_ptrs, const int8_t* wq, const Epilogue& e,
-                            void* y, int64_t y_at) {
+                            int64_t c_begin, const uint8_t* const* row_ptrs, const int8_t* wq,
+                            const Epilogue& e, void* y, int64_t y_at) {
   constexpr int Q = Paired ? 1 : (K + 3) / 4;  // quads per kernel row in the quad rows
   constexpr int W = Paired ? 2 : Q;            // weight quads per kernel row
   const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
   const uint8_t* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
-  for (int64_t c0 = 0; c0 < c; c0 += 16) {
+  for (int64_t c0 = c_begin; c0 < c; c0 += 16) {
     const int64_t lanes = std::min<int64_t>(16, c - c0);
     const Requantizer<Out> rq(e, c0);
     __m512i w[K * W];
@@ -135,6 +160,88 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
   }
 }
 
+// The same for channels [0, grouped), 64 at a time, whose quads and weights are in slot order
+// (slot_of): quad vector b of a group holds channels 16L + 4b + k of its 128-bit lane L. Two
+// outputs at a time accumulate in eight registers (the weights come from memory); packing the
+// four requantized vectors of an output (packs work within 128-bit lanes) puts its 64 channels
+// back in order. 8-bit outputs only. The requantization is Requantizer::store's: clamped in
+// float, so every value fits the 16-bit packs exactly.
+template <int K, bool Paired, DType Out>
+MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
+                                    int64_t grouped, const uint8_t* const* row_ptrs,
+                                    const int8_t* wq, const Epilogue& e, void* y, int64_t y_at) {
+  static_assert(Out != DType::kF32);
+  constexpr int Q = Paired ? 1 : (K + 3) / 4;
+  constexpr int W = Paired ? 2 : Q;
+  const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
+  const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
+  const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(e.y_zp));
+  for (int64_t g0 = 0; g0 < grouped; g0 += 64) {
+    __m512 mult[4];
+    __m512i offset[4];
+    for (int b = 0; b < 4; ++b) {
+      mult[b] = _mm512_loadu_ps(e.mult + g0 + 16 * b);
+      offset[b] = _mm512_loadu_si512(e.offset + g0 + 16 * b);
+    }
+    auto store = [&](const __m512i* acc, int64_t ox) MINNOW_VNNI {
+      __m512i v[4];
+#pragma GCC unroll 4
+      for (int b = 0; b < 4; ++b) {
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[b]), mult[b]);
+        f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+        v[b] = _mm512_cvtps_epi32(f);
+      }
+      const __m512i a = _mm512_add_epi16(_mm512_packs_epi32(v[0], v[1]), zp);
+      const __m512i b = _mm512_add_epi16(_mm512_packs_epi32(v[2], v[3]), zp);
+      const __m512i bytes =
+          Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
+      _mm512_storeu_si512(static_cast<int8_t*>(y) + y_at + ox * c + g0, bytes);
+    };
+    auto weight = [&](int t, int b)
+                      MINNOW_VNNI { return _mm512_loadu_si512(wq + (t * cpad + g0 + 16 * b) * 4); };
+    int64_t ox = 0;
+    for (; ox + 2 <= ow; ox += 2) {  // ox is even
+      __m512i acc[2][4];
+      for (int i = 0; i < 2; ++i) {
+        for (int b = 0; b < 4; ++b) acc[i][b] = offset[b];
+      }
+#pragma GCC unroll 5
+      for (int ky = 0; ky < K; ++ky) {
+#pragma GCC unroll 2
+        for (int j = 0; j < Q; ++j) {
+          const uint8_t* r = row_ptrs[ky] + j * quad_stride + g0 * 4;
+#pragma GCC unroll 2
+          for (int i = 0; i < 2; ++i) {
+            const uint8_t* at = r + (Paired ? ox / 2 : ox + i) * column;
+            const int t = ky * W + (Paired ? i : j);
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; ++b) {
+              acc[i][b] =
+                  _mm512_dpbusd_epi32(acc[i][b], _mm512_loadu_si512(at + 64 * b), weight(t, b));
+            }
+          }
+        }
+      }
+      store(acc[0], ox);
+      store(acc[1], ox + 1);
+    }
+    if (ox < ow) {  // an odd width's last output (even ox: weight quad 0 when paired)
+      __m512i acc[4] = {offset[0], offset[1], offset[2], offset[3]};
+      for (int ky = 0; ky < K; ++ky) {
+        for (int j = 0; j < Q; ++j) {
+          const uint8_t* at =
+              row_ptrs[ky] + j * quad_stride + (Paired ? ox / 2 : ox) * column + g0 * 4;
+          for (int b = 0; b < 4; ++b) {
+            acc[b] =
+                _mm512_dpbusd_epi32(acc[b], _mm512_loadu_si512(at + 64 * b), weight(ky * W + j, b));
+          }
+        }
+      }
+      store(acc, ox);
+    }
+  }
+}
+
 }  // namespace
 
 bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
@@ -159,6 +266,9 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
   const int64_t weight_quads = quads_.paired ? 2 : quads_.per_row;
   wq_size_ = g.kh * weight_quads * cpad_ * 4;
   wq_.get(wq_size_);
+  grouped_ = y == DType::kF32 ? 0 : g.c / 64 * 64;
+  slot_mult_.assign(static_cast<size_t>(cpad_), 0.0f);
+  slot_offset_.assign(static_cast<size_t>(cpad_), 0);
 }
 
 void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
@@ -168,16 +278,17 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
     int8_t* wq = wq_.data();
     std::fill(wq, wq + wq_size_, int8_t{0});
     for (int64_t c = 0; c < g_.c; ++c) {
+      const int64_t at = slot_of(c, grouped_);
       int32_t sum = 0;
       for (int64_t ky = 0; ky < k; ++ky) {
         for (int64_t kx = 0; kx < k; ++kx) {
           const int8_t v = w[c * taps + ky * k + kx];
           // Paired: quads (w0, w1, w2, 0) and (0, w0, w1, w2); else kx / 4, byte kx % 4.
           if (quads_.paired) {
-            wq[((ky * 2 + 0) * cpad_ + c) * 4 + kx] = v;
-            wq[((ky * 2 + 1) * cpad_ + c) * 4 + kx + 1] = v;
+            wq[((ky * 2 + 0) * cpad_ + at) * 4 + kx] = v;
+            wq[((ky * 2 + 1) * cpad_ + at) * 4 + kx + 1] = v;
           } else {
-            wq[((ky * quads_.per_row + kx / 4) * cpad_ + c) * 4 + kx % 4] = v;
+            wq[((ky * quads_.per_row + kx / 4) * cpad_ + at) * 4 + kx % 4] = v;
           }
           sum += v;
         }
@@ -186,13 +297,18 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
     }
   }
   // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
-  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed);
+  if (!update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed)) return;
+  for (int64_t c = 0; c < g_.c; ++c) {
+    const auto at = static_cast<size_t>(slot_of(c, grouped_)), i = static_cast<size_t>(c);
+    slot_mult_[at] = mult_[i];
+    slot_offset_[at] = offset_[i];
+  }
 }
 
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
                                   int64_t last, Scratch& s) const {
   const int64_t k = g_.kh;
-  const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
+  const Epilogue e = Epilogue::of(p, slot_mult_.data(), slot_offset_.data());
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
   RowRing ring(g_, s.ring.data(), ring_row_);
@@ -208,24 +324,35 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
         const bool inside = iy >= 0 && iy < g_.h;
         const uint8_t* pixels =
             inside ? static_cast<const uint8_t*>(x) + (n * g_.h + iy) * g_.w * g_.c : nullptr;
-        build_quads(quads_, cpad_, RowSource{pixels, s.fill.data(), g_.c, g_.pl, g_.w}, slot);
+        build_quads(quads_, cpad_, grouped_, RowSource{pixels, s.fill.data(), g_.c, g_.pl, g_.w},
+                    slot);
         return;
       }
       // One position more than the padded width: see forward().
       const int64_t positions = g_.pl + g_.w + g_.pr + 1;
       pad_input_row(g_, cpad_, positions, x, signed_x, zp, n, iy, s.padded.data());
-      build_quads(quads_, cpad_, RowSource{s.padded.data(), s.fill.data(), cpad_, 0, positions},
-                  slot);
+      build_quads(quads_, cpad_, grouped_,
+                  RowSource{s.padded.data(), s.fill.data(), cpad_, 0, positions}, slot);
     });
     const int64_t y_at = r * g_.ow() * g_.c;
     const int8_t* wq = wq_.data();
     with_output_dtype(y_dtype_, [&]<DType Out>() {
+      const int64_t c0 = grouped_;
+      if constexpr (Out != DType::kF32) {
+        if (k == 5) {
+          output_row_grouped<5, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
+        } else if (quads_.paired) {
+          output_row_grouped<3, true, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
+        } else {
+          output_row_grouped<3, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
+        }
+      }
       if (k == 5) {
-        output_row<5, false, Out>(g_, quads_, cpad_, rows, wq, e, y, y_at);
+        output_row<5, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
       } else if (quads_.paired) {
-        output_row<3, true, Out>(g_, quads_, cpad_, rows, wq, e, y, y_at);
+        output_row<3, true, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
       } else {
-        output_row<3, false, Out>(g_, quads_, cpad_, rows, wq, e, y, y_at);
+        output_row<3, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
       }
     });
   }

@@ -8,8 +8,12 @@
 // How: VNNI's vpdpbusd adds four u8 x s8 products into each int32 lane. Here a lane is a
 // channel and its four bytes are four horizontal taps of one kernel row, so a 3x3 output is
 // three instructions per 16 channels (nine FMAs in f32). Those tap quads are built once per
-// input row (one byte permute per 16 channels and output column) into a small per-thread ring
-// of kh rows, which consecutive output rows share. Padding is filled with the zero point, so
+// input row into a small per-thread ring of kh rows, which consecutive output rows share: for
+// 8-bit outputs, 64 channels at a time with byte and word interleaves within 128-bit lanes
+// (which leaves the channels in a fixed shuffled order that the weights share and packing the
+// outputs undoes), else and for the channels past the last 64, one byte permute per 16
+// channels and output column. u8 inputs of whole 16-channel blocks are read where they are;
+// others through a padded copy of the row. Padding is filled with the zero point, so
 // every output uses every tap and the zero point's share, x_zp * sum(w), is one per-channel
 // constant folded into the bias; i8 inputs are offset by 128 to u8 the same way. The int32
 // accumulator is the integer reference's exactly, and the requantization performs the
@@ -61,7 +65,12 @@ class QConvDepthwiseNhwc : public QConvOwnKernel {
   int64_t cpad_;  // channels rounded up to 16
   QuadLayout quads_;
   int64_t ring_row_;          // bytes of one row's quads: per_row * columns * cpad_ * 4
-  AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_][4]
+  AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_ slots][4]
+  // Channels computed 64 at a time in slot order (the .cpp's slot_of): a multiple of 64, 0 for
+  // f32 outputs; and the requantization constants by slot.
+  int64_t grouped_ = 0;
+  std::vector<float> slot_mult_;
+  std::vector<int32_t> slot_offset_;
   int64_t wq_size_ = 0;
   std::vector<Scratch> scratch_;
 };

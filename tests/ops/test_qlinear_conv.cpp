@@ -292,7 +292,7 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed, bool own) {
 // output equals the reference's. The cases cover both tap layouts (3x3 stride 1 pairs columns;
 // strides 2 and 5x5 do not), odd widths, channel tails, asymmetric and zero padding, i8 and f32
 // outputs, batches split across threads, and weights, scales and zero points that change
-// between calls.
+// between calls. From 64 channels, 8-bit outputs take the grouped path (channels in slot order).
 TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
   auto dw = [](std::string label, Shape x, int64_t k, int64_t stride, std::vector<int64_t> pads) {
     QConvCase c{std::move(label), x, {x[1], 1, k, k}, {stride, stride}, std::move(pads)};
@@ -313,6 +313,8 @@ TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
       dw("5x5 s2 u8 64ch 12x11 pads 1,2,2,1 (read in place)", {2, 64, 12, 11}, 5, 2, {1, 2, 2, 1}));
   v.push_back(
       dw("3x3 s1 u8 32ch 5x7 pads 0,1,1,0 (read in place)", {1, 32, 5, 7}, 3, 1, {0, 1, 1, 0}));
+  v.push_back(dw("3x3 s1 u8 64ch 7x7, i8 out (64-channel groups, odd width)", {2, 64, 7, 7}, 3, 1,
+                 {1, 1, 1, 1}));
   v[1].x_dtype = DType::kI8;
   v[1].out = DType::kI8;
   v[1].x_zp = 125;  // i8 zero point -3
@@ -326,6 +328,8 @@ TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
   v[6].y_zp = 250;  // saturates often
   v[7].x_dtype = DType::kI8;
   v[7].x_zp = 128;
+  v[10].out = DType::kI8;
+  v[10].y_zp = 100;
   uint64_t seed = 300;
   for (const QConvCase& c : v) {
     expect_channels_last_exact(c, seed++,
