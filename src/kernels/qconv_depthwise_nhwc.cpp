@@ -67,6 +67,14 @@ MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, int64_t grouped,
       const uint8_t* at[4];
       if (row.inside(first, taps)) {
         at[0] = row.pixels + (first - row.pl) * row.pitch;
+        if (cpad == 16 && row.pitch == 16) {
+          // One 16-channel block: the taps' pixels are consecutive bytes, one load.
+          const auto bytes = static_cast<__mmask64>(~0ull >> (64 - 16 * taps));
+          const __m512i lanes = _mm512_maskz_loadu_epi8(bytes, at[0]);
+          _mm512_storeu_si512(out + (j * q.columns + m) * 64,
+                              _mm512_permutexvar_epi8(index, lanes));
+          continue;
+        }
         for (int t = 1; t < 4; ++t) at[t] = at[t - 1] + row.pitch;
       } else {
         for (int t = 0; t < taps; ++t) at[t] = row.at(first + t);
