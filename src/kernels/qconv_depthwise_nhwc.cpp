@@ -250,6 +250,14 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, const QuadLayout& q, 
   }
 }
 
+// Calls f.template operator()<K, Paired>() for a k x k kernel: 5x5 unpaired, 3x3 paired or not.
+template <class F>
+void with_layout(int64_t k, bool paired, F&& f) {
+  if (k == 5) return f.template operator()<5, false>();
+  if (paired) return f.template operator()<3, true>();
+  f.template operator()<3, false>();
+}
+
 }  // namespace
 
 bool QConvDepthwiseNhwc::supports(const ConvGeometry& g, DType x) {
@@ -345,23 +353,12 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
     const int64_t y_at = r * g_.ow() * g_.c;
     const int8_t* wq = wq_.data();
     with_output_dtype(y_dtype_, [&]<DType Out>() {
-      const int64_t c0 = grouped_;
-      if constexpr (Out != DType::kF32) {
-        if (k == 5) {
-          output_row_grouped<5, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
-        } else if (quads_.paired) {
-          output_row_grouped<3, true, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
-        } else {
-          output_row_grouped<3, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
+      with_layout(k, quads_.paired, [&]<int K, bool Paired>() {
+        if constexpr (Out != DType::kF32) {
+          output_row_grouped<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, y, y_at);
         }
-      }
-      if (k == 5) {
-        output_row<5, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
-      } else if (quads_.paired) {
-        output_row<3, true, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
-      } else {
-        output_row<3, false, Out>(g_, quads_, cpad_, c0, rows, wq, e, y, y_at);
-      }
+        output_row<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, y, y_at);
+      });
     });
   }
 }

@@ -20,11 +20,13 @@ class QConvOwnKernel {
   // x and y channels-last (shapes in each kernel's header). p.w_zp must be all zero (weights
   // symmetric).
   virtual void forward(const QLinearParams& p, const void* x, const int8_t* w, void* y) = 0;
-  // As QConvDnnl::set_weights_constant: the weights are prepared once per address.
-  void set_weights_constant(bool constant) { weights_.set_constant(constant); }
-  // The caller promises that scales, zero points and bias never change (graph initializers):
-  // the requantization constants are then computed once, not on every call.
-  void set_params_constant(bool constant) { params_constant_ = constant; }
+  // As QConvDnnl::set_weights_constant, the weights are prepared once per address when
+  // `weights`; when `params`, the caller promises that scales, zero points and bias never
+  // change (graph initializers), and the requantization constants are computed once.
+  void set_constant(bool weights, bool params) {
+    weights_.set_constant(weights);
+    params_constant_ = params;
+  }
 
  protected:
   // weight_bytes: w's size; channels: the output channels rounded up to 16. Throws

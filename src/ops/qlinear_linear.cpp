@@ -147,13 +147,10 @@ class QLinearFast : public Kernel {
   }
 
   void set_constant_inputs(const std::vector<bool>& constant) override {
-    const bool w = constant.size() > q::kW && constant[q::kW];
-    params_constant_ = q::all_constant(param_inputs_, constant);
-    dnnl_.set_weights_constant(w);
-    if (own_) {
-      own_->set_weights_constant(w);
-      own_->set_params_constant(params_constant_);
-    }
+    const q::ConstantInputs c = q::constant_inputs(param_inputs_, constant);
+    params_constant_ = c.params;
+    dnnl_.set_weights_constant(c.weights);
+    if (own_) own_->set_constant(c.weights, c.params);
   }
 
  private:

@@ -44,11 +44,18 @@ inline std::vector<size_t> param_inputs(const InputInfos& in) {
   }
   return v;
 }
-inline bool all_constant(const std::vector<size_t>& inputs, const std::vector<bool>& constant) {
-  for (size_t i : inputs) {
-    if (i >= constant.size() || !constant[i]) return false;
-  }
-  return true;
+// What Kernel::set_constant_inputs tells a quantized kernel: whether its weights are constant,
+// and whether all its scale, zero-point and bias inputs (`params`, from param_inputs) are.
+struct ConstantInputs {
+  bool weights = false, params = false;
+};
+inline ConstantInputs constant_inputs(const std::vector<size_t>& params,
+                                      const std::vector<bool>& constant) {
+  ConstantInputs c;
+  c.weights = constant.size() > kW && constant[kW];
+  c.params = true;
+  for (size_t i : params) c.params = c.params && i < constant.size() && constant[i];
+  return c;
 }
 
 inline const ValueInfo* optional(const InputInfos& in, int i) {
