@@ -71,8 +71,8 @@ class InferenceSession {
  private:
   struct Plan;
   // The plan for this batch size of plan set `set` (0: runs on all threads; l + 1: lane l),
-  // each with its own kernels and arena. Lanes may call it at once for different sets once
-  // plans_ has an entry for each.
+  // each with its own kernels and arena. Lanes call it under plans_mu_, once plans_ has an
+  // entry for each.
   Plan& plan_for(int64_t batch, int set = 0);
   void choose_micro_batch();
   const std::vector<Tensor>& run_in_pieces(const std::map<std::string, Tensor>& feeds,
