@@ -27,10 +27,6 @@ namespace minnow::kernels {
 
 class QConvPointwiseNhwc : public QConvOwnKernel {
  public:
-  // Output pixels (batch * height * width) up to which callers prefer this kernel to oneDNN's
-  // for a layer with a fused residual Add (always without).
-  static constexpr int64_t kMaxSumPixels = 4096;
-
   // Whether this CPU and geometry can use it: 1x1, no padding, no groups, input channels a
   // multiple of 4, input u8. (Strided: ResNet's shortcut convolutions.)
   static bool supports(const ConvGeometry& g, DType x);

@@ -213,11 +213,11 @@ class QConvFast : public Kernel {
       return std::make_unique<kernels::QConvOneChannelNhwc>(g_, x_dtype_, out_);
     }
     // 1x1 layers: faster than oneDNN's at batch 1 (whose per-call work costs as much as the
-    // arithmetic) and at batch 256 (mobilenet_v2 6.4 -> 5.9 ms). With a fused residual Add only
-    // for small products: for large ones oneDNN then QLinearAdd's loop was faster (9.1 against
-    // 9.8 ms).
-    if ((!sum || g_.n * g_.ohw() <= kernels::QConvPointwiseNhwc::kMaxSumPixels) &&
-        kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
+    // arithmetic) and at batch 256 (mobilenet_v2 6.4 -> 5.9 ms), with a fused residual Add too
+    // since the evening of 2026-11-24 (it was limited to small products, for which oneDNN
+    // then QLinearAdd's loop had been faster; now batch 256, 2 threads: mobilenet_v2 4.92 ->
+    // 4.72 ms, resnet8 4.05 -> 4.00; 1 thread: 9.22 -> 8.71, 8.75 -> 7.92).
+    if (kernels::QConvPointwiseNhwc::supports(g_, x_dtype_)) {
       return std::make_unique<kernels::QConvPointwiseNhwc>(g_, x_dtype_, out_);
     }
     return nullptr;
