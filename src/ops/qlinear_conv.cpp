@@ -173,13 +173,12 @@ class QConvFast : public Kernel {
         nhwc_(channels_last_attr(n)),
         dnnl_(g_, x_dtype_, conv_output_dtype(in, out_), nhwc_),
         own_(choose_own(in)),
-        param_inputs_(q::param_inputs(in)) {}
+        params_(in) {}
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
     check_input(node_, g_, x_dtype_, in);
-    const kernels::QLinearParams p = q::read_params(node_, in, out_, act_, !params_checked_);
-    params_checked_ = params_constant_;
+    const kernels::QLinearParams p = params_.read(node_, in, out_, act_);
     if (!p.w_zp_all_zero() || g_.n == 0) {
       return run_reference(g_, p, x, *in[q::kW], *out[0], nhwc_);
     }
@@ -195,8 +194,7 @@ class QConvFast : public Kernel {
   }
 
   void set_constant_inputs(const std::vector<bool>& constant) override {
-    const q::ConstantInputs c = q::constant_inputs(param_inputs_, constant);
-    params_constant_ = c.params;
+    const q::ConstantInputs c = params_.set_constant(constant);
     dnnl_.set_weights_constant(c.weights);
     if (own_) own_->set_constant(c.weights, c.params);
   }
@@ -265,9 +263,7 @@ class QConvFast : public Kernel {
   bool nhwc_;
   kernels::QConvDnnl dnnl_;
   std::unique_ptr<kernels::QConvOwnKernel> own_;
-  std::vector<size_t> param_inputs_;
-  bool params_constant_ = false;       // scales, zero points and bias: graph initializers
-  bool params_checked_ = false;        // and validated by a first call
+  q::ParamReader params_;
   std::vector<uint8_t> conv_scratch_;  // the convolution's output, fused residual on oneDNN only
 };
 

@@ -122,7 +122,7 @@ class QLinearFast : public Kernel {
         x_dtype_(in[q::kX]->dtype),
         out_(out[0].dtype),
         dnnl_(as_conv(d_, q::optional(in, q::kBias) != nullptr), x_dtype_, out_),
-        param_inputs_(q::param_inputs(in)) {
+        params_(in) {
     const kernels::ConvGeometry g = as_conv(d_, q::optional(in, q::kBias) != nullptr);
     if (d_.rows * d_.in * d_.out <= kOwnMaxMacs &&
         kernels::QConvPointwiseNhwc::supports(g, x_dtype_)) {
@@ -133,8 +133,7 @@ class QLinearFast : public Kernel {
   void forward(Tensors in, Tensors out, RunContext&) override {
     const Tensor& x = *in[q::kX];
     check_input(node_, x_shape_, x_dtype_, x);
-    const kernels::QLinearParams p = q::read_params(node_, in, out_, act_, !params_checked_);
-    params_checked_ = params_constant_;
+    const kernels::QLinearParams p = params_.read(node_, in, out_, act_);
     // Neither oneDNN nor minnow's kernel has weight zero points; the spec's weights are
     // symmetric, so this is rare.
     if (!p.w_zp_all_zero()) return run_reference(d_, p, x, *in[q::kW], *out[0]);
@@ -147,8 +146,7 @@ class QLinearFast : public Kernel {
   }
 
   void set_constant_inputs(const std::vector<bool>& constant) override {
-    const q::ConstantInputs c = q::constant_inputs(param_inputs_, constant);
-    params_constant_ = c.params;
+    const q::ConstantInputs c = params_.set_constant(constant);
     dnnl_.set_weights_constant(c.weights);
     if (own_) own_->set_constant(c.weights, c.params);
   }
@@ -161,9 +159,7 @@ class QLinearFast : public Kernel {
   DType x_dtype_, out_;
   kernels::QConvDnnl dnnl_;
   std::unique_ptr<kernels::QConvPointwiseNhwc> own_;  // small u8 products on AVX-512 VNNI
-  std::vector<size_t> param_inputs_;
-  bool params_constant_ = false;  // scales, zero points and bias: graph initializers
-  bool params_checked_ = false;   // and validated by a first call
+  q::ParamReader params_;
 };
 
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in,

@@ -34,29 +34,11 @@ enum Input {
   kOutZp
 };
 
-// The scale, zero-point and bias inputs a node has (all present inputs but x, w and the
-// residual), for Kernel::set_constant_inputs: when they are all constant, kernels compute their
-// requantization constants once.
-inline std::vector<size_t> param_inputs(const InputInfos& in) {
-  std::vector<size_t> v;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] && i != kX && i != kW && i != kSum) v.push_back(i);
-  }
-  return v;
-}
 // What Kernel::set_constant_inputs tells a quantized kernel: whether its weights are constant,
-// and whether all its scale, zero-point and bias inputs (`params`, from param_inputs) are.
+// and whether all its scale, zero-point and bias inputs are.
 struct ConstantInputs {
   bool weights = false, params = false;
 };
-inline ConstantInputs constant_inputs(const std::vector<size_t>& params,
-                                      const std::vector<bool>& constant) {
-  ConstantInputs c;
-  c.weights = constant.size() > kW && constant[kW];
-  c.params = true;
-  for (size_t i : params) c.params = c.params && i < constant.size() && constant[i];
-  return c;
-}
 
 inline const ValueInfo* optional(const InputInfos& in, int i) {
   return static_cast<size_t>(i) < in.size() ? in[i] : nullptr;
@@ -210,5 +192,36 @@ inline kernels::QLinearParams read_params(const Node& n, Tensors in, DType out,
   }
   return p;
 }
+
+// read_params for one kernel: once its scales, zero points and bias are known to be constant
+// (graph initializers, set_constant_inputs), the per-channel weight-scale check runs on the
+// first call only.
+class ParamReader {
+ public:
+  // `in`: the kernel's inputs; the present ones but x, w and the residual are its parameters.
+  explicit ParamReader(const InputInfos& in) {
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (in[i] && i != kX && i != kW && i != kSum) params_.push_back(i);
+    }
+  }
+  // From Kernel::set_constant_inputs.
+  ConstantInputs set_constant(const std::vector<bool>& constant) {
+    ConstantInputs c;
+    c.weights = constant.size() > kW && constant[kW];
+    c.params = true;
+    for (size_t i : params_) c.params = c.params && i < constant.size() && constant[i];
+    constant_ = c.params;
+    return c;
+  }
+  kernels::QLinearParams read(const Node& n, Tensors in, DType out, const FusedActivation& act) {
+    const kernels::QLinearParams p = read_params(n, in, out, act, !checked_);
+    checked_ = constant_;
+    return p;
+  }
+
+ private:
+  std::vector<size_t> params_;
+  bool constant_ = false, checked_ = false;
+};
 
 }  // namespace minnow::ops::qlinear

@@ -65,11 +65,7 @@ TEST(FuseBatchNormActivation, TrainingStepIsUnchanged) {
   Graph g = zoo::build("mobilenet_v2", zo);
   Graph fused_graph = g;
   EXPECT_GT(fuse_batchnorm_activation(fused_graph), 10);
-  Rng data(5);
-  Tensor x(DType::kF32, {6, 1, 12, 12});
-  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = data.uniform(-1, 1);
-  Tensor y(DType::kI64, {6});
-  for (int i = 0; i < 6; ++i) y.data<int64_t>()[i] = i % 10;
+  const auto [x, y] = testing::random_batch(6, 12, 5);
 
   SessionOptions plain, fused;
   plain.fuse_batchnorm_activation = plain.fuse_batchnorm_depthwise = false;

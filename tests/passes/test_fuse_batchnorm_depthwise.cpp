@@ -42,11 +42,7 @@ TEST(FuseBatchNormDepthwise, TrainingStepIsUnchanged) {
   zo.input_shape = {1, 28, 28};
   Graph g = zoo::build("mobilenet_v2", zo);
   testing::randomize_batchnorm(g, 7);
-  Rng data(5);
-  Tensor x(DType::kF32, {8, 1, 28, 28});
-  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = data.uniform(-1, 1);
-  Tensor y(DType::kI64, {8});
-  for (int i = 0; i < 8; ++i) y.data<int64_t>()[i] = i % 10;
+  const auto [x, y] = testing::random_batch(8, 28, 5);
 
   SessionOptions plain, fused;
   plain.fuse_batchnorm_depthwise = false;

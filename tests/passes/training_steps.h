@@ -16,6 +16,18 @@ struct StepResult {
   std::vector<Tensor> statistics;  // the non-trainable initializers (BatchNorm running stats)
 };
 
+// A batch of n images (sample shape 1 x side x side) uniform in [-1, 1] and labels i % 10.
+struct Batch {
+  Tensor x, y;
+};
+inline Batch random_batch(int64_t n, int64_t side, uint64_t seed) {
+  Batch b{Tensor(DType::kF32, {n, 1, side, side}), Tensor(DType::kI64, {n})};
+  Rng data(seed);
+  for (int64_t i = 0; i < b.x.numel(); ++i) b.x.f32()[i] = data.uniform(-1, 1);
+  for (int64_t i = 0; i < n; ++i) b.y.data<int64_t>()[i] = i % 10;
+  return b;
+}
+
 inline StepResult train_steps(const Graph& g, const SessionOptions& options, const Tensor& x,
                               const Tensor& y, int steps = 1) {
   Graph copy = g;
