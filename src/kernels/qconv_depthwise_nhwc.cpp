@@ -283,8 +283,6 @@ QConvDepthwiseNhwc::QConvDepthwiseNhwc(const ConvGeometry& g, DType x, DType y)
   wq_size_ = g.kh * weight_quads * cpad_ * 4;
   wq_.get(wq_size_);
   grouped_ = y == DType::kF32 ? 0 : g.c / 64 * 64;
-  slot_mult_.assign(static_cast<size_t>(cpad_), 0.0f);
-  slot_offset_.assign(static_cast<size_t>(cpad_), 0);
 }
 
 void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
@@ -312,19 +310,14 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(c)] = sum;
     }
   }
-  // Scales, zero point and bias are tensors too, cheap to re-read (one value per channel).
-  if (!update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed)) return;
-  for (int64_t c = 0; c < g_.c; ++c) {
-    const auto at = static_cast<size_t>(slot_of(c, grouped_)), i = static_cast<size_t>(c);
-    slot_mult_[at] = mult_[i];
-    slot_offset_[at] = offset_[i];
-  }
+  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed,
+                   [this](int64_t c) { return slot_of(c, grouped_); });
 }
 
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
                                   int64_t last, Scratch& s) const {
   const int64_t k = g_.kh;
-  const Epilogue e = Epilogue::of(p, slot_mult_.data(), slot_offset_.data());
+  const Epilogue e = Epilogue::of(p, mult_.data(), offset_.data());
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
   RowRing ring(g_, s.ring.data(), ring_row_);

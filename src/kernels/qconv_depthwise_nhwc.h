@@ -66,11 +66,9 @@ class QConvDepthwiseNhwc : public QConvOwnKernel {
   QuadLayout quads_;
   int64_t ring_row_;          // bytes of one row's quads: per_row * columns * cpad_ * 4
   AlignedBuffer<int8_t> wq_;  // [kh][weight quads per row][cpad_ slots][4]
-  // Channels computed 64 at a time in slot order (the .cpp's slot_of): a multiple of 64, 0 for
-  // f32 outputs; and the requantization constants by slot.
+  // Channels computed 64 at a time in slot order (the .cpp's slot_of; weights and mult_ /
+  // offset_ too): a multiple of 64, 0 for f32 outputs.
   int64_t grouped_ = 0;
-  std::vector<float> slot_mult_;
-  std::vector<int32_t> slot_offset_;
   int64_t wq_size_ = 0;
   std::vector<Scratch> scratch_;
 };

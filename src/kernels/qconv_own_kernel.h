@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,14 +46,16 @@ class QConvOwnKernel {
   // multiplier, and the accumulator's start, bias - x_zp * wsum_, where x_zp is the zero point
   // of the codes the kernel multiplies (i8 inputs offset to u8). They are tensors, so re-read
   // on every call unless promised constant and the weights (wsum_) are unchanged. Returns
-  // whether it recomputed them.
+  // whether it recomputed them. Channel c's constants go to entry slot(c) (a kernel that keeps
+  // its channels in another order; wsum_ stays in channel order).
+  template <class Slot = std::identity>
   bool update_constants(const QLinearParams& p, int32_t x_zp, int64_t channels,
-                        bool weights_changed) {
+                        bool weights_changed, Slot slot = {}) {
     if (params_constant_ && constants_ready_ && !weights_changed) return false;
     for (int64_t c = 0; c < channels; ++c) {
-      const auto i = static_cast<size_t>(c);
-      mult_[i] = p.multiplier(c);
-      offset_[i] = (p.bias ? p.bias[c] : 0) - x_zp * wsum_[i];
+      const auto at = static_cast<size_t>(slot(c));
+      mult_[at] = p.multiplier(c);
+      offset_[at] = (p.bias ? p.bias[c] : 0) - x_zp * wsum_[static_cast<size_t>(c)];
     }
     constants_ready_ = true;
     return true;
