@@ -9,6 +9,7 @@
 
 #include "kernels/conv_im2col.h"
 #include "kernels/conv_vec.h"
+#include "kernels/spin_team.h"
 #include "minnow/error.h"
 
 namespace minnow::kernels {
@@ -47,6 +48,7 @@ constexpr int64_t kSmallWeightGrad = 512;
 
 void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  note_openmp_team();
   dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != dnnl_success) {
     throw Error("dnnl_sgemm failed (status " + std::to_string(static_cast<int>(st)) + ") for " +

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "kernels/spin_team.h"
 #include "minnow/error.h"
 
 namespace minnow::dnnl_glue {
@@ -71,6 +72,7 @@ Call::Call(const dnnl::primitive& p, const std::vector<std::pair<int, dnnl::memo
 }
 
 void Call::operator()() const {
+  kernels::note_openmp_team();
   dnnl_stream_t s = omp_in_parallel() ? thread_stream().get() : stream().get();
   dnnl_status_t st =
       dnnl_primitive_execute(prim_.get(), s, static_cast<int>(args_.size()), args_.data());

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/matmul_prim.h"
+#include "kernels/spin_team.h"
 
 namespace minnow::kernels {
 namespace {
@@ -96,6 +97,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
   }
   const int64_t lda = trans_a ? m : k;
   const int64_t ldb = trans_b ? k : n;
+  note_openmp_team();
   check(dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
                    accumulate ? 1.0f : 0.0f, c, n),
         m, n, k);

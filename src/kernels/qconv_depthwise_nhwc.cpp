@@ -18,9 +18,6 @@
 namespace minnow::kernels {
 namespace {
 
-// Output rows per unit of work shared among threads.
-constexpr int64_t kRowBlock = 64;
-
 using QuadLayout = QConvDepthwiseNhwc::QuadLayout;
 
 // One input row as the quads read it: position p of the padded row (pl zero-point positions,
@@ -172,18 +169,21 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
 // (slot_of): quad vector b of a group holds channels 16L + 4b + k of its 128-bit lane L. Two
 // outputs at a time accumulate in eight registers (the weights come from memory); packing the
 // four requantized vectors of an output (packs work within 128-bit lanes) puts its 64 channels
-// back in order. 8-bit outputs only. The requantization is Requantizer::store's: clamped in
-// float, so every value fits the 16-bit packs exactly.
+// back in order. 8-bit outputs only. The requantization is PackedRequant's when `packed` (it
+// is exact for these constants), else Requantizer::store's: clamped in float, so every value
+// fits the 16-bit packs exactly.
 template <int K, bool Paired, DType Out>
 MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
                                     int64_t grouped, const uint8_t* const* row_ptrs,
-                                    const int8_t* wq, const Epilogue& e, void* y, int64_t y_at) {
+                                    const int8_t* wq, const Epilogue& e, bool packed, void* y,
+                                    int64_t y_at) {
   static_assert(Out != DType::kF32);
   constexpr int Q = Paired ? 1 : (K + 3) / 4;
   constexpr int W = Paired ? 2 : Q;
   const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
   const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
   const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(e.y_zp));
+  const PackedRequant<Out> requant(e);
   for (int64_t g0 = 0; g0 < grouped; g0 += 64) {
     __m512 mult[4];
     __m512i offset[4];
@@ -192,6 +192,8 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, const QuadLayout& q, 
       offset[b] = _mm512_loadu_si512(e.offset + g0 + 16 * b);
     }
     auto store = [&](const __m512i* acc, int64_t ox) MINNOW_VNNI {
+      auto* dst = static_cast<int8_t*>(y) + y_at + ox * c + g0;
+      if (packed) return _mm512_storeu_si512(dst, requant.pack(acc, mult));
       __m512i v[4];
 #pragma GCC unroll 4
       for (int b = 0; b < 4; ++b) {
@@ -203,7 +205,7 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, const QuadLayout& q, 
       const __m512i b = _mm512_add_epi16(_mm512_packs_epi32(v[2], v[3]), zp);
       const __m512i bytes =
           Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
-      _mm512_storeu_si512(static_cast<int8_t*>(y) + y_at + ox * c + g0, bytes);
+      _mm512_storeu_si512(dst, bytes);
     };
     auto weight = [&](int t, int b)
                       MINNOW_VNNI { return _mm512_loadu_si512(wq + (t * cpad + g0 + 16 * b) * 4); };
@@ -310,8 +312,10 @@ void QConvDepthwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(c)] = sum;
     }
   }
-  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed,
-                   [this](int64_t c) { return slot_of(c, grouped_); });
+  if (update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.c, changed,
+                       [this](int64_t c) { return slot_of(c, grouped_); })) {
+    packed_ok_ = packed_requant_exact(taps);
+  }
 }
 
 void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
@@ -348,7 +352,8 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
     with_output_dtype(y_dtype_, [&]<DType Out>() {
       with_layout(k, quads_.paired, [&]<int K, bool Paired>() {
         if constexpr (Out != DType::kF32) {
-          output_row_grouped<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, y, y_at);
+          output_row_grouped<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, packed_ok_,
+                                             y, y_at);
         }
         output_row<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, y, y_at);
       });
@@ -372,9 +377,10 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
     }
   }
   // (Each block of rows widens its first kh - stride input rows again.)
-  share_out(rows, kRowBlock, macs, threads, [&](int64_t first, int64_t last, int t) {
-    run_rows(p, x, y, first, last, scratch_[static_cast<size_t>(t)]);
-  });
+  share_out(rows, row_block(rows, threads), macs, threads, team_choice_,
+            [&](int64_t first, int64_t last, int t) {
+              run_rows(p, x, y, first, last, scratch_[static_cast<size_t>(t)]);
+            });
 }
 
 }  // namespace minnow::kernels

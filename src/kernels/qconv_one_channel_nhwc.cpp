@@ -18,9 +18,6 @@
 namespace minnow::kernels {
 namespace {
 
-// Output rows per unit of work shared among threads.
-constexpr int64_t kRowBlock = 64;
-
 // One output row from the padded rows of its K input rows: for each block of 16 output
 // channels, its K * Q weight quads stay in registers while the row is swept four outputs at a
 // time; each tap quad is a broadcast 32-bit load of the row.
@@ -139,9 +136,10 @@ void QConvOneChannelNhwc::forward(const QLinearParams& p, const void* x, const i
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
   if (static_cast<int>(rings_.size()) < threads) rings_.resize(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) rings_[static_cast<size_t>(t)].get(g_.kh * row_bytes_);
-  share_out(rows, kRowBlock, macs, threads, [&](int64_t first, int64_t last, int t) {
-    run_rows(p, x, y, first, last, rings_[static_cast<size_t>(t)].data());
-  });
+  share_out(rows, row_block(rows, threads), macs, threads, team_choice_,
+            [&](int64_t first, int64_t last, int t) {
+              run_rows(p, x, y, first, last, rings_[static_cast<size_t>(t)].data());
+            });
 }
 
 }  // namespace minnow::kernels

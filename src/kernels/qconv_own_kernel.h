@@ -3,12 +3,15 @@
 // their weights, and their per-channel requantization constants.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "kernels/qlinear_reference.h"
+#include "kernels/team_choice.h"
 #include "kernels/weights_watch.h"
 #include "minnow/error.h"
 
@@ -61,11 +64,25 @@ class QConvOwnKernel {
     return true;
   }
 
+  // Whether PackedRequant (qconv_vnni_common.h) gives the exact result for these constants:
+  // |acc * mult| < 2^31 for every accumulator of `products` u8 x s8 products (bounded by the
+  // largest start plus 255 * 128 per product), with a factor 2 to spare.
+  bool packed_requant_exact(int64_t products) const {
+    float largest = 0;
+    for (size_t i = 0; i < mult_.size(); ++i) {
+      const float bound = std::fabs(static_cast<float>(offset_[i])) +
+                          255.0f * 128.0f * static_cast<float>(products);
+      largest = std::max(largest, bound * std::fabs(mult_[i]));
+    }
+    return largest < 1073741824.0f;
+  }
+
   WeightsWatch weights_;         // the weights the kernel's packed copy was made from
   std::vector<int32_t> wsum_;    // sum of each output channel's weights
   std::vector<float> mult_;      // x_scale * w_scale[c] (/ y_scale)
   std::vector<int32_t> offset_;  // every accumulator's start
   bool params_constant_ = false, constants_ready_ = false;
+  TeamChoice team_choice_;  // whether this layer is shared with the spin team (share_out)
 };
 
 }  // namespace minnow::kernels

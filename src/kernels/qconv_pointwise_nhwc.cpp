@@ -54,35 +54,21 @@ class StridedPixels {
   int64_t ow_, n_, oy_, ox_;
 };
 
-// Stores the 64 output channels of one pixel from four accumulators with one 64-byte store:
-// each rounded in int32, narrowed with saturation to int16, clamped there to the rounded bounds
-// of Requantizer's clamp, shifted by the zero point and narrowed to bytes. Rounding commutes
-// with clamping to integers, so this is Requantizer::store's result, in 23 instructions instead
-// of 36, as long as no accumulator times its multiplier reaches 2^31 (packed_ok() checks a
-// bound per call).
+// Stores the 64 output channels of one pixel from four accumulators with one 64-byte store
+// (PackedRequant, whose packs leave dword 4L + d holding channels 16d + 4L .. + 3).
 template <DType Out>
 struct PackedStore {
-  __m512i lo, hi, zp, order;
+  PackedRequant<Out> requant;
+  __m512i order;
 
   PackedStore() = default;
   MINNOW_VNNI explicit PackedStore(const Epilogue& e)
-      : lo(_mm512_set1_epi16(static_cast<int16_t>(std::nearbyint(e.lo)))),
-        hi(_mm512_set1_epi16(static_cast<int16_t>(std::nearbyint(e.hi)))),
-        zp(_mm512_set1_epi16(static_cast<int16_t>(e.y_zp))),
-        // The packs interleave 128-bit lanes: dword 4L + d holds channels 16d + 4L .. + 3.
+      : requant(e),
         order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)) {}
 
   MINNOW_VNNI void store(const __m512i* acc, const Requantizer<Out>* rq, void* y) const {
-    __m512i q[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
-      q[v] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[v]), rq[v].mult));
-    }
-    __m512i a = _mm512_packs_epi32(q[0], q[1]), b = _mm512_packs_epi32(q[2], q[3]);
-    a = _mm512_add_epi16(_mm512_min_epi16(_mm512_max_epi16(a, lo), hi), zp);
-    b = _mm512_add_epi16(_mm512_min_epi16(_mm512_max_epi16(b, lo), hi), zp);
-    const __m512i bytes = Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
-    _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, bytes));
+    const __m512 mult[4] = {rq[0].mult, rq[1].mult, rq[2].mult, rq[3].mult};
+    _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, requant.pack(acc, mult)));
   }
 };
 
@@ -215,16 +201,7 @@ void QConvPointwiseNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(o)] = sum;
     }
   }
-  if (!update_constants(p, p.x_zp, g_.o, changed)) return;
-  // PackedStore's condition: |acc * mult| < 2^31 for every accumulator (bounded by the largest
-  // start plus 255 * 128 per input channel), with a factor 2 to spare.
-  float largest = 0;
-  for (int64_t o = 0; o < g_.o; ++o) {
-    const auto i = static_cast<size_t>(o);
-    const float bound = std::fabs(static_cast<float>(offset_[i])) + 255.0f * 128.0f * g_.c;
-    largest = std::max(largest, bound * std::fabs(mult_[i]));
-  }
-  packed_ok_ = largest < 1073741824.0f;
+  if (update_constants(p, p.x_zp, g_.o, changed)) packed_ok_ = packed_requant_exact(g_.c);
 }
 
 void QConvPointwiseNhwc::run_pixels(const QLinearParams& p, const uint8_t* x, void* y,
@@ -242,10 +219,13 @@ void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const in
   const int64_t pixels = g_.n * g_.ohw();
   const int64_t macs = pixels * g_.c * g_.o;
   // About 8 blocks per thread: enough to even out a slow core, few enough that handing them out
-  // costs nothing next to the work.
+  // costs nothing next to the work. Small layers: about 4 blocks per thread of whole tiles.
   const int threads = omp_get_max_threads();
-  const int64_t block = std::max<int64_t>(1, pixels / (8 * threads * kPixelChunk)) * kPixelChunk;
-  share_out(pixels, block, macs, threads,
+  const int64_t block =
+      pixels >= 8 * threads * kPixelChunk
+          ? pixels / (8 * threads * kPixelChunk) * kPixelChunk
+          : std::max<int64_t>(16, (pixels + 4 * threads * 16 - 1) / (4 * threads * 16) * 16);
+  share_out(pixels, block, macs, threads, team_choice_,
             [&](int64_t first, int64_t last, int) { run_pixels(p, xb, y, first, last); });
 }
 

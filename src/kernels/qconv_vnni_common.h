@@ -8,12 +8,15 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "kernels/conv_geometry.h"
 #include "kernels/qlinear_reference.h"
+#include "kernels/spin_team.h"
+#include "kernels/team_choice.h"
 
 namespace minnow::kernels {
 
@@ -36,24 +39,41 @@ inline bool small_square_window(const ConvGeometry& g) {
          std::max(g.pt, g.pb) < g.kh && std::max(g.pl, g.pr) < g.kw && g.oh() > 0 && g.ow() > 0;
 }
 
-// Below this many multiply-adds a layer runs on one thread. Waking the second costs about a
-// microsecond, and on the shared dev host a second thread sometimes makes every call wait: a
-// 600k layer at batch 1 then took 4.4 us on two threads and 1.7 us on one. (MobileNetV2 on
-// 28x28 at batch 1: every layer on one thread.)
-constexpr int64_t kParallelMinMacs = 2'000'000;
+// Below this many multiply-adds a layer runs on one thread: handing blocks to the spin team's
+// helper and waiting for its last one costs more than it saves. (mobilenet_v2 int8 at batch 1,
+// quiet host: 0.035 ms on one thread; sharing layers from 150k multiply-adds 0.030 ms, from 60k
+// 0.028 ms, from 30k 0.029 ms.)
+constexpr int64_t kParallelMinMacs = 60'000;
+// From this many, a layer the spin team declines (kernels/spin_team.h: OpenMP in use) is shared
+// by an OpenMP team instead, whose fork and join (about 1 us) it then pays for.
+constexpr int64_t kOpenMpMinMacs = 2'000'000;
 
 // Calls body(first, last, thread) over [0, count): at once on one thread below
-// kParallelMinMacs, else in blocks of `block` taken in turn by the threads rather than halves
-// fixed up front (on a shared host one core is often slower than the other, and the faster
-// must not wait for it). `threads` is how many the caller prepared scratch for.
+// kParallelMinMacs, else, when `choice` finds that sharing pays, in blocks of `block` taken in
+// turn by the spin team's threads rather than halves fixed up front (on a shared host one core
+// is often slower than the other, and the faster must not wait for it). `threads` is how many
+// the caller prepared scratch for.
 template <class F>
-void share_out(int64_t count, int64_t block, int64_t macs, int threads, F&& body) {
-  if (macs < kParallelMinMacs || threads <= 1) return body(int64_t{0}, count, 0);
+void share_out(int64_t count, int64_t block, int64_t macs, int threads, TeamChoice& choice,
+               F&& body) {
   const int64_t blocks = (count + block - 1) / block;
+  if (macs < kParallelMinMacs || threads <= 1 || blocks <= 1) return body(int64_t{0}, count, 0);
+  auto run_block = [&](int64_t b, int thread) {
+    body(b * block, std::min(count, (b + 1) * block), thread);
+  };
+  auto alone = [&] {
+    if (macs < kOpenMpMinMacs) return body(int64_t{0}, count, 0);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    body(b * block, std::min(count, (b + 1) * block), omp_get_thread_num());
-  }
+    for (int64_t b = 0; b < blocks; ++b) run_block(b, omp_get_thread_num());
+  };
+  choice.run(alone, [&] { return spin_team_run(threads, blocks, run_block); });
+}
+
+// Output rows per block for the kernels that slide a window over rows: about two blocks per
+// thread, at most 64 rows. (Each block builds again the input rows it shares with the one
+// before, so blocks are not made smaller than sharing needs.)
+inline int64_t row_block(int64_t rows, int threads) {
+  return std::clamp<int64_t>((rows + 2 * threads - 1) / (2 * threads), 1, 64);
 }
 
 // Calls f.template operator()<Out>() with the output dtype (u8, i8 or f32) as a constant.
@@ -242,6 +262,36 @@ struct Requantizer {
     } else {
       _mm_mask_storeu_epi8(dst, static_cast<__mmask16>((1u << lanes) - 1), bytes);
     }
+  }
+};
+
+// Requantizes four accumulators of 16 channels (acc[v], multipliers mult[v]) to 64 8-bit
+// outputs: each rounded in int32, narrowed with saturation to int16, clamped there to the
+// rounded bounds of Requantizer's clamp, shifted by the zero point and narrowed to bytes.
+// Rounding commutes with clamping to integers, so this is Requantizer::store's result in 21
+// instructions and one store instead of 36 instructions, as long as no accumulator times its
+// multiplier reaches 2^31 (QConvOwnKernel::packed_requant_exact). The packs work within 128-bit
+// lanes: dword 4L + d of the result holds channels 16d + 4L .. 16d + 4L + 3.
+template <DType Out>  // u8 or i8
+struct PackedRequant {
+  __m512i lo, hi, zp;
+
+  PackedRequant() = default;
+  MINNOW_VNNI explicit PackedRequant(const Epilogue& e)
+      : lo(_mm512_set1_epi16(static_cast<int16_t>(std::nearbyint(e.lo)))),
+        hi(_mm512_set1_epi16(static_cast<int16_t>(std::nearbyint(e.hi)))),
+        zp(_mm512_set1_epi16(static_cast<int16_t>(e.y_zp))) {}
+
+  MINNOW_VNNI __m512i pack(const __m512i* acc, const __m512* mult) const {
+    __m512i q[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      q[v] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[v]), mult[v]));
+    }
+    __m512i a = _mm512_packs_epi32(q[0], q[1]), b = _mm512_packs_epi32(q[2], q[3]);
+    a = _mm512_add_epi16(_mm512_min_epi16(_mm512_max_epi16(a, lo), hi), zp);
+    b = _mm512_add_epi16(_mm512_min_epi16(_mm512_max_epi16(b, lo), hi), zp);
+    return Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
   }
 };
 
