@@ -377,10 +377,9 @@ void QConvDepthwiseNhwc::forward(const QLinearParams& p, const void* x, const in
     }
   }
   // (Each block of rows widens its first kh - stride input rows again.)
-  share_out(rows, row_block(rows, threads), macs, threads, team_choice_,
-            [&](int64_t first, int64_t last, int t) {
-              run_rows(p, x, y, first, last, scratch_[static_cast<size_t>(t)]);
-            });
+  share_out(rows, row_block(rows, threads), macs, threads, [&](int64_t first, int64_t last, int t) {
+    run_rows(p, x, y, first, last, scratch_[static_cast<size_t>(t)]);
+  });
 }
 
 }  // namespace minnow::kernels

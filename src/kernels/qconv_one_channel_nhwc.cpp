@@ -136,10 +136,9 @@ void QConvOneChannelNhwc::forward(const QLinearParams& p, const void* x, const i
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
   if (static_cast<int>(rings_.size()) < threads) rings_.resize(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) rings_[static_cast<size_t>(t)].get(g_.kh * row_bytes_);
-  share_out(rows, row_block(rows, threads), macs, threads, team_choice_,
-            [&](int64_t first, int64_t last, int t) {
-              run_rows(p, x, y, first, last, rings_[static_cast<size_t>(t)].data());
-            });
+  share_out(rows, row_block(rows, threads), macs, threads, [&](int64_t first, int64_t last, int t) {
+    run_rows(p, x, y, first, last, rings_[static_cast<size_t>(t)].data());
+  });
 }
 
 }  // namespace minnow::kernels

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "kernels/qlinear_reference.h"
-#include "kernels/team_choice.h"
 #include "kernels/weights_watch.h"
 #include "minnow/error.h"
 
@@ -82,7 +81,6 @@ class QConvOwnKernel {
   std::vector<float> mult_;      // x_scale * w_scale[c] (/ y_scale)
   std::vector<int32_t> offset_;  // every accumulator's start
   bool params_constant_ = false, constants_ready_ = false;
-  TeamChoice team_choice_;  // whether this layer is shared with the spin team (share_out)
 };
 
 }  // namespace minnow::kernels

@@ -225,7 +225,7 @@ void QConvPointwiseNhwc::forward(const QLinearParams& p, const void* x, const in
       pixels >= 8 * threads * kPixelChunk
           ? pixels / (8 * threads * kPixelChunk) * kPixelChunk
           : std::max<int64_t>(16, (pixels + 4 * threads * 16 - 1) / (4 * threads * 16) * 16);
-  share_out(pixels, block, macs, threads, team_choice_,
+  share_out(pixels, block, macs, threads,
             [&](int64_t first, int64_t last, int) { run_pixels(p, xb, y, first, last); });
 }
 

@@ -16,7 +16,6 @@
 #include "kernels/conv_geometry.h"
 #include "kernels/qlinear_reference.h"
 #include "kernels/spin_team.h"
-#include "kernels/team_choice.h"
 
 namespace minnow::kernels {
 
@@ -44,29 +43,25 @@ inline bool small_square_window(const ConvGeometry& g) {
 // quiet host: 0.035 ms on one thread; sharing layers from 150k multiply-adds 0.030 ms, from 60k
 // 0.028 ms, from 30k 0.029 ms.)
 constexpr int64_t kParallelMinMacs = 60'000;
-// From this many, a layer the spin team declines (kernels/spin_team.h: OpenMP in use) is shared
-// by an OpenMP team instead, whose fork and join (about 1 us) it then pays for.
+// From this many, a layer the spin team declines (kernels/spin_team.h) is shared by an OpenMP
+// team instead, whose fork and join (about 1 us) it then pays for.
 constexpr int64_t kOpenMpMinMacs = 2'000'000;
 
 // Calls body(first, last, thread) over [0, count): at once on one thread below
-// kParallelMinMacs, else, when `choice` finds that sharing pays, in blocks of `block` taken in
-// turn by the spin team's threads rather than halves fixed up front (on a shared host one core
-// is often slower than the other, and the faster must not wait for it). `threads` is how many
-// the caller prepared scratch for.
+// kParallelMinMacs, else in blocks of `block` taken in turn by the spin team's threads rather
+// than halves fixed up front (on a shared host one core is often slower than the other, and the
+// faster must not wait for it). `threads` is how many the caller prepared scratch for.
 template <class F>
-void share_out(int64_t count, int64_t block, int64_t macs, int threads, TeamChoice& choice,
-               F&& body) {
+void share_out(int64_t count, int64_t block, int64_t macs, int threads, F&& body) {
   const int64_t blocks = (count + block - 1) / block;
   if (macs < kParallelMinMacs || threads <= 1 || blocks <= 1) return body(int64_t{0}, count, 0);
   auto run_block = [&](int64_t b, int thread) {
     body(b * block, std::min(count, (b + 1) * block), thread);
   };
-  auto alone = [&] {
-    if (macs < kOpenMpMinMacs) return body(int64_t{0}, count, 0);
+  if (spin_team_run(threads, blocks, run_block)) return;
+  if (macs < kOpenMpMinMacs) return body(int64_t{0}, count, 0);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t b = 0; b < blocks; ++b) run_block(b, omp_get_thread_num());
-  };
-  choice.run(alone, [&] { return spin_team_run(threads, blocks, run_block); });
+  for (int64_t b = 0; b < blocks; ++b) run_block(b, omp_get_thread_num());
 }
 
 // Output rows per block for the kernels that slide a window over rows: about two blocks per

@@ -24,6 +24,8 @@ constexpr auto kSpin = std::chrono::microseconds(200);
 // about 300,000 pause instructions (a few milliseconds) before they sleep.
 constexpr auto kOpenMpQuiet = std::chrono::milliseconds(10);
 
+thread_local bool team_off = false;  // SpinTeamOff
+
 // Set by note_openmp_team; cleared by the first caller that finds it kOpenMpQuiet old.
 std::atomic<bool> openmp_recent{false};
 std::atomic<int64_t> openmp_last_ns{0};
@@ -56,7 +58,7 @@ class Team {
   }
 
   bool run(int threads, int64_t blocks, Body body, void* context) {
-    if (blocks >= (int64_t{1} << 31) || openmp_active() ||
+    if (team_off || blocks >= (int64_t{1} << 31) || openmp_active() ||
         busy_.exchange(true, std::memory_order_acquire)) {
       return false;
     }
@@ -161,6 +163,9 @@ class Team {
 };
 
 }  // namespace
+
+SpinTeamOff::SpinTeamOff() : was_(team_off) { team_off = true; }
+SpinTeamOff::~SpinTeamOff() { team_off = was_; }
 
 void note_openmp_team() {
   if (omp_get_max_threads() <= 1 || omp_in_parallel()) return;

@@ -25,10 +25,23 @@ namespace minnow::kernels {
 
 // Calls body(block, thread) for every block in [0, blocks), on the calling thread (thread 0)
 // and on up to threads - 1 helpers (threads 1, 2, ...), and returns when all blocks are done.
-// Returns false, having called nothing, when the team is in use by another thread. body must
-// not throw.
+// Returns false, having called nothing, when the team is in use by another thread, stands aside
+// for OpenMP or is off on this thread (SpinTeamOff). body must not throw.
 bool spin_team_run(int threads, int64_t blocks,
                    void (*body)(void* context, int64_t block, int thread), void* context);
+
+// While one exists, spin_team_run on this thread declines every layer (an InferenceSession's
+// runs on one thread: runtime/threads_choice.h).
+class SpinTeamOff {
+ public:
+  SpinTeamOff();
+  ~SpinTeamOff();
+  SpinTeamOff(const SpinTeamOff&) = delete;
+  SpinTeamOff& operator=(const SpinTeamOff&) = delete;
+
+ private:
+  bool was_;
+};
 
 // Called before a call that may start an OpenMP parallel region (a oneDNN primitive or
 // dnnl_sgemm); notes one unless OpenMP is limited to one thread here or already inside a region.

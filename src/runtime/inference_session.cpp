@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/op_groups.h"
+#include "kernels/spin_team.h"
 #include "minnow/error.h"
 #include "ops/shape_util.h"
 #include "passes/channels_last.h"
@@ -23,6 +24,7 @@
 #include "passes/simplify_for_inference.h"
 #include "runtime/lane_workers.h"
 #include "runtime/memory_plan.h"
+#include "runtime/threads_choice.h"
 
 namespace minnow {
 namespace {
@@ -46,6 +48,19 @@ constexpr int64_t kPiecesPerLane = 4;
 // ms in one piece, 55 ms in lanes).
 constexpr int64_t kLaneMinMacsPerWeight = 2;
 constexpr size_t kLaneMaxWeightBytes = size_t{4} << 20;
+
+// OpenMP limited to one thread, and the spin team off, on this thread for the scope.
+class OneThread {
+ public:
+  OneThread() : threads_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(threads_); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int threads_;
+  kernels::SpinTeamOff team_off_;
+};
 
 // Ops that compute every sample on its own, with the batch along dim 0 of everything they read
 // and write (checked by the caller): splitting the batch cannot change their results.
@@ -96,6 +111,7 @@ struct InferenceSession::Plan {
     std::vector<Tensor*> in, out;
   };
   std::vector<Step> steps;
+  ThreadsChoice threads;  // whether runs of this plan (set 0) go faster on one thread
 };
 
 InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optimize)
@@ -312,13 +328,31 @@ const std::vector<Tensor>& InferenceSession::run(const std::map<std::string, Ten
   const int64_t piece = piece_size(batch, lanes);
   if (piece < batch) return run_in_pieces(feeds, batch, piece, lanes);
   Plan& plan = plan_for(batch);
-  last_plan_ = &plan;
-  for (const ValueInfo& v : graph_.inputs) plan.values[v.name] = feeds.at(v.name);
-  run_steps(plan);
+  Plan* ran = &plan;
+  auto run_on = [&](Plan& p) {
+    for (const ValueInfo& v : graph_.inputs) p.values[v.name] = feeds.at(v.name);
+    run_steps(p);
+    ran = &p;
+  };
+  if (lanes < 2) {
+    run_on(plan);
+  } else {
+    plan.threads.run(
+        [&] {
+          // Lane 0's plan, whose kernels were made for one thread (see run_in_pieces).
+          OneThread one;
+          run_on(plan_for(batch, 1));
+        },
+        [&] {
+          run_on(plan);
+          return true;
+        });
+  }
+  last_plan_ = ran;
   // Assigned in place, not rebuilt: a copied Tensor would allocate its shape every run.
   results_.resize(graph_.outputs.size());
   for (size_t i = 0; i < results_.size(); ++i) {
-    results_[i] = plan.values.at(graph_.outputs[i].name);
+    results_[i] = ran->values.at(graph_.outputs[i].name);
   }
   return results_;
 }

@@ -1,13 +1,14 @@
 // The spin team (kernels/spin_team.h) and the timed choice of whether a layer uses it
-// (kernels/team_choice.h).
+// (runtime/threads_choice.h).
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
 #include "kernels/spin_team.h"
-#include "kernels/team_choice.h"
+#include "runtime/threads_choice.h"
 
 namespace minnow {
 namespace {
@@ -76,28 +77,49 @@ TEST(SpinTeam, BusyTeamDeclinesAnotherCaller) {
   EXPECT_EQ(runs.load(), 4);
 }
 
-// A TeamChoice runs its first calls alternately alone and shared, keeps the faster way, and runs
-// alone whenever the shared way declines.
-TEST(TeamChoice, KeepsTheFasterWay) {
+// SpinTeamOff turns the team off on its thread for its lifetime.
+TEST(SpinTeam, OffDeclines) {
+  int called = 0;
+  auto body = [&](int64_t, int) { ++called; };
+  {
+    kernels::SpinTeamOff off;
+    EXPECT_FALSE(kernels::spin_team_run(2, 4, body));
+  }
+  EXPECT_EQ(called, 0);
+  EXPECT_TRUE(kernels::spin_team_run(2, 4, body));
+  EXPECT_EQ(called, 4);
+}
+
+// A ThreadsChoice runs its first call alone and the next ones shared for at least 32 calls and
+// 20 ms, then times 9 calls each way, keeps the faster way, and runs alone whenever the shared
+// way declines.
+TEST(ThreadsChoice, KeepsTheFasterWay) {
   auto spin = [](int iterations) {
     for (volatile int i = 0; i < iterations; ++i) {
     }
   };
   for (bool shared_faster : {true, false}) {
-    kernels::TeamChoice choice;
+    ThreadsChoice choice;
     int alone = 0, shared = 0;
-    for (int call = 0; call < 200; ++call) {
+    const auto start = std::chrono::steady_clock::now();
+    while (!choice.settled()) choice.run([&] { ++alone; }, [&] { return ++shared, true; });
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(20));
+    EXPECT_GE(shared, 32);
+    EXPECT_EQ(alone, 1);  // the first call
+    alone = shared = 0;
+    for (int call = 0; call < 18; ++call) {
       choice.run([&] { ++alone, spin(shared_faster ? 20000 : 0); },
                  [&] { return ++shared, spin(shared_faster ? 0 : 20000), true; });
     }
-    EXPECT_EQ(alone + shared, 200);
-    if (shared_faster) {
-      EXPECT_GE(shared, 190) << "alone " << alone;
-    } else {
-      EXPECT_GE(alone, 190) << "shared " << shared;
+    EXPECT_EQ(alone, 9);
+    EXPECT_EQ(shared, 9);
+    alone = shared = 0;
+    for (int call = 0; call < 100; ++call) {
+      choice.run([&] { ++alone; }, [&] { return ++shared, true; });
     }
+    EXPECT_EQ(shared_faster ? shared : alone, 100) << (shared_faster ? "shared" : "alone");
   }
-  kernels::TeamChoice declined;
+  ThreadsChoice declined;
   int alone = 0;
   for (int call = 0; call < 50; ++call) declined.run([&] { ++alone; }, [] { return false; });
   EXPECT_EQ(alone, 50);

@@ -1,0 +1,86 @@
+// ThreadsChoice: whether a run goes faster on all threads or on the calling thread alone,
+// decided by timing both on this host, now.
+//
+// Neither answer holds for long on the shared dev host. It switches between two states: in one
+// a cache line moves between the two cores in about 0.05 us, in the other in 0.4 us (a spin
+// round trip; OpenMP's fork and join takes 0.5 and 1.1 us). At batch 1, ms on two threads / one
+// in the first state and in the second: mobilenet_v2 f32 0.058 / 0.075 and 0.112 / 0.075,
+// resnet8 int8 0.025 / 0.029 and 0.042 / 0.030, mobilenet_v2 int8 (layers shared with the spin
+// team, kernels/spin_team.h) 0.028 / 0.035 and 0.068 / 0.035. So after the first calls, and
+// then every kTrialEvery calls, a trial runs kTrials calls one way in a row, then kTrials the
+// other, and the way with the lower median is kept until the next trial. Whole runs are timed,
+// in runs of one way: a layer shared right after a run alone pays for moving its input to the
+// other core, which a run whose every layer is shared does not (timed alternately, call by call,
+// shared runs of mobilenet_v2 int8 took 0.03 to 0.07 ms, 0.027 in a row).
+#pragma once
+
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+
+namespace minnow {
+
+class ThreadsChoice {
+ public:
+  // Calls alone() or shared(); shared() returns false when it ran nothing, and alone() runs
+  // then.
+  template <class Alone, class Shared>
+  void run(Alone&& alone, Shared&& shared) {
+    if (settling_) {
+      // The first call alone, so that each way has made its plans before any is timed.
+      const auto now = std::chrono::steady_clock::now();
+      if (calls_++ == 0) {
+        first_ = now;
+        return alone();
+      }
+      if (!shared()) alone();
+      if (calls_ > kSettle && now - first_ >= kSettleTime) {
+        settling_ = false;
+        calls_ = 0;
+      }
+      return;
+    }
+    // A trial: kTrials + 1 calls alone, then as many shared, the first of each untimed (the
+    // first after a switch pays for moving data and waking threads).
+    constexpr int64_t kRun = kTrials + 1;
+    const int64_t call = calls_++ % kTrialEvery;
+    if (call >= 2 * kRun) {
+      if (!use_shared_ || !shared()) alone();
+      return;
+    }
+    const bool shared_turn = call >= kRun;
+    const int64_t trial = call % kRun - 1;
+    const uint64_t start = __rdtsc();
+    if (!shared_turn || !shared()) alone();
+    if (trial >= 0) ticks_[shared_turn][trial] = __rdtsc() - start;
+    if (call == 2 * kRun - 1) use_shared_ = median(ticks_[1]) < median(ticks_[0]);
+  }
+
+  // Whether the first calls are over: the next calls are a trial.
+  bool settled() const { return !settling_; }
+
+ private:
+  // The first calls are not timed: they make plans, start threads and fill caches; and making
+  // plans may have run OpenMP regions, for which the spin team stands aside for a while
+  // (kernels/spin_team.h).
+  static constexpr int64_t kSettle = 32;
+  static constexpr auto kSettleTime = std::chrono::milliseconds(20);
+  static constexpr int kTrials = 8;
+  static constexpr int64_t kTrialEvery = 2048;
+
+  static uint64_t median(std::array<uint64_t, kTrials> t) {
+    std::nth_element(t.begin(), t.begin() + kTrials / 2, t.end());
+    return t[kTrials / 2];
+  }
+
+  bool settling_ = true;
+  std::chrono::steady_clock::time_point first_;
+  int64_t calls_ = 0;  // while settling, then since it ended
+  bool use_shared_ = false;
+  std::array<std::array<uint64_t, kTrials>, 2> ticks_{};  // [alone, shared][trial]
+};
+
+}  // namespace minnow
