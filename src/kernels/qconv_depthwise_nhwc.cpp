@@ -48,62 +48,82 @@ inline int64_t slot_of(int64_t ch, int64_t grouped) {
 }
 
 // The tap quads of one padded row: quad j of column m, channel c, holds bytes
-// row[m * pitch + 4j + t][c] for t < taps (0 past that), laid out [j][m][cpad][4].
-MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, int64_t grouped,
-                             const RowSource& row, uint8_t* out) {
+// row[m * pitch + 4j + t][c] for t < taps (0 past that), laid out [j][m][cpad][4]. The layout
+// and the source are copied to locals first: the quads are stored through a byte pointer,
+// which may alias anything, and the compiler would otherwise reload every field after every
+// store (that reloading was a third of the 16-channel layer's time).
+MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t grouped,
+                             const RowSource& source, uint8_t* out) {
   // Byte 4c + t of a quad vector comes from byte c of the t-th 16-byte lane.
   alignas(64) static constexpr uint8_t kIndex[64] = {
       0,  16, 32, 48, 1,  17, 33, 49, 2,  18, 34, 50, 3,  19, 35, 51, 4,  20, 36, 52, 5,  21,
       37, 53, 6,  22, 38, 54, 7,  23, 39, 55, 8,  24, 40, 56, 9,  25, 41, 57, 10, 26, 42, 58,
       11, 27, 43, 59, 12, 28, 44, 60, 13, 29, 45, 61, 14, 30, 46, 62, 15, 31, 47, 63};
   const __m512i index = _mm512_load_si512(kIndex);
+  const QuadLayout q = layout;
+  const RowSource row = source;
+  // The quads of column m from the taps' pixels at[t] (t < taps).
+  auto column = [&](int64_t j, int64_t m, int taps, const uint8_t* const* at) MINNOW_VNNI {
+    uint8_t* dst = out + (j * q.columns + m) * cpad * 4;
+    // Channels [0, grouped): 64 at a time, interleaved within 128-bit lanes, which leaves them
+    // in slot order (slot_of).
+    for (int64_t c0 = 0; c0 < grouped; c0 += 64) {
+      __m512i px[4];
+      for (int t = 0; t < 4; ++t) {
+        px[t] = t < taps ? _mm512_loadu_si512(at[t] + c0) : _mm512_setzero_si512();
+      }
+      const __m512i a = _mm512_unpacklo_epi8(px[0], px[1]), b = _mm512_unpackhi_epi8(px[0], px[1]);
+      const __m512i c = _mm512_unpacklo_epi8(px[2], px[3]), d = _mm512_unpackhi_epi8(px[2], px[3]);
+      _mm512_storeu_si512(dst + 4 * c0, _mm512_unpacklo_epi16(a, c));
+      _mm512_storeu_si512(dst + 4 * c0 + 64, _mm512_unpackhi_epi16(a, c));
+      _mm512_storeu_si512(dst + 4 * c0 + 128, _mm512_unpacklo_epi16(b, d));
+      _mm512_storeu_si512(dst + 4 * c0 + 192, _mm512_unpackhi_epi16(b, d));
+    }
+    for (int64_t c0 = grouped; c0 < cpad; c0 += 16) {
+      auto tap = [&](int t) MINNOW_VNNI {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[t] + c0));
+      };
+      __m512i lanes = _mm512_zextsi128_si512(tap(0));
+      if (taps > 1) lanes = _mm512_inserti32x4(lanes, tap(1), 1);
+      if (taps > 2) lanes = _mm512_inserti32x4(lanes, tap(2), 2);
+      if (taps > 3) lanes = _mm512_inserti32x4(lanes, tap(3), 3);
+      _mm512_storeu_si512(dst + 4 * c0, _mm512_permutexvar_epi8(index, lanes));
+    }
+  };
   for (int64_t j = 0; j < q.per_row; ++j) {
     const int taps = static_cast<int>(std::min<int64_t>(4, q.row_taps - 4 * j));
-    for (int64_t m = 0; m < q.columns; ++m) {
-      const int64_t first = m * q.pitch + 4 * j;  // the position of tap 0
+    // Columns [inner_begin, inner_end) read pixels only: pl <= m * pitch + 4j and
+    // m * pitch + 4j + taps <= pl + w.
+    int64_t inner_begin = q.columns, inner_end = q.columns;
+    if (row.pixels && row.w >= taps) {
+      inner_begin = std::max<int64_t>(0, row.pl - 4 * j + q.pitch - 1) / q.pitch;
+      inner_end = std::clamp<int64_t>((row.pl + row.w - taps - 4 * j) / q.pitch + 1, inner_begin,
+                                      q.columns);
+    }
+    auto edge = [&](int64_t m) MINNOW_VNNI {
       const uint8_t* at[4];
-      if (row.inside(first, taps)) {
-        at[0] = row.pixels + (first - row.pl) * row.pitch;
-        if (cpad == 16 && row.pitch == 16) {
-          // One 16-channel block: the taps' pixels are consecutive bytes, one load.
-          const auto bytes = static_cast<__mmask64>(~0ull >> (64 - 16 * taps));
-          const __m512i lanes = _mm512_maskz_loadu_epi8(bytes, at[0]);
-          _mm512_storeu_si512(out + (j * q.columns + m) * 64,
-                              _mm512_permutexvar_epi8(index, lanes));
-          continue;
-        }
-        for (int t = 1; t < 4; ++t) at[t] = at[t - 1] + row.pitch;
-      } else {
-        for (int t = 0; t < taps; ++t) at[t] = row.at(first + t);
+      for (int t = 0; t < taps; ++t) at[t] = row.at(m * q.pitch + 4 * j + t);
+      column(j, m, taps, at);
+    };
+    for (int64_t m = 0; m < std::min(inner_begin, q.columns); ++m) edge(m);
+    const int64_t step = q.pitch * row.pitch;  // bytes from one column's first tap to the next
+    const uint8_t* first = row.pixels + (inner_begin * q.pitch + 4 * j - row.pl) * row.pitch;
+    if (cpad == 16 && row.pitch == 16) {
+      // One 16-channel block: the taps' pixels are consecutive bytes, one load.
+      const auto bytes = static_cast<__mmask64>(~0ull >> (64 - 16 * taps));
+      uint8_t* dst = out + (j * q.columns + inner_begin) * 64;
+      for (int64_t m = inner_begin; m < inner_end; ++m, first += step, dst += 64) {
+        _mm512_storeu_si512(dst,
+                            _mm512_permutexvar_epi8(index, _mm512_maskz_loadu_epi8(bytes, first)));
       }
-      uint8_t* dst = out + (j * q.columns + m) * cpad * 4;
-      // Channels [0, grouped): 64 at a time, interleaved within 128-bit lanes, which leaves
-      // them in slot order (slot_of).
-      for (int64_t c0 = 0; c0 < grouped; c0 += 64) {
-        __m512i px[4];
-        for (int t = 0; t < 4; ++t) {
-          px[t] = t < taps ? _mm512_loadu_si512(at[t] + c0) : _mm512_setzero_si512();
-        }
-        const __m512i a = _mm512_unpacklo_epi8(px[0], px[1]),
-                      b = _mm512_unpackhi_epi8(px[0], px[1]);
-        const __m512i c = _mm512_unpacklo_epi8(px[2], px[3]),
-                      d = _mm512_unpackhi_epi8(px[2], px[3]);
-        _mm512_storeu_si512(dst + 4 * c0, _mm512_unpacklo_epi16(a, c));
-        _mm512_storeu_si512(dst + 4 * c0 + 64, _mm512_unpackhi_epi16(a, c));
-        _mm512_storeu_si512(dst + 4 * c0 + 128, _mm512_unpacklo_epi16(b, d));
-        _mm512_storeu_si512(dst + 4 * c0 + 192, _mm512_unpackhi_epi16(b, d));
-      }
-      for (int64_t c0 = grouped; c0 < cpad; c0 += 16) {
-        auto tap = [&](int t) MINNOW_VNNI {
-          return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[t] + c0));
-        };
-        __m512i lanes = _mm512_zextsi128_si512(tap(0));
-        if (taps > 1) lanes = _mm512_inserti32x4(lanes, tap(1), 1);
-        if (taps > 2) lanes = _mm512_inserti32x4(lanes, tap(2), 2);
-        if (taps > 3) lanes = _mm512_inserti32x4(lanes, tap(3), 3);
-        _mm512_storeu_si512(dst + 4 * c0, _mm512_permutexvar_epi8(index, lanes));
+    } else {
+      for (int64_t m = inner_begin; m < inner_end; ++m, first += step) {
+        const uint8_t* at[4] = {first, first + row.pitch, first + 2 * row.pitch,
+                                first + 3 * row.pitch};
+        column(j, m, taps, at);
       }
     }
+    for (int64_t m = inner_end; m < q.columns; ++m) edge(m);
   }
 }
 
@@ -111,14 +131,22 @@ MINNOW_VNNI void build_quads(const QuadLayout& q, int64_t cpad, int64_t grouped,
 // weight quads in registers and sweeps the row four outputs at a time (independent
 // accumulators hide the latency of vpdpbusd). Paired (3x3, stride 1): quad m covers input
 // columns 2m .. 2m + 3, which output 2m reads with weights (w0, w1, w2, 0) and output 2m + 1
-// with (0, w0, w1, w2), so the quads are built for every other column only.
+// with (0, w0, w1, w2), so the quads are built for every other column only. With 16 channels,
+// four consecutive 8-bit outputs are 64 consecutive bytes, requantized by PackedRequant when
+// `packed` (it is exact for these constants) and stored at once.
 template <int K, bool Paired, DType Out>
 MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
                             int64_t c_begin, const uint8_t* const* row_ptrs, const int8_t* wq,
-                            const Epilogue& e, void* y, int64_t y_at) {
+                            const Epilogue& e, bool packed, void* y, int64_t y_at) {
   constexpr int Q = Paired ? 1 : (K + 3) / 4;  // quads per kernel row in the quad rows
   constexpr int W = Paired ? 2 : Q;            // weight quads per kernel row
   const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
+  constexpr bool kEight = Out != DType::kF32;
+  const bool four_pixels = kEight && packed && c == 16;
+  PackedRequant<Out> requant;
+  if constexpr (kEight) requant = PackedRequant<Out>(e);
+  // The packs leave dword 4L + i holding output i's channels 4L .. 4L + 3.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const uint8_t* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
   for (int64_t c0 = c_begin; c0 < c; c0 += 16) {
@@ -143,6 +171,14 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
             const __m512i wv = w[ky * W + (Paired ? i % 2 : j)];
             acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_loadu_si512(r + at * column), wv);
           }
+        }
+      }
+      if constexpr (kEight) {
+        if (four_pixels) {
+          const __m512 mult[4] = {rq.mult, rq.mult, rq.mult, rq.mult};
+          _mm512_storeu_si512(static_cast<int8_t*>(y) + y_at + ox * 16,
+                              _mm512_permutexvar_epi32(order, requant.pack(acc, mult)));
+          continue;
         }
       }
 #pragma GCC unroll 4
@@ -355,7 +391,7 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
           output_row_grouped<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, packed_ok_,
                                              y, y_at);
         }
-        output_row<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, y, y_at);
+        output_row<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, packed_ok_, y, y_at);
       });
     });
   }

@@ -69,7 +69,7 @@ class QConvDepthwiseNhwc : public QConvOwnKernel {
   // Channels computed 64 at a time in slot order (the .cpp's slot_of; weights and mult_ /
   // offset_ too): a multiple of 64, 0 for f32 outputs.
   int64_t grouped_ = 0;
-  bool packed_ok_ = false;  // the grouped path may requantize with PackedRequant
+  bool packed_ok_ = false;  // PackedRequant is exact for the current constants
   int64_t wq_size_ = 0;
   std::vector<Scratch> scratch_;
 };
