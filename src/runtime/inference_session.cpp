@@ -191,7 +191,13 @@ int64_t InferenceSession::piece_size(int64_t batch, int lanes) const {
   if (lanes < 2 || lane_piece_ == 0) return std::min(batch, micro_batch_);
   // Every lane gets a piece, even of a small batch.
   const int64_t shared_out = (batch + kPiecesPerLane * lanes - 1) / (kPiecesPerLane * lanes);
-  return std::min(lane_piece_, shared_out);
+  const int64_t largest = std::min(lane_piece_, shared_out);
+  // As many pieces as a multiple of the lanes, of equal size as far as it goes, so that the
+  // lanes finish together: mobilenet_v2 int8 at batch 256 in pieces of 27 (nine and 13) left
+  // one lane 14 samples more than the other; in pieces of 26 (nine and 22), 4: 4.54 -> 4.37 ms.
+  int64_t pieces = (batch + largest - 1) / largest;
+  pieces = (pieces + lanes - 1) / lanes * lanes;
+  return (batch + pieces - 1) / pieces;
 }
 
 InferenceSession::~InferenceSession() = default;
