@@ -67,6 +67,23 @@ int32_t requantize_mean(int64_t sum, int64_t hw, float x_scale, float y_scale, i
   return quant::quantize_scaled(real / y_scale, y_zp, r);
 }
 
+// requantize_mean of raw sums[k] - hw * x_zp for k < count, into y: the same double steps in a
+// loop the compiler vectorizes, clamped before rounding (the range's bounds are integers, so
+// that commutes). One at a time, the two double divisions per channel were most of the pool's
+// time (resnet8 int8, 64 channels of 7x7: 0.85 us).
+template <class Y>
+[[gnu::target_clones("arch=x86-64-v4", "default")]] void requantize_means(
+    const int64_t* __restrict sums, int64_t count, int64_t hw, int32_t x_zp, float x_scale,
+    float y_scale, int32_t y_zp, QRange r, Y* __restrict y) {
+  const double lo = static_cast<double>(r.lo - y_zp), hi = static_cast<double>(r.hi - y_zp);
+  const int64_t zero = hw * x_zp;
+  for (int64_t k = 0; k < count; ++k) {
+    const double real = static_cast<double>(sums[k] - zero) * x_scale / static_cast<double>(hw);
+    const double v = std::min(std::max(real / y_scale, lo), hi);
+    y[k] = static_cast<Y>(static_cast<int32_t>(std::nearbyint(v)) + y_zp);
+  }
+}
+
 class QLinearGlobalAvgPoolKernel final : public Kernel {
  public:
   QLinearGlobalAvgPoolKernel(const Node& n, Shape shape, bool fast)
@@ -98,7 +115,7 @@ class QLinearGlobalAvgPoolKernel final : public Kernel {
 #pragma omp parallel for if (planes * hw >= kParallelMin) schedule(static)
         for (int64_t n = 0; n < batch_; ++n) {
           rows_sum_fast(x + n * hw * c, hw, c, sums + n * c);
-          for (int64_t k = 0; k < c; ++k) put(n * c + k, sums[n * c + k] - hw * xzp);
+          requantize_means(sums + n * c, c, hw, xzp, xs, ys, yzp, r, y + n * c);
         }
       } else if (nhwc_) {
         for (int64_t p = 0; p < planes; ++p) {
