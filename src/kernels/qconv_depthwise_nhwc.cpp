@@ -28,10 +28,6 @@ struct RowSource {
   const uint8_t* fill;    // cpad bytes of the zero point
   int64_t pitch, pl, w;
 
-  // Whether positions first .. first + count - 1 are all pixels.
-  bool inside(int64_t first, int64_t count) const {
-    return pixels && first >= pl && first + count <= pl + w;
-  }
   const uint8_t* at(int64_t position) const {
     const int64_t i = position - pl;
     return pixels && i >= 0 && i < w ? pixels + i * pitch : fill;
@@ -96,18 +92,22 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
     // m * pitch + 4j + taps <= pl + w.
     int64_t inner_begin = q.columns, inner_end = q.columns;
     if (row.pixels && row.w >= taps) {
-      inner_begin = std::max<int64_t>(0, row.pl - 4 * j + q.pitch - 1) / q.pitch;
-      inner_end = std::clamp<int64_t>((row.pl + row.w - taps - 4 * j) / q.pitch + 1, inner_begin,
-                                      q.columns);
+      inner_begin =
+          std::min(q.columns, std::max<int64_t>(0, row.pl - 4 * j + q.pitch - 1) / q.pitch);
+      const int64_t room = row.pl + row.w - taps - 4 * j;  // the last column's m * pitch
+      inner_end =
+          room < 0 ? inner_begin : std::clamp<int64_t>(room / q.pitch + 1, inner_begin, q.columns);
     }
     auto edge = [&](int64_t m) MINNOW_VNNI {
       const uint8_t* at[4];
       for (int t = 0; t < taps; ++t) at[t] = row.at(m * q.pitch + 4 * j + t);
       column(j, m, taps, at);
     };
-    for (int64_t m = 0; m < std::min(inner_begin, q.columns); ++m) edge(m);
+    for (int64_t m = 0; m < inner_begin; ++m) edge(m);
     const int64_t step = q.pitch * row.pitch;  // bytes from one column's first tap to the next
-    const uint8_t* first = row.pixels + (inner_begin * q.pitch + 4 * j - row.pl) * row.pitch;
+    const uint8_t* first = inner_begin < inner_end
+                               ? row.pixels + (inner_begin * q.pitch + 4 * j - row.pl) * row.pitch
+                               : nullptr;
     if (cpad == 16 && row.pitch == 16) {
       // One 16-channel block: the taps' pixels are consecutive bytes, one load.
       const auto bytes = static_cast<__mmask64>(~0ull >> (64 - 16 * taps));

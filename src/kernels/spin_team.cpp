@@ -114,7 +114,7 @@ class Team {
 
   void help(int index, uint32_t seen) {
     auto idle_since = std::chrono::steady_clock::now();
-    for (int spins = 0;; ++spins) {
+    for (uint32_t spins = 0;; ++spins) {  // (unsigned: it wraps in a long-lived process)
       if (stop_.load(std::memory_order_relaxed)) return;
       if (static_cast<uint32_t>(word_.load(std::memory_order_acquire) >> 32) == seen) {
         _mm_pause();

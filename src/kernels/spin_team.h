@@ -7,7 +7,7 @@
 // about 0.05 us. The caller never waits for a helper to arrive: blocks are claimed one at a time
 // from that word, so a helper that is descheduled (on a shared host one core is often busy)
 // leaves its blocks to the caller, and the caller waits only for blocks a helper has begun.
-// After kSpinMicros without work a helper sleeps until the next layer.
+// After 200 us without work a helper sleeps until the next layer.
 //
 // One team per process; a caller that finds it busy with another thread's layer is told so and
 // runs the layer by itself.
@@ -15,8 +15,8 @@
 // The team stands aside while OpenMP is in use. OpenMP's own workers also spin between parallel
 // regions (for milliseconds), and with both spinning on a 2-core machine one of them waits for
 // a scheduler time slice: resnet8 int8 at batch 1, whose 3x3 layers run on oneDNN, went from a
-// p99 of 0.03 ms to 0.66 ms. So within kOpenMpQuiet of an OpenMP region (note_openmp_team) the
-// team declines layers and its helpers sleep.
+// p99 of 0.03 ms to 0.66 ms. So for 10 ms after an OpenMP region (note_openmp_team) the team
+// declines layers and its helpers sleep.
 #pragma once
 
 #include <cstdint>

@@ -15,7 +15,9 @@
 // activations stay in its core's own cache. Batch 256 on 2 threads, `minnow bench` p50,
 // micro-batches whose every layer both threads share -> lanes: mobilenet_v2 f32 12.8 -> 8.6 ms,
 // int8 9.0 -> 4.7 ms; resnet8 int8 4.7 -> 3.8 ms (the host's busier state; in its quieter
-// one, f32 mobilenet_v2 9.6 -> 8.8 ms, resnet8 11.4 -> 9.3 ms).
+// one, f32 mobilenet_v2 9.6 -> 8.8 ms, resnet8 11.4 -> 9.3 ms). A batch that runs in one piece
+// runs on all threads or on one, whichever the session last measured faster
+// (runtime/threads_choice.h).
 #pragma once
 
 #include <map>

@@ -324,6 +324,32 @@ TEST(QLinearConv, ChannelsLastDepthwiseIsExact) {
       dw("3x3 s1 u8 32ch 5x7 pads 0,1,1,0 (read in place)", {1, 32, 5, 7}, 3, 1, {0, 1, 1, 0}));
   v.push_back(dw("3x3 s1 u8 64ch 7x7, i8 out (64-channel groups, odd width)", {2, 64, 7, 7}, 3, 1,
                  {1, 1, 1, 1}));
+  // Padding wider than the image: no column reads pixels only.
+  v.push_back(dw("3x3 s1 u8 16ch 1x1", {2, 16, 1, 1}, 3, 1, {1, 1, 1, 1}));
+  v.push_back(dw("5x5 s2 u8 80ch 3x2 pads 2", {1, 80, 3, 2}, 5, 2, {2, 2, 2, 2}));
+  // Small images of every kernel, stride and padding combination (u8: read in place).
+  Rng shapes(77);
+  for (int64_t k : {3, 5}) {
+    for (int64_t stride : {1, 2}) {
+      for (int i = 0; i < 9; ++i) {
+        const int64_t c = std::vector<int64_t>{16, 64, 80}[static_cast<size_t>(i % 3)];
+        const int64_t h = 1 + static_cast<int64_t>(shapes.below(5));
+        const int64_t w = 1 + static_cast<int64_t>(shapes.below(5));
+        std::vector<int64_t> pads;
+        for (int d = 0; d < 4; ++d)
+          pads.push_back(static_cast<int64_t>(shapes.below(static_cast<uint64_t>(k))));
+        const int64_t oh = (h + pads[0] + pads[2] - k) / stride + 1;
+        const int64_t ow = (w + pads[1] + pads[3] - k) / stride + 1;
+        if (h + pads[0] + pads[2] < k || w + pads[1] + pads[3] < k || oh < 1 || ow < 1) continue;
+        v.push_back(dw(std::to_string(k) + "x" + std::to_string(k) + " s" + std::to_string(stride) +
+                           " " + std::to_string(c) + "ch " + std::to_string(h) + "x" +
+                           std::to_string(w) + " pads " + std::to_string(pads[0]) +
+                           std::to_string(pads[1]) + std::to_string(pads[2]) +
+                           std::to_string(pads[3]),
+                       {1, c, h, w}, k, stride, pads));
+      }
+    }
+  }
   v[1].x_dtype = DType::kI8;
   v[1].out = DType::kI8;
   v[1].x_zp = 125;  // i8 zero point -3
