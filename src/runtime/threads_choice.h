@@ -7,11 +7,11 @@
 // in the first state and in the second: mobilenet_v2 f32 0.058 / 0.075 and 0.112 / 0.075,
 // resnet8 int8 0.025 / 0.029 and 0.042 / 0.030, mobilenet_v2 int8 (layers shared with the spin
 // team, kernels/spin_team.h) 0.028 / 0.035 and 0.068 / 0.035. So after the first calls, and
-// then every kTrialEvery calls, a trial runs kTrials calls one way in a row, then kTrials the
-// other, and the way with the lower median is kept until the next trial. Whole runs are timed,
-// in runs of one way: a layer shared right after a run alone pays for moving its input to the
-// other core, which a run whose every layer is shared does not (timed alternately, call by call,
-// shared runs of mobilenet_v2 int8 took 0.03 to 0.07 ms, 0.027 in a row).
+// then every so often, a trial runs blocks of calls one way and the other, and the way with the
+// lower median is kept until the next trial. Whole runs are timed, in blocks of one way: a layer
+// shared right after a run alone pays for moving its input to the other core, which a run whose
+// every layer is shared does not (timed alternately, call by call, shared runs of mobilenet_v2
+// int8 took 0.03 to 0.07 ms, 0.027 in a row).
 #pragma once
 
 #include <x86intrin.h>
@@ -43,20 +43,24 @@ class ThreadsChoice {
       }
       return;
     }
-    // A trial: kTrials + 1 calls alone, then as many shared, the first of each untimed (the
-    // first after a switch pays for moving data and waking threads).
-    constexpr int64_t kRun = kTrials + 1;
-    const int64_t call = calls_++ % kTrialEvery;
-    if (call >= 2 * kRun) {
+    // A trial: four blocks of kBlock calls, alone, shared, alone, shared, the first call of
+    // each untimed (the first after a switch pays for moving data and waking threads). Two
+    // blocks each way, so that a burst of load on the host during one block does not decide.
+    const int64_t call = calls_++;
+    if (call < trial_at_ || call >= trial_at_ + 4 * kBlock) {
+      if (call == trial_at_ + 4 * kBlock) {
+        trial_at_ += trial_at_ == 0 ? kFirstTrialEvery : kTrialEvery;
+      }
       if (!use_shared_ || !shared()) alone();
       return;
     }
-    const bool shared_turn = call >= kRun;
-    const int64_t trial = call % kRun - 1;
+    const int64_t in_trial = call - trial_at_, block = in_trial / kBlock;
+    const bool shared_turn = block % 2 == 1;
+    const int64_t timed = in_trial % kBlock - 1;
     const uint64_t start = __rdtsc();
     if (!shared_turn || !shared()) alone();
-    if (trial >= 0) ticks_[shared_turn][trial] = __rdtsc() - start;
-    if (call == 2 * kRun - 1) use_shared_ = median(ticks_[1]) < median(ticks_[0]);
+    if (timed >= 0) ticks_[shared_turn][block / 2 * (kBlock - 1) + timed] = __rdtsc() - start;
+    if (in_trial == 4 * kBlock - 1) use_shared_ = median(ticks_[1]) < median(ticks_[0]);
   }
 
   // Whether the first calls are over: the next calls are a trial.
@@ -68,8 +72,11 @@ class ThreadsChoice {
   // (kernels/spin_team.h).
   static constexpr int64_t kSettle = 32;
   static constexpr auto kSettleTime = std::chrono::milliseconds(20);
-  static constexpr int kTrials = 8;
-  static constexpr int64_t kTrialEvery = 2048;
+  static constexpr int64_t kBlock = 5;
+  static constexpr int kTrials = 2 * (kBlock - 1);  // timed calls each way
+  // The second trial comes soon after the first, in case the first met a burst of load; then
+  // one every kTrialEvery calls.
+  static constexpr int64_t kFirstTrialEvery = 256, kTrialEvery = 2048;
 
   static uint64_t median(std::array<uint64_t, kTrials> t) {
     std::nth_element(t.begin(), t.begin() + kTrials / 2, t.end());
@@ -78,7 +85,8 @@ class ThreadsChoice {
 
   bool settling_ = true;
   std::chrono::steady_clock::time_point first_;
-  int64_t calls_ = 0;  // while settling, then since it ended
+  int64_t calls_ = 0;     // while settling, then since it ended
+  int64_t trial_at_ = 0;  // the call the next trial starts at
   bool use_shared_ = false;
   std::array<std::array<uint64_t, kTrials>, 2> ticks_{};  // [alone, shared][trial]
 };
