@@ -42,18 +42,14 @@ BenchResult benchmark_session(InferenceSession& session, const BenchOptions& o) 
   if (o.warmup < 0) throw Error("--warmup must be >= 0, got " + std::to_string(o.warmup));
   if (o.iters < 1) throw Error("--iters must be >= 1, got " + std::to_string(o.iters));
   const std::map<std::string, Tensor> feeds = synthetic_feeds(session.inputs(), o.batch, o.seed);
+  // A session first times runs on all threads against runs on one (runtime/threads_choice.h);
+  // warm-up goes on until it has chosen (at most a second), so that the timed runs are the ones
+  // a long-running caller gets: a compression report's 200 runs at 0.03 ms would otherwise all
+  // fall before the choice.
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.warmup; ++i) session.run(feeds);
-  // A session times its first runs on all threads against one (runtime/threads_choice.h): after
-  // 32 runs and 20 ms, 18 runs more. Warm-up goes on until that choice is made, so that the
-  // timed runs are the ones a long-running caller gets (a compression report's 200 runs at
-  // 0.03 ms would otherwise all fall before it). At most a second.
-  if (o.warmup > 0) {
-    for (int i = o.warmup;
-         i < 64 || std::chrono::steady_clock::now() - start < std::chrono::milliseconds(40); ++i) {
-      if (std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) break;
-      session.run(feeds);
-    }
+  for (int i = 0; i < o.warmup || (o.warmup > 0 && !session.threads_chosen(o.batch)); ++i) {
+    if (i >= o.warmup && std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) break;
+    session.run(feeds);
   }
   std::vector<double> ms(o.iters);
   for (int i = 0; i < o.iters; ++i) {

@@ -200,6 +200,12 @@ int64_t InferenceSession::piece_size(int64_t batch, int lanes) const {
   return (batch + pieces - 1) / pieces;
 }
 
+bool InferenceSession::threads_chosen(int64_t batch) const {
+  if (plans_.empty()) return true;
+  const auto it = plans_[0].find(batch);
+  return it == plans_[0].end() || it->second->threads.chosen();
+}
+
 InferenceSession::~InferenceSession() = default;
 
 // Gives every value a node writes an offset in one arena (runtime/memory_plan.h).

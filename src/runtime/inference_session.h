@@ -48,6 +48,9 @@ class InferenceSession {
   // The pieces of a batch of `batch` samples when `lanes` threads run pieces side by side (the
   // whole batch: no split).
   int64_t piece_size(int64_t batch, int lanes) const;
+  // False while runs of this batch size are still timing all threads against one
+  // (runtime/threads_choice.h); then, and for batches that never choose, true.
+  bool threads_chosen(int64_t batch) const;
   ~InferenceSession();
 
   const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }

@@ -65,6 +65,8 @@ class ThreadsChoice {
 
   // Whether the first calls are over: the next calls are a trial.
   bool settled() const { return !settling_; }
+  // Whether the first trial is over too: a way has been chosen from timings.
+  bool chosen() const { return !settling_ && calls_ >= 4 * kBlock; }
 
  private:
   // The first calls are not timed: they make plans, start threads and fill caches; and making

@@ -106,6 +106,7 @@ TEST(ThreadsChoice, KeepsTheFasterWay) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(20));
     EXPECT_GE(shared, 32);
     EXPECT_EQ(alone, 1);  // the first call
+    EXPECT_FALSE(choice.chosen());
     alone = shared = 0;
     for (int call = 0; call < 20; ++call) {
       choice.run([&] { ++alone, spin(shared_faster ? 20000 : 0); },
@@ -113,6 +114,7 @@ TEST(ThreadsChoice, KeepsTheFasterWay) {
     }
     EXPECT_EQ(alone, 10);
     EXPECT_EQ(shared, 10);
+    EXPECT_TRUE(choice.chosen());
     alone = shared = 0;
     for (int call = 0; call < 100; ++call) {
       choice.run([&] { ++alone; }, [&] { return ++shared, true; });
