@@ -69,8 +69,8 @@ int32_t requantize_mean(int64_t sum, int64_t hw, float x_scale, float y_scale, i
 
 // requantize_mean of raw sums[k] - hw * x_zp for k < count, into y: the same double steps in a
 // loop the compiler vectorizes, clamped before rounding (the range's bounds are integers, so
-// that commutes). One at a time, the two double divisions per channel were most of the pool's
-// time (resnet8 int8, 64 channels of 7x7: 0.85 us).
+// that commutes). One at a time, with two double divisions per channel, they took a sixth of
+// the pool's time (resnet8 int8, 64 channels of 7x7: 0.85 -> 0.72 us).
 template <class Y>
 [[gnu::target_clones("arch=x86-64-v4", "default")]] void requantize_means(
     const int64_t* __restrict sums, int64_t count, int64_t hw, int32_t x_zp, float x_scale,
