@@ -46,6 +46,7 @@ constexpr int64_t kParallelMinMacs = 60'000;
 // From this many, a layer the spin team declines (kernels/spin_team.h) is shared by an OpenMP
 // team instead, whose fork and join (about 1 us) it then pays for.
 constexpr int64_t kOpenMpMinMacs = 2'000'000;
+constexpr int kMaxTeam = 4;
 
 // Calls body(first, last, thread) over [0, count): at once on one thread below
 // kParallelMinMacs, else in blocks of `block` taken in turn by the spin team's threads rather
@@ -58,7 +59,9 @@ void share_out(int64_t count, int64_t block, int64_t macs, int threads, F&& body
   auto run_block = [&](int64_t b, int thread) {
     body(b * block, std::min(count, (b + 1) * block), thread);
   };
-  if (spin_team_run(threads, blocks, run_block)) return;
+  // At most kMaxTeam threads share a small layer: more would mostly contend for the blocks (and
+  // keep idle cores spinning) on a many-core machine.
+  if (spin_team_run(std::min(threads, kMaxTeam), blocks, run_block)) return;
   if (macs < kOpenMpMinMacs) return body(int64_t{0}, count, 0);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t b = 0; b < blocks; ++b) run_block(b, omp_get_thread_num());
