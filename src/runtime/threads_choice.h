@@ -43,12 +43,12 @@ class ThreadsChoice {
       }
       return;
     }
-    // A trial: four blocks of kBlock calls, alone, shared, alone, shared, the first call of
-    // each untimed (the first after a switch pays for moving data and waking threads). Two
-    // blocks each way, so that a burst of load on the host during one block does not decide.
+    // A trial: kBlocks blocks of kBlock calls, alone, shared, alone, shared, ..., the first call
+    // of each untimed (the first after a switch pays for moving data and waking threads).
+    // Several blocks each way, so that a burst of load on the host during one does not decide.
     const int64_t call = calls_++;
-    if (call < trial_at_ || call >= trial_at_ + 4 * kBlock) {
-      if (call == trial_at_ + 4 * kBlock) {
+    if (call < trial_at_ || call >= trial_at_ + kBlocks * kBlock) {
+      if (call == trial_at_ + kBlocks * kBlock) {
         trial_at_ += trial_at_ == 0 ? kFirstTrialEvery : kTrialEvery;
       }
       if (!use_shared_ || !shared()) alone();
@@ -60,13 +60,13 @@ class ThreadsChoice {
     const uint64_t start = __rdtsc();
     if (!shared_turn || !shared()) alone();
     if (timed >= 0) ticks_[shared_turn][block / 2 * (kBlock - 1) + timed] = __rdtsc() - start;
-    if (in_trial == 4 * kBlock - 1) use_shared_ = median(ticks_[1]) < median(ticks_[0]);
+    if (in_trial == kBlocks * kBlock - 1) use_shared_ = median(ticks_[1]) < median(ticks_[0]);
   }
 
   // Whether the first calls are over: the next calls are a trial.
   bool settled() const { return !settling_; }
   // Whether the first trial is over too: a way has been chosen from timings.
-  bool chosen() const { return !settling_ && calls_ >= 4 * kBlock; }
+  bool chosen() const { return !settling_ && calls_ >= kBlocks * kBlock; }
 
  private:
   // The first calls are not timed: they make plans, start threads and fill caches; and making
@@ -74,8 +74,8 @@ class ThreadsChoice {
   // (kernels/spin_team.h).
   static constexpr int64_t kSettle = 32;
   static constexpr auto kSettleTime = std::chrono::milliseconds(20);
-  static constexpr int64_t kBlock = 5;
-  static constexpr int kTrials = 2 * (kBlock - 1);  // timed calls each way
+  static constexpr int64_t kBlock = 5, kBlocks = 8;
+  static constexpr int kTrials = kBlocks / 2 * (kBlock - 1);  // timed calls each way
   // The second trial comes soon after the first, in case the first met a burst of load; then
   // one every kTrialEvery calls.
   static constexpr int64_t kFirstTrialEvery = 256, kTrialEvery = 2048;

@@ -91,8 +91,8 @@ TEST(SpinTeam, OffDeclines) {
 }
 
 // A ThreadsChoice runs its first call alone and the next ones shared for at least 32 calls and
-// 20 ms, then times 10 calls each way (in blocks of 5), keeps the faster way, and runs alone
-// whenever the shared way declines.
+// 20 ms, then times 20 calls each way (in blocks of 5, alternating), keeps the faster way, and
+// runs alone whenever the shared way declines.
 TEST(ThreadsChoice, KeepsTheFasterWay) {
   auto spin = [](int iterations) {
     for (volatile int i = 0; i < iterations; ++i) {
@@ -108,12 +108,12 @@ TEST(ThreadsChoice, KeepsTheFasterWay) {
     EXPECT_EQ(alone, 1);  // the first call
     EXPECT_FALSE(choice.chosen());
     alone = shared = 0;
-    for (int call = 0; call < 20; ++call) {
+    for (int call = 0; call < 40; ++call) {
       choice.run([&] { ++alone, spin(shared_faster ? 20000 : 0); },
                  [&] { return ++shared, spin(shared_faster ? 0 : 20000), true; });
     }
-    EXPECT_EQ(alone, 10);
-    EXPECT_EQ(shared, 10);
+    EXPECT_EQ(alone, 20);
+    EXPECT_EQ(shared, 20);
     EXPECT_TRUE(choice.chosen());
     alone = shared = 0;
     for (int call = 0; call < 100; ++call) {
