@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 #include <set>
+#include <thread>
 
 #include "core/op_groups.h"
 #include "kernels/spin_team.h"
@@ -426,14 +427,24 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
     // it would keep one lane busy while the other waits.
     const int64_t whole = batch / piece, rest = batch % piece;
     std::atomic<int64_t> next{lanes};
+    std::atomic<int> planned{0};  // lanes done making plans (or failing to)
     auto job = [&](int lane) {
       {
+        struct Done {
+          std::atomic<int>& planned;
+          ~Done() { planned.fetch_add(1); }
+        } done{planned};
         // One lane at a time makes plans: some kernels time candidate implementations as they
         // are built, and two at once would time each other.
         std::lock_guard<std::mutex> lock(plans_mu_);
         plan_for(piece, lane + 1);
         if (lane == 0 && rest) plan_for(rest, 1);
       }
+      // And no lane runs while another makes plans: timing oneDNN candidates executes the very
+      // primitives (from oneDNN's cache) a running lane executes, and once in a test-suite run
+      // lane 0's first piece came out wrong (FloatResidualAdd, resnet8 at batch 8: only
+      // sample 0's logits differed).
+      while (planned.load() < lanes) std::this_thread::yield();
       if (lane < whole) run_piece(feeds, batch, lane * piece, piece, lane + 1, outs);
       if (lane == 0 && rest) run_piece(feeds, batch, whole * piece, rest, 1, outs);
       for (int64_t k = next++; k < whole; k = next++) {
