@@ -12,7 +12,6 @@
 #include <thread>
 
 #include "core/op_groups.h"
-#include "kernels/spin_team.h"
 #include "minnow/error.h"
 #include "ops/shape_util.h"
 #include "passes/channels_last.h"
@@ -49,19 +48,6 @@ constexpr int64_t kPiecesPerLane = 4;
 // ms in one piece, 55 ms in lanes).
 constexpr int64_t kLaneMinMacsPerWeight = 2;
 constexpr size_t kLaneMaxWeightBytes = size_t{4} << 20;
-
-// OpenMP limited to one thread, and the spin team off, on this thread for the scope.
-class OneThread {
- public:
-  OneThread() : threads_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~OneThread() { omp_set_num_threads(threads_); }
-  OneThread(const OneThread&) = delete;
-  OneThread& operator=(const OneThread&) = delete;
-
- private:
-  int threads_;
-  kernels::SpinTeamOff team_off_;
-};
 
 // Ops that compute every sample on its own, with the batch along dim 0 of everything they read
 // and write (checked by the caller): splitting the batch cannot change their results.

@@ -4,6 +4,9 @@
 
 namespace minnow {
 
+OneThread::OneThread() : threads_(omp_get_max_threads()) { omp_set_num_threads(1); }
+OneThread::~OneThread() { omp_set_num_threads(threads_); }
+
 LaneWorkers::~LaneWorkers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -29,15 +32,13 @@ void LaneWorkers::run_erased(int lanes, Erased call, void* job) {
   }
   start_.notify_all();
   // Lane 0 on this thread, with OpenMP at one thread for the duration.
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
   std::exception_ptr mine;
   try {
+    OneThread one;
     call(job, 0);
   } catch (...) {
     mine = std::current_exception();
   }
-  omp_set_num_threads(threads);
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [this] { return pending_ == 0; });
   job_ = nullptr;

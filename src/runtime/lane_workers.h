@@ -17,7 +17,23 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/spin_team.h"
+
 namespace minnow {
+
+// OpenMP limited to one thread, and the spin team (kernels/spin_team.h) off, on this thread for
+// the scope: how lane 0 runs on the caller's thread, and an InferenceSession's one-thread runs.
+class OneThread {
+ public:
+  OneThread();
+  ~OneThread();
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int threads_;
+  kernels::SpinTeamOff team_off_;
+};
 
 class LaneWorkers {
  public:
