@@ -70,6 +70,10 @@ namespace bn_detail {
 // compiled per ISA level, prefetching runs ahead).
 void channel_stats(const float* x, int64_t n, int64_t stride, int64_t s, float k, double* s1,
                    double* s2);
+// With g = dy where lo < x * a + sh < hi (the fused activation passed it), else 0:
+// s1 = sum g, s2 = sum g * (x - m).
+void channel_reduce_masked(const float* dy, const float* x, int64_t n, int64_t stride, int64_t s,
+                           float m, float a, float sh, float lo, float hi, double* s1, double* s2);
 }  // namespace bn_detail
 
 }  // namespace minnow::ops

@@ -1,7 +1,7 @@
 // fuse_batchnorm_depthwise: MobileNetV2's expansion BatchNorm + ReLU6 -> depthwise convolution
-// pairs become BatchNormDepthwiseConv nodes, pairs whose normalized value has another reader
-// stay, and a training step computes the same loss, gradients and running statistics with and
-// without the pass.
+// -> BatchNorm + ReLU6 chains become BatchNormDepthwiseConv nodes, pairs whose normalized value has
+// another reader stay, and a training step computes the same loss, gradients and running statistics
+// with and without the pass.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,11 +25,18 @@ TEST(FuseBatchNormDepthwise, MobileNetV2ExpansionPairs) {
   Graph g = zoo::build("mobilenet_v2", zo);
   fuse_batchnorm_activation(g);
   const int bns = count_op(g, OpKind::kBatchNorm), convs = count_op(g, OpKind::kConv2d);
-  // Blocks 2-6 expand, so their depthwise input is the expansion's BatchNorm + ReLU6. Block 1
-  // has no expansion: its depthwise reads the stem's output, which the residual Add reads too.
+  // Blocks 2-6 expand, so their depthwise input is the expansion's BatchNorm + ReLU6, and the
+  // depthwise's own BatchNorm + ReLU6 joins. Block 1 has no expansion: its depthwise reads the
+  // stem's output, which the residual Add reads too.
   EXPECT_EQ(fuse_batchnorm_depthwise(g), 5);
   EXPECT_EQ(count_op(g, OpKind::kBatchNormDepthwiseConv), 5);
-  EXPECT_EQ(count_op(g, OpKind::kBatchNorm), bns - 5);
+  EXPECT_EQ(count_op(g, OpKind::kBatchNorm), bns - 10);
+  for (const Node& n : g.nodes) {
+    if (n.op == OpKind::kBatchNormDepthwiseConv) {
+      EXPECT_EQ(n.inputs.size(), 11u) << n.name;
+      EXPECT_EQ(n.attrs.get_string("post_activation", ""), "relu6") << n.name;
+    }
+  }
   EXPECT_EQ(count_op(g, OpKind::kConv2d), convs - 5);
   g.validate();
   EXPECT_EQ(fuse_batchnorm_depthwise(g), 0) << "nothing left to fuse";
