@@ -10,7 +10,14 @@
 // so lowering DequantizeLinear -> Add -> QuantizeLinear to this op changes no bit. The fast kernel
 // runs the same f32 operations in a branch-free loop (see quant::quantize_scaled_fast) and agrees
 // with the reference exactly.
+#include <immintrin.h>
+
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* as a "maybe uninitialized"
+// merge source); the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -25,7 +32,8 @@
 
 namespace minnow::ops {
 
-[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void add_u8(
+// The loop as written, vectorized by the compiler per ISA level.
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void add_u8_loop(
     const AddU8& k, const uint8_t* __restrict a, const uint8_t* __restrict b, uint8_t* __restrict y,
     int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -36,6 +44,85 @@ namespace minnow::ops {
     y[i] = static_cast<uint8_t>(
         static_cast<int32_t>(quant::quantize_scaled_fast(real / k.ys, k.lo_f, k.hi_f, k.zp_f)));
   }
+}
+
+namespace {
+
+#define MINNOW_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// The AVX-512 loop: 64 values per step, one clamp instead of two, one 64-byte store (1.4-2.1
+// -> 1.05 us for 12,544 values on the dev host; the compiled loop narrows and stores 16 bytes
+// at a time and clamps twice).
+//
+// The activation's clamp moves behind the division: division by ys > 0, correctly rounded, is
+// monotone, so clamping real to [act_lo, act_hi] and then dividing gives the quotient clamped to
+// [act_lo / ys, act_hi / ys] (both rounded the same way). That clamp and the output range's
+// [lo_f, hi_f] combine into one, [lo, hi] below. With finite scales and ys > 0 the quotient is
+// never NaN, the only case quantize_scaled_fast treats on its own.
+struct AddU8Vector {
+  __m512 azp, as, bzp, bs, ys, lo, hi;
+  __m512i zp16, zp32;
+
+  MINNOW_AVX512BW explicit AddU8Vector(const AddU8& k)
+      : azp(_mm512_set1_ps(k.azp)),
+        as(_mm512_set1_ps(k.as)),
+        bzp(_mm512_set1_ps(k.bzp)),
+        bs(_mm512_set1_ps(k.bs)),
+        ys(_mm512_set1_ps(k.ys)) {
+    // clamp(clamp(q, act_lo / ys, act_hi / ys), lo_f, hi_f) as one clamp, also where the two
+    // intervals do not overlap.
+    const float act_lo = k.act_lo / k.ys, act_hi = k.act_hi / k.ys;
+    const float l = std::min(std::max(act_lo, k.lo_f), k.hi_f);
+    const float h = std::max(std::min(act_hi, k.hi_f), k.lo_f);
+    lo = _mm512_set1_ps(l);
+    hi = _mm512_set1_ps(std::max(l, h));
+    zp16 = _mm512_set1_epi16(static_cast<int16_t>(k.zp_f));
+    zp32 = _mm512_set1_epi32(static_cast<int32_t>(k.zp_f));
+  }
+
+  // The 16 quotients at a and b, rounded to nearest even, without the zero point.
+  MINNOW_AVX512BW __m512i rounded(const uint8_t* a, const uint8_t* b, __mmask16 m) const {
+    const __m512 fa = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a)));
+    const __m512 fb = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b)));
+    const __m512 real = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(fa, azp), as),
+                                      _mm512_mul_ps(_mm512_sub_ps(fb, bzp), bs));
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(real, ys), lo), hi);
+    return _mm512_cvtps_epi32(q);
+  }
+};
+
+MINNOW_AVX512BW void add_u8_avx512(const AddU8& k, const uint8_t* a, const uint8_t* b, uint8_t* y,
+                                   int64_t n) {
+  const AddU8Vector v(k);
+  // packs work within 128-bit lanes: dword 4L + d of the packed bytes holds values 16d + 4L ..
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = v.rounded(a + i + 16 * j, b + i + 16 * j, 0xffff);
+    // Every value is within the output's range minus the zero point: no pack saturates.
+    const __m512i lo = _mm512_add_epi16(_mm512_packs_epi32(q[0], q[1]), v.zp16);
+    const __m512i hi = _mm512_add_epi16(_mm512_packs_epi32(q[2], q[3]), v.zp16);
+    _mm512_storeu_si512(y + i, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(lo, hi)));
+  }
+  for (; i < n; i += 16) {
+    const auto m = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512i q = _mm512_add_epi32(v.rounded(a + i, b + i, m), v.zp32);
+    _mm_mask_storeu_epi8(y + i, m, _mm512_cvtepi32_epi8(q));
+  }
+}
+
+}  // namespace
+
+void add_u8(const AddU8& k, const uint8_t* __restrict a, const uint8_t* __restrict b,
+            uint8_t* __restrict y, int64_t n) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl");
+  const bool finite = std::isfinite(k.as) && std::isfinite(k.bs) && std::isfinite(k.ys) &&
+                      k.ys > 0 && std::isfinite(k.azp) && std::isfinite(k.bzp);
+  if (avx512 && finite) return add_u8_avx512(k, a, b, y, n);
+  add_u8_loop(k, a, b, y, n);
 }
 
 namespace {

@@ -145,6 +145,38 @@ TEST(QLinearAdd, FastMatchesReferenceExactly) {
   }
 }
 
+// Every pair of u8 codes (the AVX-512 loop's whole domain) for random parameters, with each
+// activation, including ranges that clip the whole output (relu6 with a tiny y_scale, a zero
+// point at either end), and power-of-two scales whose sums tie.
+TEST(QLinearAdd, U8FastIsExactOnEveryPairOfCodes) {
+  Rng rng(5);
+  std::vector<int64_t> a(65536), b(65536);
+  for (int64_t i = 0; i < 65536; ++i) {
+    a[static_cast<size_t>(i)] = i / 256;
+    b[static_cast<size_t>(i)] = i % 256;
+  }
+  for (int trial = 0; trial < 12; ++trial) {
+    const bool ties = trial % 4 == 3;
+    const int64_t yzp = trial % 3 == 0   ? 0
+                        : trial % 3 == 1 ? 255
+                                         : static_cast<int64_t>(rng.below(256));
+    const std::vector<Tensor> in = {qtensor(DType::kU8, {65536}, a),
+                                    scale(ties ? 0.5f : rng.uniform(0.005f, 0.1f)),
+                                    zp(DType::kU8, static_cast<int64_t>(rng.below(256))),
+                                    qtensor(DType::kU8, {65536}, b),
+                                    scale(ties ? 0.25f : rng.uniform(0.005f, 0.1f)),
+                                    zp(DType::kU8, static_cast<int64_t>(rng.below(256))),
+                                    scale(ties         ? 1.0f
+                                          : trial == 5 ? 1e-4f
+                                                       : rng.uniform(0.01f, 0.2f)),
+                                    zp(DType::kU8, yzp)};
+    for (const char* act : {"", "relu", "relu6"}) {
+      SCOPED_TRACE(std::to_string(trial) + " " + act);
+      expect_identical(run1(qadd(act), in, KernelChoice::kFast), run1(qadd(act), in), "y");
+    }
+  }
+}
+
 TEST(QLinearAdd, BadInputs) {
   auto with = [](size_t i, Tensor t) {
     std::vector<Tensor> in = u8_inputs();
