@@ -196,7 +196,9 @@ class BnThenConv final : public Kernel {
 
   void backward(Tensors in, Tensors out, Tensors grad_out, Tensors grad_in,
                 RunContext& ctx) override {
-    // The convolution's input gradient is needed by BatchNorm's parameter gradients too.
+    // Backward runs the parts in reverse: the trailing BatchNorm (if any) gives the
+    // convolution's output gradient dy, the convolution gives dz, which every gradient of the
+    // first BatchNorm needs.
     Tensors conv_dy = grad_out;
     Tensors conv_y = out;
     if (post_) {
