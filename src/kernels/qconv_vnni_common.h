@@ -157,10 +157,11 @@ struct Epilogue {
   float lo, hi;           // clamp in output units before rounding
   int32_t y_zp;
   // A fused residual Add (QLinearParams::sum): its codes (same layout as y) or nullptr, and
-  // QLinearAdd's parameters; out_lo / out_hi: the final clamp after the division.
+  // QLinearAdd's parameters; out_lo / out_hi: the one clamp after the division (the
+  // activation's and the output range's, see of()).
   const void* sum = nullptr;
   DType sum_dtype = DType::kU8;
-  float y_scale = 1, sum_scale = 1, sum_zp = 0, act_lo = 0, act_hi = 0, out_scale = 1;
+  float y_scale = 1, sum_scale = 1, sum_zp = 0, out_scale = 1;
   float out_lo = 0, out_hi = 0;
   int32_t out_zp = 0;
 
@@ -183,12 +184,17 @@ struct Epilogue {
       e.y_scale = p.y_scale;
       e.sum_scale = p.sum_scale;
       e.sum_zp = static_cast<float>(p.sum_zp);
-      e.act_lo = p.sum_act_lo;
-      e.act_hi = p.sum_act_hi;
       e.out_scale = p.sum_out_scale;
-      e.out_lo = -INFINITY;
-      e.out_hi = INFINITY;
-      range(p.sum_out, p.sum_out_zp, e.out_lo, e.out_hi);
+      float out_lo = -INFINITY, out_hi = INFINITY;
+      range(p.sum_out, p.sum_out_zp, out_lo, out_hi);
+      // The activation's clamp of the real sum moves behind the division: dividing by
+      // out_scale > 0 (QLinearParams checks it, and that every scale is finite, so the sum is
+      // never NaN) rounds monotonically, so clamping real to [act_lo, act_hi] first gives the
+      // quotient clamped to [act_lo / out_scale, act_hi / out_scale]. That and the output
+      // range's clamp combine into one (also where the two do not overlap).
+      const float act_lo = p.sum_act_lo / p.sum_out_scale, act_hi = p.sum_act_hi / p.sum_out_scale;
+      e.out_lo = std::min(std::max(act_lo, out_lo), out_hi);
+      e.out_hi = std::max(e.out_lo, std::max(std::min(act_hi, out_hi), out_lo));
       e.out_zp = p.sum_out_zp;
     }
     return e;
@@ -238,13 +244,13 @@ struct Requantizer {
       return;
     } else if constexpr (Sum) {
       // v rounds to q - y_zp of the convolution's 8-bit output q (lo/hi hold its range). Then
-      // QLinearAdd: real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, the activation,
-      // real / out_scale clamped to the output's range, rounded, plus out_zp.
+      // QLinearAdd: real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, real / out_scale
+      // clamped by the activation and to the output's range (Epilogue::of), rounded, plus
+      // out_zp.
       const __m512 d = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       const __m512 s = _mm512_sub_ps(sum_at(lanes, at), _mm512_set1_ps(e.sum_zp));
-      __m512 real = _mm512_add_ps(_mm512_mul_ps(d, _mm512_set1_ps(e.y_scale)),
-                                  _mm512_mul_ps(s, _mm512_set1_ps(e.sum_scale)));
-      real = _mm512_min_ps(_mm512_max_ps(real, _mm512_set1_ps(e.act_lo)), _mm512_set1_ps(e.act_hi));
+      const __m512 real = _mm512_add_ps(_mm512_mul_ps(d, _mm512_set1_ps(e.y_scale)),
+                                        _mm512_mul_ps(s, _mm512_set1_ps(e.sum_scale)));
       __m512 t = _mm512_div_ps(real, _mm512_set1_ps(e.out_scale));
       t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(e.out_lo)), _mm512_set1_ps(e.out_hi));
       q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(e.out_zp));

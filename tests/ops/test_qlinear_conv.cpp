@@ -40,6 +40,9 @@ struct QConvCase {
   int x_zp = 128, y_zp = 128;
   bool w_zp_input = true;  // pass an explicit all-zero w_zero_point
   bool sum = false;        // a fused residual Add (inputs 9-13): u8, zero points 120 and 7
+  // The residual Add's output scale (times y_scale) and zero point.
+  float sum_out_scale = 1.2f;
+  int sum_out_zp = 7;
 };
 
 Node qconv_node(const QConvCase& c) {
@@ -268,8 +271,8 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed, bool own) {
     t.push_back(testing::random_q(DType::kU8, y0.shape(), rng, 0, 255));
     t.push_back(testing::f32_tensor({}, {in.y_scale * 0.8f}));
     t.push_back(testing::zp_tensor(DType::kU8, 120));
-    t.push_back(testing::f32_tensor({}, {in.y_scale * 1.2f}));
-    t.push_back(testing::zp_tensor(DType::kU8, 7));
+    t.push_back(testing::f32_tensor({}, {in.y_scale * c.sum_out_scale}));
+    t.push_back(testing::zp_tensor(DType::kU8, c.sum_out_zp));
   }
   testing::KernelUnderTest fast(n, t, KernelChoice::kFast);
   Tensor last;
@@ -435,6 +438,22 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v[7].act = "relu";
   v[8].strides = {2, 2};
   v[9].strides = {2, 2};
+  // The residual's activation folds into the output range's clamp (kernels/qconv_vnni_common.h,
+  // Epilogue::of): ranges that clip most sums, and one where every sum clips to the same code.
+  v.push_back(pw("16->16 28x28 residual relu6, tiny output scale", {2, 16, 28, 28}, 16));
+  v.back().sum = true;
+  v.back().act = "relu6";
+  v.back().sum_out_scale = 0.02f;
+  v.back().sum_out_zp = 128;
+  v.push_back(pw("144->24 14x14 residual relu, output zero point 255", {1, 144, 14, 14}, 24));
+  v.back().sum = true;
+  v.back().act = "relu";
+  v.back().sum_out_zp = 255;
+  v.push_back(pw("32->32 7x7 residual relu6, large output scale", {3, 32, 7, 7}, 32));
+  v.back().sum = true;
+  v.back().act = "relu6";
+  v.back().sum_out_scale = 40.0f;
+  v.back().sum_out_zp = 0;
   uint64_t seed = 700;
   for (const QConvCase& c : v) {
     expect_channels_last_exact(c, seed++,
