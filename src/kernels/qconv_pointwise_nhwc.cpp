@@ -71,12 +71,41 @@ struct PackedStore {
   }
 };
 
+// With a fused residual: stores 64 consecutive 8-bit outputs from four accumulators, acc[j]
+// (requantized by *rq[j]) covering outputs at + 16 j, packed as PackedRequant packs (the Add's
+// results are clamped to the output's range minus out_zp before rounding, so no pack saturates).
+// Four 16-byte narrowing stores cost more than the packs (1x1 layers whose residual Add adds
+// a float step chain per 16 outputs to a handful of dot products).
+template <DType Out>  // u8 or i8
+struct PackedSumStore {
+  __m512i order, zp;
+
+  PackedSumStore() = default;
+  MINNOW_VNNI explicit PackedSumStore(const Epilogue& e)
+      : order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)),
+        zp(_mm512_set1_epi16(static_cast<int16_t>(e.out_zp))) {}
+
+  MINNOW_VNNI void store(const __m512i* acc, const Requantizer<Out, true>* const* rq, void* y,
+                         int64_t at) const {
+    __m512i q[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) q[j] = rq[j]->added(acc[j], 16, at + 16 * j);
+    const __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+    const __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+    const __m512i bytes = Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
+    _mm512_storeu_si512(static_cast<int8_t*>(y) + at, _mm512_permutexvar_epi32(order, bytes));
+  }
+};
+
 // P input pixels (xp[p]; unstrided: x0 + p * c) times V 16-channel weight blocks from o0:
 // P * V accumulators. Packed: V = 4, all 64 channels present, 8-bit output, no residual.
+// packed_sum (residual, 8-bit output): the outputs come in runs of 64 bytes, one pixel's 64
+// channels (V = 4) or the 32 or 16 channels of all of them (V = 2 and o = 32, V = 1 and o = 16).
 template <int P, int V, DType Out, bool Sum, bool Strided, bool Packed = false>
 MINNOW_VNNI void tile(const uint8_t* x0, const uint8_t* const* xp, int64_t c, const int8_t* wq,
                       int64_t opad, int64_t o0, int64_t o, const Requantizer<Out, Sum>* rq, void* y,
-                      int64_t y_at, const PackedStore<Out>* packed = nullptr) {
+                      int64_t y_at, const PackedStore<Out>* packed = nullptr,
+                      bool packed_sum = false) {
   __m512i acc[P][V];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
@@ -101,6 +130,25 @@ MINNOW_VNNI void tile(const uint8_t* x0, const uint8_t* const* xp, int64_t c, co
       packed->store(acc[p], rq, static_cast<int8_t*>(y) + y_at + p * o + o0);
     return;
   }
+  // Pixels per 64-byte run (V = 4: one; V = 2: two; V = 1: four).
+  constexpr int kRun = 4 / V;
+  if constexpr (Sum && Out != DType::kF32 && (V == 4 || V == 2 || V == 1) && P % kRun == 0) {
+    if (packed_sum) {
+      const PackedSumStore<Out> store(rq[0].e);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; p += kRun) {
+        __m512i run[4];
+        const Requantizer<Out, Sum>* r[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          run[j] = acc[p + j / V][j % V];
+          r[j] = &rq[j % V];
+        }
+        store.store(run, r, y, y_at + p * o + o0);
+      }
+      return;
+    }
+  }
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 4
@@ -124,20 +172,27 @@ MINNOW_VNNI void block(const ConvGeometry& g, const uint8_t* x, const int8_t* wq
   constexpr int P = 16 / V >= 8 ? 16 / V : 4;
   const int64_t c = g.c, o = g.o;
   const bool strided = g.sh != 1 || g.sw != 1;
+  const bool packed_sum = Sum && Out != DType::kF32 &&
+                          (V == 4   ? o - o0 >= 64
+                           : V == 2 ? o == 32
+                                    : V == 1 && o == 16);
   StridedPixels walk(g, x, first);
   const uint8_t* xp[P];
   int64_t m = first;
   for (; m + P <= last; m += P) {
     if (!strided) {
-      tile<P, V, Out, Sum, false, Packed>(x + m * c, xp, c, wq, opad, o0, o, rq, y, m * o, &packed);
+      tile<P, V, Out, Sum, false, Packed>(x + m * c, xp, c, wq, opad, o0, o, rq, y, m * o, &packed,
+                                          packed_sum);
       continue;
     }
     for (int p = 0; p < P; ++p) xp[p] = walk.next();
-    tile<P, V, Out, Sum, true, Packed>(x, xp, c, wq, opad, o0, o, rq, y, m * o, &packed);
+    tile<P, V, Out, Sum, true, Packed>(x, xp, c, wq, opad, o0, o, rq, y, m * o, &packed,
+                                       packed_sum);
   }
   for (; m < last; ++m) {
     const uint8_t* at = strided ? walk.next() : x + m * c;
-    tile<1, V, Out, Sum, false, Packed>(at, xp, c, wq, opad, o0, o, rq, y, m * o, &packed);
+    tile<1, V, Out, Sum, false, Packed>(at, xp, c, wq, opad, o0, o, rq, y, m * o, &packed,
+                                        packed_sum);
   }
 }
 

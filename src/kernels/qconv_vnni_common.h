@@ -232,29 +232,40 @@ struct Requantizer {
                                                         : _mm512_cvtepi8_epi32(bytes));
   }
 
-  // Requantizes accumulator `acc` (which started at `offset`) and stores its first `lanes`
-  // channels at y + at.
+  // The convolution's requantized output before rounding: acc (which started at `offset`)
+  // times the multipliers, clamped to lo / hi.
+  MINNOW_VNNI __m512 scaled(__m512i acc) const {
+    const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
+    return _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+  }
+
+  // Sum only: the residual Add's result for the first `lanes` channels of acc, the residual's
+  // codes at element `at`, rounded but without out_zp. v = scaled(acc) rounds to q - y_zp of
+  // the convolution's 8-bit output q (lo/hi hold its range). Then QLinearAdd:
+  // real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, real / out_scale clamped by the
+  // activation and to the output's range (Epilogue::of), rounded.
+  MINNOW_VNNI __m512i added(__m512i acc, int64_t lanes, int64_t at) const {
+    const __m512 d =
+        _mm512_roundscale_ps(scaled(acc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 s = _mm512_sub_ps(sum_at(lanes, at), _mm512_set1_ps(e.sum_zp));
+    const __m512 real = _mm512_add_ps(_mm512_mul_ps(d, _mm512_set1_ps(e.y_scale)),
+                                      _mm512_mul_ps(s, _mm512_set1_ps(e.sum_scale)));
+    const __m512 t = _mm512_div_ps(real, _mm512_set1_ps(e.out_scale));
+    return _mm512_cvtps_epi32(
+        _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(e.out_lo)), _mm512_set1_ps(e.out_hi)));
+  }
+
+  // Requantizes accumulator `acc` and stores its first `lanes` channels at y + at.
   MINNOW_VNNI void store(__m512i acc, int64_t lanes, void* y, int64_t at) const {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
     __m512i q;
     if constexpr (Out == DType::kF32) {
       _mm512_mask_storeu_ps(static_cast<float*>(y) + at, static_cast<__mmask16>((1u << lanes) - 1),
-                            v);
+                            scaled(acc));
       return;
     } else if constexpr (Sum) {
-      // v rounds to q - y_zp of the convolution's 8-bit output q (lo/hi hold its range). Then
-      // QLinearAdd: real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, real / out_scale
-      // clamped by the activation and to the output's range (Epilogue::of), rounded, plus
-      // out_zp.
-      const __m512 d = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __m512 s = _mm512_sub_ps(sum_at(lanes, at), _mm512_set1_ps(e.sum_zp));
-      const __m512 real = _mm512_add_ps(_mm512_mul_ps(d, _mm512_set1_ps(e.y_scale)),
-                                        _mm512_mul_ps(s, _mm512_set1_ps(e.sum_scale)));
-      __m512 t = _mm512_div_ps(real, _mm512_set1_ps(e.out_scale));
-      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(e.out_lo)), _mm512_set1_ps(e.out_hi));
-      q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(e.out_zp));
+      q = _mm512_add_epi32(added(acc, lanes, at), _mm512_set1_epi32(e.out_zp));
     } else {
+      const __m512 v = scaled(acc);
       // lo/hi include the output range (see Epilogue::of), so v rounds (to nearest even, as
       // the reference's nearbyint) to an in-range value and the narrowing below is exact.
       q = _mm512_add_epi32(_mm512_cvtps_epi32(v), y_zp);

@@ -40,9 +40,12 @@ struct QConvCase {
   int x_zp = 128, y_zp = 128;
   bool w_zp_input = true;  // pass an explicit all-zero w_zero_point
   bool sum = false;        // a fused residual Add (inputs 9-13): u8, zero points 120 and 7
-  // The residual Add's output scale (times y_scale) and zero point.
+  // The residual Add's output scale (times y_scale) and zero point; the residual's dtype (also
+  // the Add's output dtype) and zero point.
   float sum_out_scale = 1.2f;
   int sum_out_zp = 7;
+  DType sum_dtype = DType::kU8;
+  int sum_zp = 120;
 };
 
 Node qconv_node(const QConvCase& c) {
@@ -268,11 +271,12 @@ void expect_channels_last_exact(const QConvCase& c, uint64_t seed, bool own) {
   if (c.sum) {
     Rng rng(seed + 1000);
     const Tensor y0 = run_op(n, t, KernelChoice::kReference);  // y's shape
-    t.push_back(testing::random_q(DType::kU8, y0.shape(), rng, 0, 255));
+    const bool u8 = c.sum_dtype == DType::kU8;
+    t.push_back(testing::random_q(c.sum_dtype, y0.shape(), rng, u8 ? 0 : -128, u8 ? 255 : 127));
     t.push_back(testing::f32_tensor({}, {in.y_scale * 0.8f}));
-    t.push_back(testing::zp_tensor(DType::kU8, 120));
+    t.push_back(testing::zp_tensor(c.sum_dtype, c.sum_zp));
     t.push_back(testing::f32_tensor({}, {in.y_scale * c.sum_out_scale}));
-    t.push_back(testing::zp_tensor(DType::kU8, c.sum_out_zp));
+    t.push_back(testing::zp_tensor(c.sum_dtype, c.sum_out_zp));
   }
   testing::KernelUnderTest fast(n, t, KernelChoice::kFast);
   Tensor last;
@@ -454,6 +458,15 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v.back().act = "relu6";
   v.back().sum_out_scale = 40.0f;
   v.back().sum_out_zp = 0;
+  // i8 residual and output (the packed residual stores' signed packs), 64, 32 and 16 channels.
+  for (int64_t o : {64, 32, 16}) {
+    v.push_back(pw("32->" + std::to_string(o) + " 9x9 i8 residual and output, no activation",
+                   {2, 32, 9, 9}, o));
+    v.back().sum = true;
+    v.back().sum_dtype = DType::kI8;
+    v.back().sum_zp = -20;
+    v.back().sum_out_zp = 9;
+  }
   uint64_t seed = 700;
   for (const QConvCase& c : v) {
     expect_channels_last_exact(c, seed++,
