@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "kernels/conv_geometry.h"
@@ -187,14 +188,10 @@ struct Epilogue {
       e.out_scale = p.sum_out_scale;
       float out_lo = -INFINITY, out_hi = INFINITY;
       range(p.sum_out, p.sum_out_zp, out_lo, out_hi);
-      // The activation's clamp of the real sum moves behind the division: dividing by
-      // out_scale > 0 (QLinearParams checks it, and that every scale is finite, so the sum is
-      // never NaN) rounds monotonically, so clamping real to [act_lo, act_hi] first gives the
-      // quotient clamped to [act_lo / out_scale, act_hi / out_scale]. That and the output
-      // range's clamp combine into one (also where the two do not overlap).
-      const float act_lo = p.sum_act_lo / p.sum_out_scale, act_hi = p.sum_act_hi / p.sum_out_scale;
-      e.out_lo = std::min(std::max(act_lo, out_lo), out_hi);
-      e.out_hi = std::max(e.out_lo, std::max(std::min(act_hi, out_hi), out_lo));
+      // One clamp after the division for the activation's and the output range's
+      // (QLinearParams checks that every scale is finite and positive).
+      std::tie(e.out_lo, e.out_hi) =
+          add_quotient_bounds(p.sum_act_lo, p.sum_act_hi, p.sum_out_scale, out_lo, out_hi);
       e.out_zp = p.sum_out_zp;
     }
     return e;

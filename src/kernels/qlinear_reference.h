@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "kernels/conv_geometry.h"
@@ -94,6 +95,19 @@ inline int32_t qlinear_add_one(int32_t a, int32_t a_zp, float a_scale, int32_t b
   float real = static_cast<float>(a - a_zp) * a_scale + static_cast<float>(b - b_zp) * b_scale;
   real = std::min(std::max(real, lo), hi);
   return saturate_to(out, std::nearbyint(real / y_scale) + static_cast<float>(y_zp));
+}
+
+// The vector kernels' form of qlinear_add_one's two clamps: the bounds of real / y_scale that
+// give the same codes as clamping real to the activation's [act_lo, act_hi], dividing, and then
+// clamping to [lo, hi] (the output's range minus its zero point). Dividing by y_scale > 0 rounds
+// monotonically, so the activation's clamp moves behind the division as [act_lo / y_scale,
+// act_hi / y_scale]; the two clamps then merge into one, also where they do not overlap. Valid
+// when real is never NaN (finite scales).
+inline std::pair<float, float> add_quotient_bounds(float act_lo, float act_hi, float y_scale,
+                                                   float lo, float hi) {
+  const float l = std::min(std::max(act_lo / y_scale, lo), hi);
+  const float h = std::max(std::min(act_hi / y_scale, hi), lo);
+  return {l, std::max(l, h)};
 }
 
 // The fused residual Add of the convolution's quantized output q at element i: QLinearAdd's

@@ -54,11 +54,9 @@ namespace {
 // -> 1.05 us for 12,544 values on the dev host; the compiled loop narrows and stores 16 bytes
 // at a time and clamps twice).
 //
-// The activation's clamp moves behind the division: division by ys > 0, correctly rounded, is
-// monotone, so clamping real to [act_lo, act_hi] and then dividing gives the quotient clamped to
-// [act_lo / ys, act_hi / ys] (both rounded the same way). That clamp and the output range's
-// [lo_f, hi_f] combine into one, [lo, hi] below. With finite scales and ys > 0 the quotient is
-// never NaN, the only case quantize_scaled_fast treats on its own.
+// The activation's clamp and the output range's become one after the division
+// (kernels::add_quotient_bounds). With finite scales and ys > 0 the quotient is never NaN, the
+// only case quantize_scaled_fast treats on its own.
 struct AddU8Vector {
   __m512 azp, as, bzp, bs, ys, lo, hi;
   __m512i zp16, zp32;
@@ -69,13 +67,9 @@ struct AddU8Vector {
         bzp(_mm512_set1_ps(k.bzp)),
         bs(_mm512_set1_ps(k.bs)),
         ys(_mm512_set1_ps(k.ys)) {
-    // clamp(clamp(q, act_lo / ys, act_hi / ys), lo_f, hi_f) as one clamp, also where the two
-    // intervals do not overlap.
-    const float act_lo = k.act_lo / k.ys, act_hi = k.act_hi / k.ys;
-    const float l = std::min(std::max(act_lo, k.lo_f), k.hi_f);
-    const float h = std::max(std::min(act_hi, k.hi_f), k.lo_f);
+    const auto [l, h] = kernels::add_quotient_bounds(k.act_lo, k.act_hi, k.ys, k.lo_f, k.hi_f);
     lo = _mm512_set1_ps(l);
-    hi = _mm512_set1_ps(std::max(l, h));
+    hi = _mm512_set1_ps(h);
     zp16 = _mm512_set1_epi16(static_cast<int16_t>(k.zp_f));
     zp32 = _mm512_set1_epi32(static_cast<int32_t>(k.zp_f));
   }
