@@ -103,25 +103,37 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
       for (int t = 0; t < taps; ++t) at[t] = row.at(m * q.pitch + 4 * j + t);
       column(j, m, taps, at);
     };
-    for (int64_t m = 0; m < inner_begin; ++m) edge(m);
     const int64_t step = q.pitch * row.pitch;  // bytes from one column's first tap to the next
     const uint8_t* first = inner_begin < inner_end
                                ? row.pixels + (inner_begin * q.pitch + 4 * j - row.pl) * row.pitch
                                : nullptr;
-    if (cpad == 16 && row.pitch == 16) {
-      // One 16-channel block: the taps' pixels are consecutive bytes, one load.
+    if (cpad == 16 && row.pitch == 16 && row.pixels) {
+      // One 16-channel block: the taps' pixels are consecutive bytes, one load, edges included:
+      // the taps outside the image are masked off (never read) and take the zero point, as do
+      // the bytes past `taps` (their weights are 0).
+      const __m512i fill = _mm512_set1_epi8(static_cast<char>(row.fill[0]));
       const auto bytes = static_cast<__mmask64>(~0ull >> (64 - 16 * taps));
-      uint8_t* dst = out + (j * q.columns + inner_begin) * 64;
-      for (int64_t m = inner_begin; m < inner_end; ++m, first += step, dst += 64) {
+      const auto base = reinterpret_cast<uintptr_t>(row.pixels);
+      uint8_t* dst = out + j * q.columns * 64;
+      for (int64_t m = 0; m < q.columns; ++m, dst += 64) {
+        const int64_t i0 = m * q.pitch + 4 * j - row.pl;  // tap 0's pixel
+        __mmask64 mask = bytes;
+        if (m < inner_begin || m >= inner_end) {
+          const int64_t lo = std::max<int64_t>(0, -i0), hi = std::min<int64_t>(taps, row.w - i0);
+          mask =
+              hi > lo ? static_cast<__mmask64>((~0ull >> (64 - 16 * (hi - lo))) << (16 * lo)) : 0;
+        }
+        const auto* at = reinterpret_cast<const void*>(base + static_cast<uintptr_t>(i0 * 16));
         _mm512_storeu_si512(dst,
-                            _mm512_permutexvar_epi8(index, _mm512_maskz_loadu_epi8(bytes, first)));
+                            _mm512_permutexvar_epi8(index, _mm512_mask_loadu_epi8(fill, mask, at)));
       }
-    } else {
-      for (int64_t m = inner_begin; m < inner_end; ++m, first += step) {
-        const uint8_t* at[4] = {first, first + row.pitch, first + 2 * row.pitch,
-                                first + 3 * row.pitch};
-        column(j, m, taps, at);
-      }
+      continue;
+    }
+    for (int64_t m = 0; m < inner_begin; ++m) edge(m);
+    for (int64_t m = inner_begin; m < inner_end; ++m, first += step) {
+      const uint8_t* at[4] = {first, first + row.pitch, first + 2 * row.pitch,
+                              first + 3 * row.pitch};
+      column(j, m, taps, at);
     }
     for (int64_t m = inner_end; m < q.columns; ++m) edge(m);
   }
@@ -369,10 +381,13 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
   const bool direct = !signed_x && g_.c == cpad_;
   for (int64_t r = first; r < last; ++r) {
     const uint8_t* const* rows = ring.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
+      if (iy < 0 || iy >= g_.h) {
+        // A padding row: every tap is the zero point (and the bytes with weight 0 may be too).
+        std::memset(slot, zp, static_cast<size_t>(ring_row_));
+        return;
+      }
       if (direct) {
-        const bool inside = iy >= 0 && iy < g_.h;
-        const uint8_t* pixels =
-            inside ? static_cast<const uint8_t*>(x) + (n * g_.h + iy) * g_.w * g_.c : nullptr;
+        const uint8_t* pixels = static_cast<const uint8_t*>(x) + (n * g_.h + iy) * g_.w * g_.c;
         build_quads(quads_, cpad_, grouped_, RowSource{pixels, s.fill.data(), g_.c, g_.pl, g_.w},
                     slot);
         return;
