@@ -194,4 +194,35 @@ void global_avg_pool_backward(const float* dy, float* dx, int64_t planes, int64_
   }
 }
 
+// The sums of 64 channels stay in registers over all hw pixels (sums kept in y instead were
+// loaded and stored once per pixel: an int8 mobilenet_v2's 7x7x128 pool took 0.48 us per sample
+// at batch 26, as long as its head convolution's last third). Vectorized per ISA level.
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void sum_pixels(
+    const float* __restrict x, int64_t hw, int64_t c, float* __restrict y) {
+  constexpr int64_t kWidth = 64;
+  int64_t k0 = 0;
+  for (; k0 + kWidth <= c; k0 += kWidth) {
+    float acc[kWidth] = {};
+    for (int64_t p = 0; p < hw; ++p) {
+      const float* row = x + p * c + k0;
+#pragma GCC unroll 64
+      for (int64_t k = 0; k < kWidth; ++k) acc[k] += row[k];
+    }
+    for (int64_t k = 0; k < kWidth; ++k) y[k0 + k] = acc[k];
+  }
+  for (int64_t k = k0; k < c; ++k) y[k] = 0;
+  for (int64_t p = 0; p < hw && k0 < c; ++p) {
+    for (int64_t k = k0; k < c; ++k) y[k] += x[p * c + k];
+  }
+}
+
+void global_avg_pool_nhwc_forward(const float* x, float* y, int64_t n, int64_t hw, int64_t c) {
+  const auto count = static_cast<float>(hw);
+  for (int64_t s = 0; s < n; ++s) {
+    float* ys = y + s * c;
+    sum_pixels(x + s * hw * c, hw, c, ys);
+    for (int64_t k = 0; k < c; ++k) ys[k] /= count;
+  }
+}
+
 }  // namespace minnow::kernels

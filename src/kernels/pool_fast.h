@@ -40,5 +40,8 @@ class AvgPoolFast {
 // Mean over each plane: x [planes, hw] -> y [planes]; backward spreads dy / hw.
 void global_avg_pool_forward(const float* x, float* y, int64_t planes, int64_t hw);
 void global_avg_pool_backward(const float* dy, float* dx, int64_t planes, int64_t hw);
+// The same on channels-last data: x [n, hw, c] -> y [n, c], each channel summed in pixel order and
+// divided by hw, as the generic loop does.
+void global_avg_pool_nhwc_forward(const float* x, float* y, int64_t n, int64_t hw, int64_t c);
 
 }  // namespace minnow::kernels

@@ -269,6 +269,9 @@ class GlobalAvgPoolKernel : public Kernel {
   // Sums whole rows of C channels (the inner loop vectorizes over channels).
   void forward_nhwc(const Tensor& in, Tensor& out) const {
     const int64_t hw = shape_[1] * shape_[2], c = shape_[3];
+    if (fast_ && in.dtype() == DType::kF32) {
+      return kernels::global_avg_pool_nhwc_forward(in.f32(), out.f32(), shape_[0], hw, c);
+    }
     dispatch_float(in.dtype(), [&]<class T>() {
       const T* x = in.data<T>();
       T* y = out.data<T>();

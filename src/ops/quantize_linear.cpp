@@ -137,6 +137,23 @@ class QdqKernelBase : public Kernel {
   bool fast_;
 };
 
+// One channel segment's constants: the scale, and the output range and zero point as
+// quantize_scaled_fast takes them.
+struct QuantizeSpan {
+  float scale, lo_f, hi_f, zp_f;
+};
+
+// The fast kernels' loop, vectorized by the compiler per ISA level: baseline x86-64 has no
+// 16-lane division or narrowing (an int8 mobilenet_v2's input at batch 26: 0.29 us per sample).
+template <class Q>
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void quantize_span(
+    const QuantizeSpan& k, const float* __restrict x, Q* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = static_cast<Q>(
+        static_cast<int32_t>(quant::quantize_scaled_fast(x[i] / k.scale, k.lo_f, k.hi_f, k.zp_f)));
+  }
+}
+
 class QuantizeKernel final : public QdqKernelBase {
  public:
   QuantizeKernel(const Node& n, const Shape& shape, int axis, DType out, bool fast)
@@ -163,16 +180,10 @@ class QuantizeKernel final : public QdqKernelBase {
       return;
     }
     for_segments([&](int64_t lo, int64_t hi, int64_t c) {
-      const float s = p.scale_at(c);
       const int32_t zp = p.zero_point_at(c);
-      const float lo_f = static_cast<float>(r.lo - zp), hi_f = static_cast<float>(r.hi - zp);
-      const float zp_f = static_cast<float>(zp);
-      const float* __restrict xs = x;
-      Q* __restrict ys = y;
-      for (int64_t i = lo; i < hi; ++i) {
-        ys[i] = static_cast<Q>(
-            static_cast<int32_t>(quant::quantize_scaled_fast(xs[i] / s, lo_f, hi_f, zp_f)));
-      }
+      const QuantizeSpan span{p.scale_at(c), static_cast<float>(r.lo - zp),
+                              static_cast<float>(r.hi - zp), static_cast<float>(zp)};
+      quantize_span(span, x + lo, y + lo, hi - lo);
     });
   }
 

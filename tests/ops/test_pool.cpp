@@ -3,6 +3,8 @@
 // by PyTorch 1.13, shape inference and bad input.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -250,6 +252,31 @@ TEST(Pool, HandComputedAndPyTorchValues) {
     g.op = OpKind::kGlobalAvgPool;
     expect_values(run_forward(g, x4, choice, &dx), {8.5f}, "global avg");
     expect_values(dx, std::vector<float>(16, 1.0f / 16), "global avg dx");
+  }
+}
+
+// Channels-last GlobalAvgPool: the fast kernel keeps 64 channels' sums in registers and finishes
+// the rest one by one; both sum in pixel order and divide by hw, so they equal the generic loop
+// bit for bit. Channel counts below, at and past 64, with and without a tail.
+TEST(GlobalAvgPool, ChannelsLastFastIsExact) {
+  Rng rng(11);
+  for (int64_t c : {5, 64, 128, 130, 200}) {
+    SCOPED_TRACE(std::to_string(c) + " channels");
+    Tensor x(DType::kF32, {3, 7, 5, c});
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.uniform(-10.0f, 10.0f);
+    Node g;
+    g.op = OpKind::kGlobalAvgPool;
+    g.attrs.set("channels_last", int64_t{1});
+    const std::vector<float> fast = run_forward(g, x, KernelChoice::kFast);
+    const std::vector<float> ref = run_forward(g, x, KernelChoice::kReference);
+    ASSERT_EQ(fast.size(), static_cast<size_t>(3 * c));
+    for (size_t i = 0; i < fast.size(); ++i) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(fast[i]), std::bit_cast<uint32_t>(ref[i])) << "at " << i;
+    }
+    // The mean itself: sample 1, channel c - 1.
+    float sum = 0;
+    for (int64_t p = 0; p < 35; ++p) sum += x.f32()[(35 + p) * c + c - 1];
+    EXPECT_EQ(fast[static_cast<size_t>(2 * c - 1)], sum / 35.0f);
   }
 }
 
