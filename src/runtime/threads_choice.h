@@ -12,6 +12,11 @@
 // shared right after a run alone pays for moving its input to the other core, which a run whose
 // every layer is shared does not (timed alternately, call by call, shared runs of mobilenet_v2
 // int8 took 0.03 to 0.07 ms, 0.027 in a row).
+//
+// Between trials the state can change back. A trial that met the slow state kept mobilenet_v2
+// int8 alone, at 0.035 ms, for the 2,000 calls of a benchmark that ran when the host was quiet
+// again. So the way not taken is probed every few hundred calls, and shared runs are watched as
+// they go; either can call the next trial early.
 #pragma once
 
 #include <x86intrin.h>
@@ -47,20 +52,49 @@ class ThreadsChoice {
     // of each untimed (the first after a switch pays for moving data and waking threads).
     // Several blocks each way, so that a burst of load on the host during one does not decide.
     const int64_t call = calls_++;
-    if (call < trial_at_ || call >= trial_at_ + kBlocks * kBlock) {
-      if (call == trial_at_ + kBlocks * kBlock) {
-        trial_at_ += trial_at_ == 0 ? kFirstTrialEvery : kTrialEvery;
+    if (call >= trial_at_ && call < trial_at_ + kBlocks * kBlock) {
+      const int64_t in_trial = call - trial_at_, block = in_trial / kBlock;
+      const bool shared_turn = block % 2 == 1;
+      const int64_t timed = in_trial % kBlock - 1;
+      const uint64_t start = __rdtsc();
+      if (!shared_turn || !shared()) alone();
+      if (timed >= 0) ticks_[shared_turn][block / 2 * (kBlock - 1) + timed] = __rdtsc() - start;
+      if (in_trial == kBlocks * kBlock - 1) {
+        for (int way = 0; way < 2; ++way) trial_median_[way] = median(ticks_[way]);
+        use_shared_ = trial_median_[1] < trial_median_[0];
+        recent_count_ = 0;
+        probe_at_ = call + 1 + kProbeEvery;
+        early_ok_at_ = call + 1 + kEarlyTrialGap;
       }
-      if (!use_shared_ || !shared()) alone();
       return;
     }
-    const int64_t in_trial = call - trial_at_, block = in_trial / kBlock;
-    const bool shared_turn = block % 2 == 1;
-    const int64_t timed = in_trial % kBlock - 1;
+    if (call == trial_at_ + kBlocks * kBlock) {
+      trial_at_ += trial_at_ == 0 ? kFirstTrialEvery : kTrialEvery;
+    }
+    // Between trials the way not taken can become the faster one: the host's state changes
+    // (see the top). So every kProbeEvery calls a block of kBlock calls runs the other way (the
+    // first untimed), and shared runs are also watched as they go: a probe faster than the last
+    // calls, or shared runs slower than the last trial's alone, calls a trial early.
+    if (call >= probe_at_) {
+      const int64_t in_probe = call - probe_at_;
+      const uint64_t start = __rdtsc();
+      if (use_shared_ || !shared()) alone();
+      if (in_probe > 0) probe_[in_probe - 1] = __rdtsc() - start;
+      if (in_probe == kBlock - 1) {
+        probe_at_ = call + 1 + kProbeEvery;
+        if (recent_count_ >= kRecent && median(probe_) < median(recent_) && call >= early_ok_at_) {
+          trial_at_ = call + 1;
+        }
+      }
+      return;
+    }
     const uint64_t start = __rdtsc();
-    if (!shared_turn || !shared()) alone();
-    if (timed >= 0) ticks_[shared_turn][block / 2 * (kBlock - 1) + timed] = __rdtsc() - start;
-    if (in_trial == kBlocks * kBlock - 1) use_shared_ = median(ticks_[1]) < median(ticks_[0]);
+    if (!use_shared_ || !shared()) alone();
+    recent_[recent_count_++ % kRecent] = __rdtsc() - start;
+    if (use_shared_ && recent_count_ % kRecent == 0 && call >= early_ok_at_ &&
+        median(recent_) > trial_median_[0] + trial_median_[0] / 10) {
+      trial_at_ = call + 1;
+    }
   }
 
   // Whether the first calls are over: the next calls are a trial.
@@ -80,9 +114,17 @@ class ThreadsChoice {
   // one every kTrialEvery calls.
   static constexpr int64_t kFirstTrialEvery = 256, kTrialEvery = 2048;
 
-  static uint64_t median(std::array<uint64_t, kTrials> t) {
-    std::nth_element(t.begin(), t.begin() + kTrials / 2, t.end());
-    return t[kTrials / 2];
+  // Probes of the way not taken: a block of kBlock calls (the first untimed) every kProbeEvery,
+  // five calls in 389: in the worse way at most 2x slower, 1.3% more time. The chosen way's
+  // last kRecent calls are timed too. Early trials come at least kEarlyTrialGap calls after the
+  // last trial.
+  static constexpr int64_t kProbeEvery = 384, kEarlyTrialGap = 256;
+  static constexpr int kRecent = 16;
+
+  template <size_t N>
+  static uint64_t median(std::array<uint64_t, N> t) {
+    std::nth_element(t.begin(), t.begin() + N / 2, t.end());
+    return t[N / 2];
   }
 
   bool settling_ = true;
@@ -91,6 +133,11 @@ class ThreadsChoice {
   int64_t trial_at_ = 0;  // the call the next trial starts at
   bool use_shared_ = false;
   std::array<std::array<uint64_t, kTrials>, 2> ticks_{};  // [alone, shared][trial]
+  std::array<uint64_t, 2> trial_median_{};                // the last trial's, [alone, shared]
+  std::array<uint64_t, kRecent> recent_{};                // the chosen way's last calls
+  int64_t recent_count_ = 0;
+  std::array<uint64_t, kBlock - 1> probe_{};
+  int64_t probe_at_ = 0, early_ok_at_ = 0;
 };
 
 }  // namespace minnow

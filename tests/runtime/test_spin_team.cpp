@@ -127,5 +127,37 @@ TEST(ThreadsChoice, KeepsTheFasterWay) {
   EXPECT_EQ(alone, 50);
 }
 
+// Between trials a ThreadsChoice follows the host: the way not taken is probed with a few runs
+// every so often, so when it becomes the faster one the choice switches at the next probe, long
+// before the next regular trial (2,048 calls on).
+TEST(ThreadsChoice, SwitchesWhenTheOtherWayBecomesFaster) {
+  auto spin = [](int iterations) {
+    for (volatile int i = 0; i < iterations; ++i) {
+    }
+  };
+  for (bool shared_first : {false, true}) {
+    SCOPED_TRACE(shared_first ? "shared first" : "alone first");
+    ThreadsChoice choice;
+    bool shared_faster = shared_first;
+    int alone = 0, shared = 0;
+    auto call = [&] {
+      choice.run([&] { ++alone, spin(shared_faster ? 20000 : 0); },
+                 [&] { return ++shared, spin(shared_faster ? 0 : 20000), true; });
+    };
+    while (!choice.settled()) call();
+    // The first trial, and the second 256 calls later.
+    for (int i = 0; i < 340; ++i) call();
+    alone = shared = 0;
+    for (int i = 0; i < 100; ++i) call();
+    // (Five of any 100 calls may be a probe of the other way.)
+    EXPECT_GE(shared_first ? shared : alone, 95);
+    shared_faster = !shared_faster;
+    for (int i = 0; i < 600; ++i) call();
+    alone = shared = 0;
+    for (int i = 0; i < 100; ++i) call();
+    EXPECT_GE(shared_first ? alone : shared, 95) << "did not switch";
+  }
+}
+
 }  // namespace
 }  // namespace minnow
