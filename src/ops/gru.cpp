@@ -72,7 +72,7 @@ int64_t gru_macs(const Node& n, const InputInfos& in, const std::vector<ValueInf
 
 }  // namespace
 
-const OpDef kGruDef = {OpKind::kGru, "GRU",         5,    6,       2, infer_gru,
+const OpDef kGruDef = {OpKind::kGru, "GRU",         5,    8,       2, infer_gru,
                        make_gru_ref, make_gru_fast, true, gru_macs};
 
 }  // namespace minnow::ops

@@ -78,7 +78,7 @@ int64_t lstm_macs(const Node& n, const InputInfos& in, const std::vector<ValueIn
 
 }  // namespace
 
-const OpDef kLstmDef = {OpKind::kLstm, "LSTM",         5,    6,        2, infer_lstm,
+const OpDef kLstmDef = {OpKind::kLstm, "LSTM",         5,    8,        2, infer_lstm,
                         make_lstm_ref, make_lstm_fast, true, lstm_macs};
 
 }  // namespace minnow::ops

@@ -5,6 +5,12 @@
 // w_ih [dirs*G*H, F], w_hh [dirs*G*H, H], b_ih, b_hh [dirs*G*H] (direction 0 rows first);
 // optional lengths i64 [N]. Outputs y [N, T, dirs*H] and h_last [N, dirs*H].
 //
+// Int8 gates (inference only): with inputs 6 and 7, w_ih_scale and w_hh_scale f32 [dirs*G*H],
+// the weights are int8 (symmetric, one scale per row, as `minnow quantize` stores them) and
+// both projections are dynamically quantized int8 products (kernels/qgemm_dynamic.h): every
+// input row and every step's hidden state is quantized to u8 with its own range. x, biases and
+// the cell's math stay f32.
+//
 // Lengths follow pack_padded_sequence: sample n only sees steps t < len[n]. Both drivers use
 // one rule for both directions: at step t a sample is active iff t < len[n], otherwise its state
 // is carried unchanged. Forward, the inactive steps come after the last real one (state frozen
@@ -29,9 +35,11 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/qgemm_dynamic.h"
 #include "ops/op_util.h"
 #include "ops/recurrent_math.h"
 
@@ -56,6 +64,14 @@ inline Attrs2 recurrent_attrs(const Node& n) {
   return {h, bi ? 2 : 1};
 }
 
+// Whether the node has int8 weights with per-row scales (inputs 6 and 7), see the top. One
+// scale without the other is an error.
+inline bool has_int8_gates(const Node& n, const InputInfos& in) {
+  const bool ih = in.size() > 6 && in[6], hh = in.size() > 7 && in[7];
+  if (ih != hh) fail(n, "int8 weights need both w_ih_scale (input 6) and w_hh_scale (input 7)");
+  return ih;
+}
+
 // Validates attributes and shapes; fills y and h_last.
 inline void infer_recurrent(const Node& n, const InputInfos& in, std::vector<ValueInfo>& out,
                             int64_t gates) {
@@ -69,14 +85,22 @@ inline void infer_recurrent(const Node& n, const InputInfos& in, std::vector<Val
                 ", expected [N, T, F] with concrete T, F > 0");
   }
   const int64_t rows = a.dirs * gates * a.hidden;
-  static const char* const kRoles[] = {"w_ih", "w_hh", "b_ih", "b_hh"};
-  const Shape want[] = {{rows, f}, {rows, a.hidden}, {rows}, {rows}};
-  for (size_t i = 1; i <= 4; ++i) {
+  const bool int8 = has_int8_gates(n, in);
+  if (int8 && x.dtype != DType::kF32) {
+    fail(n,
+         "int8 weights need an f32 input, '" + x.name + "' is " + std::string(dtype_name(x.dtype)));
+  }
+  static const char* const kRoles[] = {"w_ih", "w_hh",       "b_ih",      "b_hh",
+                                       "",     "w_ih_scale", "w_hh_scale"};
+  const Shape want[] = {{rows, f}, {rows, a.hidden}, {rows}, {rows}, {}, {rows}, {rows}};
+  for (size_t i = 1; i <= (int8 ? 7u : 4u); ++i) {
+    if (i == 5) continue;  // lengths, below
     const ValueInfo& p = input(n, in, i);
-    if (p.dtype != x.dtype) {
+    const DType dt = int8 && (i == 1 || i == 2) ? DType::kI8 : x.dtype;
+    if (p.dtype != dt) {
       fail(n, std::string(kRoles[i - 1]) + " '" + p.name + "' has dtype " +
-                  std::string(dtype_name(p.dtype)) + ", expected " +
-                  std::string(dtype_name(x.dtype)) + " like the input");
+                  std::string(dtype_name(p.dtype)) + ", expected " + std::string(dtype_name(dt)) +
+                  (dt == x.dtype ? " like the input" : " (the scales' weights)"));
     }
     if (p.shape != want[i - 1]) {
       fail(n, std::string(kRoles[i - 1]) + " '" + p.name + "' has shape " + shape_str(p.shape) +
@@ -150,6 +174,34 @@ T* grad_ptr(Tensors g, size_t i) {
   return i < g.size() && g[i] ? g[i]->template data<T>() : nullptr;
 }
 
+// The int8 projections of each direction: xq[d] = W_ih x (+ b_ih), hq[d] = W_hh h.
+struct Int8Projections {
+  std::vector<kernels::DynamicInt8Gemm> x, h;
+
+  Int8Projections() = default;
+  Int8Projections(const Dims& d, bool fast) {
+    for (int64_t i = 0; i < d.dirs; ++i) {
+      x.emplace_back(d.gh(), d.f, fast);
+      h.emplace_back(d.gh(), d.h, fast);
+    }
+  }
+  // The weights of this run (packed again only when they changed).
+  void prepare(Tensors in, const Dims& d) {
+    for (int64_t i = 0; i < d.dirs; ++i) {
+      x[i].prepare(in[1]->data<int8_t>() + i * d.gh() * d.f);
+      h[i].prepare(in[2]->data<int8_t>() + i * d.gh() * d.h);
+    }
+  }
+  void set_constant(const std::vector<bool>& constant) {
+    for (auto& g : x) g.set_constant(constant.size() > 1 && constant[1]);
+    for (auto& g : h) g.set_constant(constant.size() > 2 && constant[2]);
+  }
+};
+
+[[noreturn]] inline void no_int8_gradient(const Node& node) {
+  fail(node, "has int8 weights: it runs inference only and has no gradient");
+}
+
 // The oracle: each sample and direction runs over exactly its own len[n] steps (the
 // pack_padded_sequence picture), with plain dot products. Independent of the masking scheme the
 // fast kernel uses.
@@ -158,7 +210,12 @@ class RecurrentRef final : public Kernel {
   using C = Cell<T, false>;
 
  public:
-  RecurrentRef(const Node& node, Dims d) : node_(node), d_(d) {}
+  RecurrentRef(const Node& node, Dims d, bool int8)
+      : node_(node), d_(d), int8_(int8), q_(int8 ? Int8Projections(d, false) : Int8Projections()) {}
+
+  void set_constant_inputs(const std::vector<bool>& constant) override {
+    q_.set_constant(constant);
+  }
 
   void forward(Tensors in, Tensors out, RunContext&) override {
     len_ = read_lengths(node_, in, d_);
@@ -171,9 +228,10 @@ class RecurrentRef final : public Kernel {
     save_.assign(D * N * TT * SV, T(0));
     hprev_.assign(D * N * TT * H, T(0));
     std::vector<T> state(S), xp(GH), hp(GH);
+    if (int8_) q_.prepare(in, d_);
     for (int64_t d = 0; d < D; ++d) {
-      const T* wi = in[1]->data<T>() + d * GH * F;
-      const T* wh = in[2]->data<T>() + d * GH * H;
+      const T* wi = int8_ ? nullptr : in[1]->data<T>() + d * GH * F;
+      const T* wh = int8_ ? nullptr : in[2]->data<T>() + d * GH * H;
       const T* bi = in[3]->data<T>() + d * GH;
       const T* bh = in[4]->data<T>() + d * GH;
       for (int64_t n = 0; n < N; ++n) {
@@ -182,7 +240,13 @@ class RecurrentRef final : public Kernel {
         for (int64_t s = 0; s < len; ++s) {
           const int64_t t = d == 0 ? s : len - 1 - s;
           const T* xt = x + (n * TT + t) * F;
-          for (int64_t r = 0; r < GH; ++r) {
+          if constexpr (std::is_same_v<T, float>) {
+            if (int8_) {
+              q_.x[d].run(xt, 1, in[6]->f32() + d * GH, bi, xp.data());
+              q_.h[d].run(state.data(), 1, in[7]->f32() + d * GH, nullptr, hp.data());
+            }
+          }
+          for (int64_t r = 0; r < GH && !int8_; ++r) {
             T a = bi[r], b = T(0);
             for (int64_t k = 0; k < F; ++k) a += wi[r * F + k] * xt[k];
             for (int64_t k = 0; k < H; ++k) b += wh[r * H + k] * state[k];
@@ -200,6 +264,7 @@ class RecurrentRef final : public Kernel {
   }
 
   void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    if (int8_) no_int8_gradient(node_);
     zero_grads(grad_in);
     const T* dy = grad_ptr<T>(grad_out, 0);
     const T* dhl = grad_ptr<T>(grad_out, 1);
@@ -260,6 +325,8 @@ class RecurrentRef final : public Kernel {
 
   Node node_;
   Dims d_;
+  bool int8_;
+  Int8Projections q_;
   std::vector<int64_t> len_;
   std::vector<T> save_, hprev_;  // per (direction, sample, step)
 };
@@ -275,9 +342,11 @@ class RecurrentFast final : public Kernel {
   using Sgemm = kernels::Sgemm;
 
  public:
-  RecurrentFast(const Node& node, Dims d)
+  RecurrentFast(const Node& node, Dims d, bool int8)
       : node_(node),
         d_(d),
+        int8_(int8),
+        q_(int8 ? Int8Projections(d, true) : Int8Projections()),
         xproj_(d.t * d.n, d.dirs * d.gh(), d.f, {.trans_b = true, .with_bias = true}),
         hproj_(d.n, d.gh(), d.h, {.trans_b = true}),
         dh_(d.n, d.h, d.gh(), {}),
@@ -299,12 +368,25 @@ class RecurrentFast final : public Kernel {
     const int64_t N = d_.n, TT = d_.t, F = d_.f, H = d_.h, D = d_.dirs, GH = d_.gh();
     const int64_t S = C::kStateMult * H, SV = C::kSaveMult * H, TN = TT * N;
     to_time_major(in[0]->f32(), xt_.data(), F);
-    xproj_.run(xt_.data(), in[1]->f32(), xp_.data(), in[3]->f32());
+    if (int8_) {
+      // Per direction (each has its own weights), into the rows' d-th slice of xp_.
+      q_.prepare(in, d_);
+      xq_buf_.resize(TN * GH);
+      for (int64_t d = 0; d < D; ++d) {
+        q_.x[d].run(xt_.data(), TN, in[6]->f32() + d * GH, in[3]->f32() + d * GH, xq_buf_.data());
+        for (int64_t row = 0; row < TN; ++row) {
+          std::memcpy(xp_.data() + row * D * GH + d * GH, xq_buf_.data() + row * GH,
+                      GH * sizeof(float));
+        }
+      }
+    } else {
+      xproj_.run(xt_.data(), in[1]->f32(), xp_.data(), in[3]->f32());
+    }
     float* y = out[0]->f32();
     float* hl = out.size() > 1 && out[1] ? out[1]->f32() : nullptr;
     const bool par = parallel();
     for (int64_t d = 0; d < D; ++d) {
-      const float* wh = in[2]->f32() + d * GH * H;
+      const float* wh = int8_ ? nullptr : in[2]->f32() + d * GH * H;
       const float* bh = in[4]->f32() + d * GH;
       float* hp_d = hp_.data() + d * TN * H;
       float* save_d = save_.data() + d * TN * SV;
@@ -315,7 +397,11 @@ class RecurrentFast final : public Kernel {
         for (int64_t n = 0; n < N; ++n) {
           std::memcpy(hprev + n * H, state_.data() + n * S, H * sizeof(float));
         }
-        hproj_.run(hprev, wh, hproj_buf_.data());
+        if (int8_) {
+          q_.h[d].run(hprev, N, in[7]->f32() + d * GH, nullptr, hproj_buf_.data());
+        } else {
+          hproj_.run(hprev, wh, hproj_buf_.data());
+        }
 #pragma omp parallel for if (par) schedule(static)
         for (int64_t n = 0; n < N; ++n) {
           float* yr = y + (n * TT + t) * D * H + d * H;
@@ -337,7 +423,12 @@ class RecurrentFast final : public Kernel {
     }
   }
 
+  void set_constant_inputs(const std::vector<bool>& constant) override {
+    q_.set_constant(constant);
+  }
+
   void backward(Tensors in, Tensors, Tensors grad_out, Tensors grad_in, RunContext&) override {
+    if (int8_) no_int8_gradient(node_);
     zero_grads(grad_in);
     const float* dy = grad_ptr<float>(grad_out, 0);
     const float* dhl = grad_ptr<float>(grad_out, 1);
@@ -436,6 +527,9 @@ class RecurrentFast final : public Kernel {
 
   Node node_;
   Dims d_;
+  bool int8_;
+  Int8Projections q_;
+  std::vector<float> xq_buf_;  // one direction's int8 input projection
   Sgemm xproj_, hproj_, dh_, dwih_, dwhh_, dx_, dx_acc_;
   std::vector<int64_t> len_;
   std::vector<float> xt_, xp_, hp_, save_, hproj_buf_, state_;  // kept from forward
@@ -446,14 +540,14 @@ template <template <class, bool> class Cell>
 std::unique_ptr<Kernel> make_reference(const Node& n, const InputInfos& in) {
   const Dims d = recurrent_dims(n, in, Cell<float, false>::kGates);
   return dispatch_float(input(n, in, 0).dtype, [&]<class T>() -> std::unique_ptr<Kernel> {
-    return std::make_unique<RecurrentRef<Cell, T>>(n, d);
+    return std::make_unique<RecurrentRef<Cell, T>>(n, d, has_int8_gates(n, in));
   });
 }
 
 template <template <class, bool> class Cell>
 std::unique_ptr<Kernel> make_fast(const Node& n, const InputInfos& in) {
-  return std::make_unique<RecurrentFast<Cell>>(n,
-                                               recurrent_dims(n, in, Cell<float, false>::kGates));
+  return std::make_unique<RecurrentFast<Cell>>(n, recurrent_dims(n, in, Cell<float, false>::kGates),
+                                               has_int8_gates(n, in));
 }
 
 }  // namespace minnow::ops::recurrent

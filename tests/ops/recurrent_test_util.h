@@ -19,14 +19,20 @@ struct Run {
 // grad_out: empty for forward only; an undefined entry is a null (zero) output gradient.
 inline Run run(Node n, const std::vector<Tensor>& inputs, KernelChoice choice,
                const std::vector<Tensor>& grad_out = {}) {
+  // An undefined tensor is an absent optional input (lengths before the int8 weights' scales).
   std::vector<ValueInfo> in_info;
   n.inputs.clear();
   for (size_t i = 0; i < inputs.size(); ++i) {
-    in_info.push_back(ValueInfo{"x" + std::to_string(i), inputs[i].dtype(), inputs[i].shape()});
+    const bool present = inputs[i].defined();
+    in_info.push_back(present
+                          ? ValueInfo{"x" + std::to_string(i), inputs[i].dtype(), inputs[i].shape()}
+                          : ValueInfo{});
     n.inputs.push_back(in_info.back().name);
   }
   InputInfos ptrs;
-  for (const ValueInfo& v : in_info) ptrs.push_back(&v);
+  for (size_t i = 0; i < in_info.size(); ++i) {
+    ptrs.push_back(inputs[i].defined() ? &in_info[i] : nullptr);
+  }
   n.outputs = {"y", "h_last"};
   std::vector<ValueInfo> out_info(2);
   out_info[0].name = "y";
@@ -36,8 +42,8 @@ inline Run run(Node n, const std::vector<Tensor>& inputs, KernelChoice choice,
   Run r;
   std::vector<Tensor> ins;
   std::vector<Tensor*> in_p, out_p;
-  for (const Tensor& t : inputs) ins.push_back(t.clone());
-  for (Tensor& t : ins) in_p.push_back(&t);
+  for (const Tensor& t : inputs) ins.push_back(t.defined() ? t.clone() : Tensor());
+  for (Tensor& t : ins) in_p.push_back(t.defined() ? &t : nullptr);
   for (const ValueInfo& v : out_info) r.outputs.emplace_back(v.dtype, v.shape);
   for (Tensor& t : r.outputs) out_p.push_back(&t);
   Rng rng(1);
@@ -49,7 +55,7 @@ inline Run run(Node n, const std::vector<Tensor>& inputs, KernelChoice choice,
   for (Tensor& t : gout) gout_p.push_back(t.defined() ? &t : nullptr);
   r.grads.resize(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const bool want = dtype_is_float(inputs[i].dtype());
+    const bool want = inputs[i].defined() && dtype_is_float(inputs[i].dtype());
     if (want) r.grads[i] = Tensor(inputs[i].dtype(), inputs[i].shape());
     gin_p.push_back(want ? &r.grads[i] : nullptr);
   }

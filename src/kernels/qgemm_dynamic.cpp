@@ -1,0 +1,183 @@
+#include "kernels/qgemm_dynamic.h"
+
+#include <immintrin.h>
+
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* as a merge source); the values
+// are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/qconv_vnni_common.h"
+
+namespace minnow::kernels {
+namespace {
+
+// Rows of x per register tile, and 16-output vectors per tile (4 x 4 accumulators).
+constexpr int kTileRows = 4, kTileVectors = 4;
+// From this many multiply-adds a product is shared among OpenMP threads (by tiles of rows).
+constexpr int64_t kParallelMin = int64_t{4} << 20;
+
+// The float steps of the result, written once for both paths: float(acc) * (sx * sw) + bias.
+inline float dequantized(int32_t acc, float sx, float sw, float bias) {
+  return static_cast<float>(acc) * (sx * sw) + bias;
+}
+
+// One tile: Rows rows of codes from q (pitch kpad bytes) against V weight vectors from column
+// r0, written to y (pitch `rows`), the last vector masked to `last_lanes`.
+template <int Rows, int V>
+MINNOW_VNNI void tile(const uint8_t* q, int64_t kpad, const RowQuant* rq, const int8_t* packed,
+                      int64_t rows_pad, const int32_t* wsum, const float* sw, const float* bias,
+                      int64_t r0, int last_lanes, float* y, int64_t rows) {
+  __m512i acc[Rows][V];
+  for (int i = 0; i < Rows; ++i) {
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
+  }
+  for (int64_t j = 0; j < kpad / 4; ++j) {
+    const int8_t* wj = packed + (j * rows_pad + r0) * 4;
+    __m512i w[V];
+    for (int v = 0; v < V; ++v) w[v] = _mm512_loadu_si512(wj + 64 * v);
+    for (int i = 0; i < Rows; ++i) {
+      int32_t quad;
+      std::memcpy(&quad, q + i * kpad + 4 * j, 4);
+      const __m512i x = _mm512_set1_epi32(quad);
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], x, w[v]);
+    }
+  }
+  for (int v = 0; v < V; ++v) {
+    const int64_t r = r0 + 16 * v;
+    const __mmask16 mask = v == V - 1 ? static_cast<__mmask16>((1u << last_lanes) - 1)
+                                      : static_cast<__mmask16>(0xFFFF);
+    const __m512i sums = _mm512_maskz_loadu_epi32(mask, wsum + r);
+    const __m512 scales = _mm512_maskz_loadu_ps(mask, sw + r);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + r) : _mm512_setzero_ps();
+    for (int i = 0; i < Rows; ++i) {
+      const __m512i exact =
+          _mm512_sub_epi32(acc[i][v], _mm512_mullo_epi32(_mm512_set1_epi32(rq[i].zp), sums));
+      const __m512 s = _mm512_mul_ps(_mm512_set1_ps(rq[i].scale), scales);
+      const __m512 out = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(exact), s), b);
+      _mm512_mask_storeu_ps(y + i * rows + r, mask, out);
+    }
+  }
+}
+
+// All outputs of Rows rows.
+template <int Rows>
+MINNOW_VNNI void row_block(const uint8_t* q, int64_t kpad, const RowQuant* rq, const int8_t* packed,
+                           int64_t rows_pad, const int32_t* wsum, const float* sw,
+                           const float* bias, float* y, int64_t rows) {
+  int64_t r0 = 0;
+  for (; r0 + 16 * kTileVectors <= rows; r0 += 16 * kTileVectors) {
+    tile<Rows, kTileVectors>(q, kpad, rq, packed, rows_pad, wsum, sw, bias, r0, 16, y, rows);
+  }
+  for (; r0 < rows; r0 += 16) {
+    const int lanes = static_cast<int>(std::min<int64_t>(16, rows - r0));
+    tile<Rows, 1>(q, kpad, rq, packed, rows_pad, wsum, sw, bias, r0, lanes, y, rows);
+  }
+}
+
+}  // namespace
+
+RowQuant quantize_row(const float* x, int64_t k, uint8_t* q) {
+  float lo = 0, hi = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    if (std::isfinite(x[i])) {
+      lo = std::min(lo, x[i]);
+      hi = std::max(hi, x[i]);
+    }
+  }
+  RowQuant r;
+  if (hi > lo) {
+    r.scale = (hi - lo) / 255.0f;
+    r.zp = static_cast<int32_t>(std::clamp(std::nearbyint(-lo / r.scale), 0.0f, 255.0f));
+  }
+  const auto lo_q = static_cast<float>(-r.zp), hi_q = static_cast<float>(255 - r.zp);
+  for (int64_t i = 0; i < k; ++i) {
+    float v = x[i] / r.scale;
+    v = v == v ? v : 0.0f;  // NaN reads as 0
+    v = std::clamp(v, lo_q, hi_q);
+    q[i] = static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v)) + r.zp);
+  }
+  return r;
+}
+
+DynamicInt8Gemm::DynamicInt8Gemm(int64_t rows, int64_t k, bool fast)
+    : rows_(rows),
+      k_(k),
+      quads_((k + 3) / 4),
+      rows_pad_((rows + 15) / 16 * 16),
+      fast_(fast && vnni_kernels_supported()),
+      weights_(static_cast<size_t>(rows * k)),
+      wsum_(static_cast<size_t>(rows_pad_), 0) {}
+
+void DynamicInt8Gemm::prepare(const int8_t* w) {
+  w_ = w;
+  if (!weights_.changed(w)) return;
+  for (int64_t r = 0; r < rows_; ++r) {
+    int32_t sum = 0;
+    for (int64_t k = 0; k < k_; ++k) sum += w[r * k_ + k];
+    wsum_[static_cast<size_t>(r)] = sum;
+  }
+  if (!fast_) return;
+  int8_t* p = packed_.get(quads_ * rows_pad_ * 4);
+  std::memset(p, 0, static_cast<size_t>(quads_ * rows_pad_ * 4));
+  for (int64_t r = 0; r < rows_; ++r) {
+    for (int64_t k = 0; k < k_; ++k) p[(k / 4 * rows_pad_ + r) * 4 + k % 4] = w[r * k_ + k];
+  }
+}
+
+void DynamicInt8Gemm::run(const float* x, int64_t m, const float* sw, const float* bias, float* y) {
+  const int64_t kpad = quads_ * 4;
+  q_.assign(static_cast<size_t>(m * kpad), 0);
+  row_.resize(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) row_[i] = quantize_row(x + i * k_, k_, q_.data() + i * kpad);
+  if (fast_) return run_vnni(m, sw, bias, y);
+  run_reference(m, sw, bias, y);
+}
+
+void DynamicInt8Gemm::run_reference(int64_t m, const float* sw, const float* bias, float* y) {
+  const int8_t* w = w_;
+  const int64_t kpad = quads_ * 4;
+  for (int64_t i = 0; i < m; ++i) {
+    const uint8_t* q = q_.data() + i * kpad;
+    const RowQuant rq = row_[static_cast<size_t>(i)];
+    for (int64_t r = 0; r < rows_; ++r) {
+      int32_t acc = 0;
+      for (int64_t k = 0; k < k_; ++k) acc += (q[k] - rq.zp) * w[r * k_ + k];
+      y[i * rows_ + r] = dequantized(acc, rq.scale, sw[r], bias ? bias[r] : 0.0f);
+    }
+  }
+}
+
+void DynamicInt8Gemm::run_vnni(int64_t m, const float* sw, const float* bias, float* y) {
+  const int64_t kpad = quads_ * 4, blocks = (m + kTileRows - 1) / kTileRows;
+  const bool parallel = m * rows_ * k_ >= kParallelMin && blocks > 1;
+#pragma omp parallel for if (parallel) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i = b * kTileRows, count = std::min<int64_t>(kTileRows, m - i);
+    const uint8_t* q = q_.data() + i * kpad;
+    const RowQuant* rq = row_.data() + i;
+    float* yi = y + i * rows_;
+    const int8_t* p = packed_.data();
+    switch (count) {
+      case 4:
+        row_block<4>(q, kpad, rq, p, rows_pad_, wsum_.data(), sw, bias, yi, rows_);
+        break;
+      case 3:
+        row_block<3>(q, kpad, rq, p, rows_pad_, wsum_.data(), sw, bias, yi, rows_);
+        break;
+      case 2:
+        row_block<2>(q, kpad, rq, p, rows_pad_, wsum_.data(), sw, bias, yi, rows_);
+        break;
+      default:
+        row_block<1>(q, kpad, rq, p, rows_pad_, wsum_.data(), sw, bias, yi, rows_);
+    }
+  }
+}
+
+}  // namespace minnow::kernels
