@@ -63,6 +63,19 @@ std::string why_not(const Graph& g, const Node& n, const std::map<std::string, V
   }
 }
 
+// Why an LSTM / GRU cannot get int8 gates ("" when it can): float input, constant float
+// weights of rank 2.
+std::string why_not_gates(const Graph& g, const Node& n,
+                          const std::map<std::string, ValueInfo>& info) {
+  if (n.inputs.size() > 6) return "already has int8 weights";
+  if (g.initializers.count(n.inputs[0])) return "constant input";
+  if (info.at(n.inputs[0]).dtype != DType::kF32) return "input is not f32";
+  if (!is_float_initializer(g, n.inputs[1], 2) || !is_float_initializer(g, n.inputs[2], 2)) {
+    return "weights are not constants";
+  }
+  return "";
+}
+
 // Union-find over value names: values that must share quantization parameters.
 struct Groups {
   std::map<std::string, std::string> parent;
@@ -177,8 +190,23 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
   // 1. Which nodes run on quantized data.
   std::set<std::string> quantized_outputs;  // values written by quantized nodes
   std::vector<char> quantized(g.nodes.size(), 0);
+  // LSTM / GRU with int8 gates: int8 weights; their activations are quantized by the op itself,
+  // row by row as they come (ops/recurrent_util.h), so they get no QDQ here.
+  std::vector<char> int8_gates(g.nodes.size(), 0);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
+    if (n.op == OpKind::kLstm || n.op == OpKind::kGru) {
+      const std::string reason =
+          opts.keep_float.count(n.name) ? "kept in float by request" : why_not_gates(g, n, info);
+      if (reason.empty()) {
+        int8_gates[i] = 1;
+        summary.int8_nodes.push_back(n.name);
+      } else {
+        summary.float_nodes.push_back(n.name);
+        summary.reasons[n.name] = reason;
+      }
+      continue;
+    }
     if (is_quantizable_compute(n.op)) {
       std::string reason =
           opts.keep_float.count(n.name) ? "kept in float by request" : why_not(g, n, info);
@@ -261,10 +289,10 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
   };
   std::map<std::string, QuantizedWeight> weights;  // float weight name -> quantized
   std::map<std::string, std::string> weight_dq;
-  auto dequantized_weight = [&](const std::string& w) {
+  auto dequantized_weight = [&](const std::string& w, bool per_channel) {
     auto it = weight_dq.find(w);
     if (it != weight_dq.end()) return it->second;
-    QuantizedWeight q = quantize_weight(g.initializers.at(w).value, opts.per_channel);
+    QuantizedWeight q = quantize_weight(g.initializers.at(w).value, per_channel);
     const std::string data = add_initializer(w + "_quantized", q.data);
     const std::string scale = add_initializer(w + "_scale", q.scale);
     const std::string dq = names.value(w + "_dequantized");
@@ -285,9 +313,15 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
       auto it = dequantized.find(in);
       if (it != dequantized.end()) in = it->second;
     }
+    if (int8_gates[i]) {
+      // One scale per row always: the op's int8 gates take per-row scales.
+      n.inputs[1] = dequantized_weight(n.inputs[1], true);
+      n.inputs[2] = dequantized_weight(n.inputs[2], true);
+      n.attrs.set("int8_gates", int64_t{1});
+    }
     if (quantized[i] && (n.op == OpKind::kConv2d || n.op == OpKind::kLinear)) {
       const std::string w = n.inputs[1], x = g.nodes[i].inputs[0];
-      n.inputs[1] = dequantized_weight(w);
+      n.inputs[1] = dequantized_weight(w, opts.per_channel);
       const bool has_bias = n.inputs.size() > 2 && !n.inputs[2].empty();
       Tensor bias = has_bias ? g.initializers.at(n.inputs[2]).value.clone() : Tensor();
       auto mean = input_means.find(x);

@@ -74,6 +74,10 @@ class Lowering {
         case OpKind::kSoftmax:
           lowered += lower_softmax(i);
           break;
+        case OpKind::kLstm:
+        case OpKind::kGru:
+          lowered += lower_recurrent(i);
+          break;
         case OpKind::kMaxPool:
         case OpKind::kFlatten:
         case OpKind::kReshape:
@@ -158,6 +162,46 @@ class Lowering {
     const std::string name = names_.value(p.scale_name + "_zero_point");
     add_initializer(name, Tensor(DType::kU8, {}));
     return name;
+  }
+
+  // LSTM / GRU that `minnow quantize` marked for int8 gates (attribute int8_gates = 1; a QDQ
+  // model from elsewhere means float gates), whose w_ih and w_hh are DequantizeLinear of int8
+  // constants with zero points 0 and one scale per row (or one for all): the op takes the codes
+  // and the scales (inputs 6 and 7) and computes its gates in int8 (ops/recurrent_util.h).
+  int lower_recurrent(size_t i) {
+    Node& n = g_.nodes[i];
+    if (n.attrs.get_int("int8_gates", 0) != 1 || n.inputs.size() > 6) return 0;
+    std::string codes[2], scales[2];
+    for (int k = 0; k < 2; ++k) {
+      const Node* dq = qdq_node(n.inputs[1 + k], OpKind::kDequantizeLinear);
+      if (!dq) return 0;
+      const Tensor* w = constant(dq->inputs[0]);
+      if (!w || w->dtype() != DType::kI8 || w->rank() != 2) return 0;
+      const Params p = params_of(*dq);
+      if (p.zero_point) {
+        for (int64_t c = 0; c < p.zero_point->numel(); ++c) {
+          if (int_at(*p.zero_point, c) != 0) return 0;
+        }
+      }
+      const int64_t rows = w->dim(0);
+      if (p.scale->numel() == rows && (rows == 1 || dq->attrs.get_int("axis", 1) == 0)) {
+        scales[k] = p.scale_name;
+      } else if (p.scale->numel() == 1) {
+        Tensor per_row(DType::kF32, {rows});
+        std::fill(per_row.f32(), per_row.f32() + rows, p.scale->f32()[0]);
+        scales[k] = names_.value(p.scale_name + "_rows");
+        add_initializer(scales[k], std::move(per_row));
+      } else {
+        return 0;
+      }
+      codes[k] = dq->inputs[0];
+    }
+    n.inputs.resize(8);  // the lengths (input 5) keep their place
+    n.inputs[1] = codes[0];
+    n.inputs[2] = codes[1];
+    n.inputs[6] = scales[0];
+    n.inputs[7] = scales[1];
+    return 1;
   }
 
   // Conv2d / Linear with quantized input and int8 symmetric weights.

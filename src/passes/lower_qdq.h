@@ -16,6 +16,9 @@
 //     export writes quantized ReLUs so).
 //   MaxPool / Flatten / Reshape / Transpose / Concat between a DequantizeLinear and a
 //     QuantizeLinear with the same parameters run on the integer data as they are.
+//   LSTM / GRU marked int8_gates = 1 by the quantizer, weights DequantizeLinear of int8
+//     constants, compute their gates with dynamically quantized int8 products (inputs 6, 7 of
+//     the op: the weights' per-row scales).
 //
 // Nothing else changes: patterns that do not match (per-channel activations, weights with a
 // non-zero zero point, broadcasting adds, ...) keep running in float through their

@@ -112,6 +112,78 @@ INSTANTIATE_TEST_SUITE_P(Zoo, QuantizeZoo,
                                            Case{"mobilenet_v2", {1, 28, 28}}),
                          [](const auto& info) { return std::string(info.param.model); });
 
+// Random token sequences of random lengths for the text models.
+data::Dataset random_text(int64_t n, int64_t max_len, int64_t vocab, uint64_t seed) {
+  Rng rng(seed);
+  data::Dataset d;
+  d.x = Tensor(DType::kI64, {n, max_len});
+  d.y = Tensor(DType::kI64, {n});
+  d.lengths = Tensor(DType::kI64, {n});
+  d.num_classes = 2;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t len = 1 + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_len)));
+    d.lengths.data<int64_t>()[i] = len;
+    d.y.data<int64_t>()[i] = static_cast<int64_t>(rng.below(2));
+    for (int64_t t = 0; t < max_len; ++t) {
+      d.x.data<int64_t>()[i * max_len + t] =
+          t < len ? 2 + static_cast<int64_t>(rng.below(static_cast<uint64_t>(vocab - 2))) : 0;
+    }
+  }
+  return d;
+}
+
+// LSTM and GRU layers get int8 gates: int8 weights with one scale per row in the file, and in
+// the inference session the op's int8 form (inputs 6 and 7), whose logits stay close to the
+// float model's (the activations are quantized row by row as they come, nothing calibrated).
+TEST(Quantize, RecurrentLayersGetInt8Gates) {
+  for (const char* model : {"lstm_classifier", "gru_classifier"}) {
+    SCOPED_TRACE(model);
+    zoo::ZooOptions o;
+    o.input_shape = {24};
+    o.classes = 2;
+    o.vocab_size = 50;
+    o.seed = 5;
+    Graph g = zoo::build(model, o);
+    const OpKind op = std::string(model) == "lstm_classifier" ? OpKind::kLstm : OpKind::kGru;
+    const data::Dataset calib = random_text(32, 24, 50, 11), test = random_text(16, 24, 50, 12);
+    auto logits = [&](const Graph& graph, KernelChoice k, bool optimize) {
+      InferenceSession s(graph, k, optimize);
+      return s.run({{"input", test.x}, {"lengths", test.lengths}})[0].clone();
+    };
+    const Tensor before = logits(g, KernelChoice::kReference, false);
+    QuantizeOptions opts;
+    opts.calibration.samples = 32;
+    const QuantizeResult r = quantize_post_training(g, calib, data::Normalization{}, opts);
+    std::string recurrent;
+    for (const Node& n : g.nodes) {
+      if (n.op == op) recurrent = n.name;
+    }
+    ASSERT_FALSE(recurrent.empty());
+    EXPECT_NE(std::find(r.summary.int8_nodes.begin(), r.summary.int8_nodes.end(), recurrent),
+              r.summary.int8_nodes.end());
+    Graph lowered = g;
+    EXPECT_GT(lower_qdq(lowered), 0);
+    const Node* lowered_node = nullptr;
+    for (const Node& n : lowered.nodes) {
+      if (n.op == op) lowered_node = &n;
+    }
+    ASSERT_NE(lowered_node, nullptr);
+    ASSERT_EQ(lowered_node->inputs.size(), 8u);
+    EXPECT_EQ(lowered.initializers.at(lowered_node->inputs[1]).value.dtype(), DType::kI8);
+    EXPECT_EQ(lowered.initializers.at(lowered_node->inputs[2]).value.dtype(), DType::kI8);
+    const Tensor after = logits(g, KernelChoice::kFast, true);
+    const Tensor after_ref = logits(g, KernelChoice::kReference, true);
+    double range = 0, worst = 0, worst_ref = 0;
+    for (int64_t i = 0; i < before.numel(); ++i) {
+      range = std::max(range, std::fabs(double(before.f32()[i])));
+      worst = std::max(worst, std::fabs(double(after.f32()[i] - before.f32()[i])));
+      worst_ref = std::max(worst_ref, std::fabs(double(after_ref.f32()[i] - after.f32()[i])));
+    }
+    EXPECT_LT(worst, 0.1 * range);
+    EXPECT_LT(worst_ref, 0.02 * range);
+  }
+}
+
 TEST(Quantize, LayersKeptInFloatStayFloatAndSayWhy) {
   Graph g = zoo_model("lenet5", {1, 28, 28}, 8);
   const data::Dataset calib = testing::random_images(16, {1, 28, 28}, 10, 9);
