@@ -60,6 +60,9 @@ void set_attr(::onnx::NodeProto* n, const std::string& key, const std::vector<do
 // export_sequence.cpp). `emit_node` dispatches on the op.
 void emit_node(ExportContext& cx, const Node& n);
 void emit_lstm_gru(ExportContext& cx, const Node& n);
+// Whether `value` is read only as an LSTM / GRU weight (inputs 1, 2), which emit_lstm_gru writes
+// itself in ONNX's gate order: the DequantizeLinear writing it is then not exported.
+bool only_recurrent_weights_read(const Graph& g, const std::string& value);
 void emit_attention(ExportContext& cx, const Node& n);
 // QLinearConv / QLinearLinear as ONNX QLinearConv / QLinearMatMul (export_qoperator.cpp).
 void emit_qoperator(ExportContext& cx, const Node& n);

@@ -65,6 +65,7 @@ void emit_pool(ExportContext& cx, const Node& n) {
 // the exporter writes has), same inputs; axis only matters, and is only written, per channel.
 void emit_qdq(ExportContext& cx, const Node& n) {
   const bool quantize = n.op == OpKind::kQuantizeLinear;
+  if (!quantize && only_recurrent_weights_read(cx.graph(), n.outputs[0])) return;
   std::vector<std::string> ins = n.inputs;
   while (!ins.empty() && ins.back().empty()) ins.pop_back();
   const bool per_channel =

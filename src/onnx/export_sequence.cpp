@@ -8,8 +8,10 @@
 // reordered at export (they must be initializers); the activations go through Transpose and
 // Reshape nodes. ONNX Runtime does not run layout=1 (batch-first) recurrences, hence the
 // transposes. Both zero Y at steps past a sample's length and keep h at its last real step.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "minnow/error.h"
 #include "onnx/export_context.h"
@@ -47,6 +49,69 @@ const Tensor& param(ExportContext& cx, const Node& n, size_t i, const char* role
   return *t;
 }
 
+// The int8 codes and per-row scales of a recurrent weight that `minnow quantize` stored as
+// DequantizeLinear of an int8 initializer (int8 gates; zero points 0, one scale per row or one
+// for all), or nullopt.
+struct Int8Weight {
+  const Tensor* codes;
+  Tensor scales;  // one per row
+};
+std::optional<Int8Weight> int8_weight(ExportContext& cx, const std::string& value) {
+  const Node* dq = cx.graph().producer(value);
+  if (!dq || dq->op != OpKind::kDequantizeLinear || dq->inputs.size() < 2) return std::nullopt;
+  const Tensor* codes = cx.initializer(dq->inputs[0]);
+  const Tensor* scale = cx.initializer(dq->inputs[1]);
+  if (!codes || codes->dtype() != DType::kI8 || codes->rank() != 2 || !scale ||
+      scale->dtype() != DType::kF32) {
+    return std::nullopt;
+  }
+  if (dq->inputs.size() > 2 && !dq->inputs[2].empty()) {
+    const Tensor* zp = cx.initializer(dq->inputs[2]);
+    if (!zp || zp->dtype() != DType::kI8) return std::nullopt;
+    for (int64_t i = 0; i < zp->numel(); ++i) {
+      if (zp->data<int8_t>()[i] != 0) return std::nullopt;
+    }
+  }
+  const int64_t rows = codes->dim(0);
+  Int8Weight w{codes, Tensor(DType::kF32, {rows})};
+  if (scale->numel() == rows && (rows == 1 || dq->attrs.get_int("axis", 1) == 0)) {
+    std::memcpy(w.scales.raw(), scale->raw(), static_cast<size_t>(rows) * sizeof(float));
+  } else if (scale->numel() == 1) {
+    std::fill(w.scales.f32(), w.scales.f32() + rows, scale->f32()[0]);
+  } else {
+    return std::nullopt;
+  }
+  return w;
+}
+
+// W or R in ONNX's layout [dirs, G*H, K] and gate order: a float initializer reordered, or an
+// int8 one (above) as DequantizeLinear of the reordered codes (per row, axis 0) and a Reshape,
+// which ONNX Runtime then runs in float on the dequantized weights.
+std::string exported_weight(ExportContext& cx, const Node& n, size_t i, const char* role,
+                            int64_t dirs, int64_t gates, int64_t h, const std::vector<int>& order,
+                            const std::string& base) {
+  if (i < n.inputs.size()) {
+    if (const std::optional<Int8Weight> w = int8_weight(cx, n.inputs[i])) {
+      const int64_t k = w->codes->dim(1);
+      const Tensor codes =
+          reorder_gates(*w->codes, dirs, gates, h, order).reshaped({dirs * gates * h, k});
+      const Tensor scales =
+          reorder_gates(w->scales, dirs, gates, h, order).reshaped({dirs * gates * h});
+      const std::string flat = cx.fresh(base + "_flat");
+      NodeProto* dq = cx.add_node(
+          "DequantizeLinear",
+          {cx.add_constant(codes, base + "_quantized"), cx.add_constant(scales, base + "_scale")},
+          {flat}, base + "/DequantizeLinear");
+      set_attr(dq, "axis", int64_t{0});
+      const std::string out = cx.fresh(base);
+      cx.add_node("Reshape", {flat, cx.const_i64({dirs, gates * h, k}, base + "_shape")}, {out},
+                  base + "/Reshape");
+      return out;
+    }
+  }
+  return cx.add_constant(reorder_gates(param(cx, n, i, role), dirs, gates, h, order), base);
+}
+
 std::string transpose(ExportContext& cx, const std::string& x, std::vector<int64_t> perm,
                       const std::string& out, const std::string& node) {
   set_attr(cx.add_node("Transpose", {x}, {out}, node), "perm", perm);
@@ -55,18 +120,34 @@ std::string transpose(ExportContext& cx, const std::string& x, std::vector<int64
 
 }  // namespace
 
+bool only_recurrent_weights_read(const Graph& g, const std::string& value) {
+  bool read = false;
+  for (const Node& n : g.nodes) {
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      if (n.inputs[i] != value) continue;
+      if ((n.op != OpKind::kLstm && n.op != OpKind::kGru) || (i != 1 && i != 2)) return false;
+      read = true;
+    }
+  }
+  for (const ValueInfo& v : g.outputs) {
+    if (v.name == value) return false;
+  }
+  return read;
+}
+
 void emit_lstm_gru(ExportContext& cx, const Node& n) {
   const bool lstm = n.op == OpKind::kLstm;
   const int64_t gates = lstm ? 4 : 3;
   const int64_t h = n.attrs.get_int("hidden_size", 0);
   const int64_t dirs = n.attrs.get_int("bidirectional", 0) ? 2 : 1;
   const std::vector<int> order = lstm ? std::vector<int>{0, 3, 1, 2} : std::vector<int>{1, 0, 2};
-  const Tensor& w_ih = param(cx, n, 1, "w_ih");
-  const Tensor& w_hh = param(cx, n, 2, "w_hh");
+  if (n.inputs.size() > 6) {
+    export_fail(n, "lowered int8 gates are not exported; export the QDQ graph (before lowering)");
+  }
+  const std::string w = exported_weight(cx, n, 1, "w_ih", dirs, gates, h, order, n.name + ".W");
+  const std::string r = exported_weight(cx, n, 2, "w_hh", dirs, gates, h, order, n.name + ".R");
   const Tensor& b_ih = param(cx, n, 3, "b_ih");
   const Tensor& b_hh = param(cx, n, 4, "b_hh");
-  const std::string w = cx.add_constant(reorder_gates(w_ih, dirs, gates, h, order), n.name + ".W");
-  const std::string r = cx.add_constant(reorder_gates(w_hh, dirs, gates, h, order), n.name + ".R");
   const Tensor bi = reorder_gates(b_ih, dirs, gates, h, order);
   const Tensor bh = reorder_gates(b_hh, dirs, gates, h, order);
   Tensor b(bi.dtype(), {dirs, 2 * gates * h});
