@@ -42,12 +42,14 @@ class DynamicInt8Gemm {
   // The weights w [R, K] int8 for the runs that follow (packed again only if they changed).
   void prepare(const int8_t* w);
 
-  // x [m, K] -> y [m, R] with the prepared weights. sw [R], bias [R] or nullptr.
-  void run(const float* x, int64_t m, const float* sw, const float* bias, float* y);
+  // x [m, K] -> y [m, R] (rows ldy apart; 0: R) with the prepared weights. sw [R], bias [R] or
+  // nullptr.
+  void run(const float* x, int64_t m, const float* sw, const float* bias, float* y,
+           int64_t ldy = 0);
 
  private:
-  void run_reference(int64_t m, const float* sw, const float* bias, float* y);
-  void run_vnni(int64_t m, const float* sw, const float* bias, float* y);
+  void run_reference(int64_t m, const float* sw, const float* bias, float* y, int64_t ldy);
+  void run_vnni(int64_t m, const float* sw, const float* bias, float* y, int64_t ldy);
 
   int64_t rows_, k_, quads_, rows_pad_;
   bool fast_;

@@ -5,6 +5,7 @@
 // z,r,h, B = [Wb | Rb], outputs Y [T,dirs,N,H] and Y_h [dirs,N,H]. The weights are reordered
 // once here (they must be initializers); the layouts are converted by Transpose/Reshape nodes.
 #include <cstring>
+#include <optional>
 
 #include "core/op_registry.h"
 #include "onnx/import_ops.h"
@@ -38,6 +39,58 @@ bool all_zero(const Tensor& t) {
   return true;
 }
 
+// W or R when it is not a constant but DequantizeLinear of constants, possibly reshaped: the
+// int8 weights minnow's export writes (export_sequence.cpp). Folded here to the float weights the
+// file means (ONNX Runtime runs them so too); nullopt for anything else.
+std::optional<Tensor> dequantized_weight(ImportContext& cx, const std::string& onnx_name) {
+  if (!cx.has_value(onnx_name)) return std::nullopt;
+  const Graph& g = cx.graph();
+  const Node* n = g.producer(cx.value(onnx_name));
+  Shape shape;
+  if (n && n->op == OpKind::kReshape) {
+    shape = n->attrs.get_ints("shape", {});
+    n = g.producer(n->inputs[0]);
+  }
+  if (!n || n->op != OpKind::kDequantizeLinear || n->inputs.size() < 2) return std::nullopt;
+  auto constant = [&](size_t i) -> const Tensor* {
+    if (i >= n->inputs.size() || n->inputs[i].empty()) return nullptr;
+    auto it = g.initializers.find(n->inputs[i]);
+    return it == g.initializers.end() ? nullptr : &it->second.value;
+  };
+  const Tensor* codes = constant(0);
+  const Tensor* scale = constant(1);
+  const Tensor* zp = constant(2);
+  if (!codes || !scale || scale->dtype() != DType::kF32 || codes->rank() < 1 ||
+      (codes->dtype() != DType::kI8 && codes->dtype() != DType::kU8) ||
+      (n->inputs.size() > 2 && !n->inputs[2].empty() && !zp)) {
+    return std::nullopt;
+  }
+  const int64_t axis = n->attrs.get_int("axis", 1);
+  const bool per_axis = scale->numel() > 1;
+  if (per_axis && (axis < 0 || axis >= codes->rank() || codes->dim(axis) != scale->numel())) {
+    return std::nullopt;
+  }
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < codes->rank(); ++d) inner *= codes->dim(d);
+  Tensor w(DType::kF32, codes->shape());
+  for (int64_t i = 0; i < codes->numel(); ++i) {
+    const int64_t c = per_axis ? i / inner % scale->numel() : 0;
+    const int32_t q =
+        codes->dtype() == DType::kI8 ? codes->data<int8_t>()[i] : codes->data<uint8_t>()[i];
+    int32_t z = 0;
+    if (zp)
+      z = zp->dtype() == DType::kI8 ? zp->data<int8_t>()[zp->numel() > 1 ? c : 0]
+                                    : zp->data<uint8_t>()[zp->numel() > 1 ? c : 0];
+    w.f32()[i] = static_cast<float>(q - z) * scale->f32()[c];
+  }
+  if (shape.empty()) return w;
+  for (int64_t d : shape) {
+    if (d <= 0) return std::nullopt;
+  }
+  if (shape_numel(shape) != w.numel()) return std::nullopt;
+  return w.reshaped(shape);
+}
+
 void convert_recurrent(ImportContext& cx) {
   const bool lstm = cx.node().op_type() == "LSTM";
   cx.allow_attrs(
@@ -65,8 +118,13 @@ void convert_recurrent(ImportContext& cx) {
   }
   const int64_t gates = lstm ? 4 : 3;
   const std::vector<int> order = lstm ? std::vector<int>{0, 2, 3, 1} : std::vector<int>{1, 0, 2};
-  const Tensor& w = cx.const_value(cx.in(1), "W");
-  const Tensor& r = cx.const_value(cx.in(2), "R");
+  auto weight = [&](int i, const char* role) {
+    if (const Tensor* t = cx.find_const(cx.in(i))) return *t;
+    if (std::optional<Tensor> t = dequantized_weight(cx, cx.in(i))) return *t;
+    return cx.const_value(cx.in(i), role);  // the error
+  };
+  const Tensor w = weight(1, "W");
+  const Tensor r = weight(2, "R");
   if (w.rank() != 3 || w.dim(0) != dirs || w.dim(1) != gates * h)
     cx.fail("W has shape " + shape_str(w.shape()));
   if (r.rank() != 3 || r.dim(0) != dirs || r.dim(1) != gates * h || r.dim(2) != h)

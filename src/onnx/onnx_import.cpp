@@ -7,6 +7,7 @@
 #include "io/atomic_file.h"
 #include "onnx/import_ops.h"
 #include "onnx/onnx_tensor.h"
+#include "passes/graph_uses.h"
 
 namespace minnow::onnx {
 
@@ -53,6 +54,27 @@ double const_scalar(ImportContext& cx, const std::string& name, const std::strin
 }
 
 namespace {
+
+// Drops nodes whose outputs nothing reads (nor the caller), and then the initializers left
+// unread: converters that fold a value at import (LSTM / GRU weights given as DequantizeLinear of
+// constants) leave the nodes that computed it behind.
+void remove_dead_nodes(Graph& g) {
+  for (bool again = true; again;) {
+    again = false;
+    const GraphUses uses(g);
+    std::vector<char> dead(g.nodes.size(), 0);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      bool read = false;
+      for (const std::string& o : g.nodes[i].outputs) {
+        read = read || (!o.empty() && (uses.readers.count(o) || uses.graph_outputs.count(o)));
+      }
+      dead[i] = !read;
+      again = again || dead[i];
+    }
+    if (again) remove_nodes(g, dead);
+  }
+  remove_unread_initializers(g);
+}
 
 // Ops evaluated at import only (their results are always constants).
 bool fold_only(const std::string& op) {
@@ -205,6 +227,7 @@ Graph import_onnx_bytes(const void* data, size_t size, const std::string& origin
     }
     g.outputs.push_back(cx.infos().at(m_name));
   }
+  remove_dead_nodes(g);
   g.validate();
   return g;
 }

@@ -240,6 +240,14 @@ void check_text_model(const std::string& name, bool quantized = false) {
   const Tensor mine = session.run({{"input", ids}, {"lengths", lengths}})[0].clone();
   const Tensor ort = run_ort(work_dir() / (tag + ".onnx"), {ids, lengths}, g.outputs)["logits"];
   EXPECT_LE(worst_error(mine, ort), 0.02) << "int8 gates against ONNX Runtime";
+  // Imported back, the weights (DequantizeLinear, Reshape) are folded to what they mean in float.
+  const std::string bytes = onnx::export_onnx_bytes(g);
+  onnx::ImportOptions io;
+  io.dynamic_batch = true;
+  const Graph back = onnx::import_onnx_bytes(bytes.data(), bytes.size(), tag, io);
+  InferenceSession imported(back, KernelChoice::kReference, false);
+  EXPECT_LE(worst_error(imported.run({{"input", ids}, {"lengths", lengths}})[0], ort), 1e-4)
+      << "imported back";
 }
 
 TEST(OnnxExport, LstmClassifier) { check_text_model("lstm_classifier"); }
