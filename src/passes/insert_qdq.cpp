@@ -193,8 +193,25 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
   // LSTM / GRU with int8 gates: int8 weights; their activations are quantized by the op itself,
   // row by row as they come (ops/recurrent_util.h), so they get no QDQ here.
   std::vector<char> int8_gates(g.nodes.size(), 0);
+  // Embedding tables: int8 rows in the file (weight-only; the inference session folds them back
+  // to float once when it loads: a lookup does no arithmetic to run in int8).
+  std::vector<char> int8_table(g.nodes.size(), 0);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
+    if (n.op == OpKind::kEmbedding) {
+      const std::string reason = opts.keep_float.count(n.name) ? "kept in float by request"
+                                 : is_float_initializer(g, n.inputs[1], 2)
+                                     ? ""
+                                     : "table is not a constant";
+      if (reason.empty()) {
+        int8_table[i] = 1;
+        summary.int8_nodes.push_back(n.name);
+      } else {
+        summary.float_nodes.push_back(n.name);
+        summary.reasons[n.name] = reason;
+      }
+      continue;
+    }
     if (n.op == OpKind::kLstm || n.op == OpKind::kGru) {
       const std::string reason =
           opts.keep_float.count(n.name) ? "kept in float by request" : why_not_gates(g, n, info);
@@ -313,6 +330,7 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
       auto it = dequantized.find(in);
       if (it != dequantized.end()) in = it->second;
     }
+    if (int8_table[i]) n.inputs[1] = dequantized_weight(n.inputs[1], true);
     if (int8_gates[i]) {
       // One scale per row always: the op's int8 gates take per-row scales.
       n.inputs[1] = dequantized_weight(n.inputs[1], true);

@@ -135,6 +135,7 @@ data::Dataset random_text(int64_t n, int64_t max_len, int64_t vocab, uint64_t se
 // LSTM and GRU layers get int8 gates: int8 weights with one scale per row in the file, and in
 // the inference session the op's int8 form (inputs 6 and 7), whose logits stay close to the
 // float model's (the activations are quantized row by row as they come, nothing calibrated).
+// The embedding table is stored as int8 rows.
 TEST(Quantize, RecurrentLayersGetInt8Gates) {
   for (const char* model : {"lstm_classifier", "gru_classifier"}) {
     SCOPED_TRACE(model);
@@ -159,6 +160,14 @@ TEST(Quantize, RecurrentLayersGetInt8Gates) {
       if (n.op == op) recurrent = n.name;
     }
     ASSERT_FALSE(recurrent.empty());
+    // The embedding table is stored as int8 rows too (weight-only).
+    for (const Node& n : g.nodes) {
+      if (n.op != OpKind::kEmbedding) continue;
+      const Node* dq = g.producer(n.inputs[1]);
+      ASSERT_NE(dq, nullptr);
+      EXPECT_EQ(dq->op, OpKind::kDequantizeLinear);
+      EXPECT_EQ(g.initializers.at(dq->inputs[0]).value.dtype(), DType::kI8);
+    }
     EXPECT_NE(std::find(r.summary.int8_nodes.begin(), r.summary.int8_nodes.end(), recurrent),
               r.summary.int8_nodes.end());
     Graph lowered = g;
