@@ -4,20 +4,10 @@
 //   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h.
 // Because r multiplies the hidden part of n, the gradient of the hidden projection differs from
 // the input one in the n block (kSplitGrad). Drivers are shared with LSTM (recurrent_util.h).
-#include <type_traits>
-
 #include "ops/op_defs.h"
 #include "ops/recurrent_util.h"
 
 namespace minnow::ops {
-
-// The fast f32 cell's rows, vectorized per ISA level (the build targets baseline x86-64, whose
-// 4 lanes left the gate math 60% of an int8 LSTM step). Built without FMA contraction (see
-// CMakeLists.txt), so every level computes the same bits.
-void gru_forward_row_fast(int64_t H, const float* xp, const float* hp, const float* bh, float* h,
-                          float* save);
-void gru_backward_row_fast(int64_t H, const float* save, const float* h_prev, float* dh, float* dxg,
-                           float* dhg);
 
 namespace {
 
@@ -30,15 +20,8 @@ struct GruCell {
   static constexpr int64_t kSaveMult = 4;   // r, z, n, W_hn h + b_hn
   static constexpr bool kSplitGrad = true;
 
-  static void forward_row(int64_t H, const T* xp, const T* hp, const T* bh, T* h, T* save) {
-    if constexpr (kFast && std::is_same_v<T, float>) {
-      gru_forward_row_fast(H, xp, hp, bh, h, save);
-    } else {
-      forward_row_impl(H, xp, hp, bh, h, save);
-    }
-  }
-  [[gnu::always_inline]] static void forward_row_impl(int64_t H, const T* xp, const T* hp,
-                                                      const T* bh, T* h, T* save) {
+  [[gnu::always_inline]] static void forward_row(int64_t H, const T* xp, const T* hp, const T* bh,
+                                                 T* h, T* save) {
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const T r = A::sigmoid(xp[j] + hp[j] + bh[j]);
@@ -54,15 +37,8 @@ struct GruCell {
   }
 
   // dstate = dh after the step -> the direct part z * dh of dh_prev.
-  static void backward_row(int64_t H, const T* save, const T* h_prev, T* dh, T* dxg, T* dhg) {
-    if constexpr (kFast && std::is_same_v<T, float>) {
-      gru_backward_row_fast(H, save, h_prev, dh, dxg, dhg);
-    } else {
-      backward_row_impl(H, save, h_prev, dh, dxg, dhg);
-    }
-  }
-  [[gnu::always_inline]] static void backward_row_impl(int64_t H, const T* save, const T* h_prev,
-                                                       T* dh, T* dxg, T* dhg) {
+  [[gnu::always_inline]] static void backward_row(int64_t H, const T* save, const T* h_prev, T* dh,
+                                                  T* dxg, T* dhg) {
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const T r = save[j], z = save[H + j], n = save[2 * H + j], hn = save[3 * H + j];
@@ -98,16 +74,6 @@ int64_t gru_macs(const Node& n, const InputInfos& in, const std::vector<ValueInf
 }
 
 }  // namespace
-
-[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void gru_forward_row_fast(
-    int64_t H, const float* xp, const float* hp, const float* bh, float* h, float* save) {
-  GruCell<float, true>::forward_row_impl(H, xp, hp, bh, h, save);
-}
-
-[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void gru_backward_row_fast(
-    int64_t H, const float* save, const float* h_prev, float* dh, float* dxg, float* dhg) {
-  GruCell<float, true>::backward_row_impl(H, save, h_prev, dh, dxg, dhg);
-}
 
 const OpDef kGruDef = {OpKind::kGru, "GRU",         5,    8,       2, infer_gru,
                        make_gru_ref, make_gru_fast, true, gru_macs};

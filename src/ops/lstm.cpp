@@ -2,20 +2,10 @@
 // direction and pack_padded_sequence lengths). Gate order i, f, g, o:
 //   c' = f * c + i * g,  h' = o * tanh(c').
 // The drivers (reference, fast, BPTT) are shared with GRU in recurrent_util.h.
-#include <type_traits>
-
 #include "ops/op_defs.h"
 #include "ops/recurrent_util.h"
 
 namespace minnow::ops {
-
-// The fast f32 cell's rows, vectorized per ISA level (the build targets baseline x86-64, whose
-// 4 lanes left the gate math 60% of an int8 LSTM step). Built without FMA contraction (see
-// CMakeLists.txt), so every level computes the same bits.
-void lstm_forward_row_fast(int64_t H, const float* xp, const float* hp, const float* bh,
-                           float* state, float* save);
-void lstm_backward_row_fast(int64_t H, const float* save, const float* h_prev, float* dstate,
-                            float* dxg, float* dhg);
 
 namespace {
 
@@ -28,15 +18,8 @@ struct LstmCell {
   static constexpr int64_t kSaveMult = 6;   // i, f, g, o, c_prev, c
   static constexpr bool kSplitGrad = false;
 
-  static void forward_row(int64_t H, const T* xp, const T* hp, const T* bh, T* state, T* save) {
-    if constexpr (kFast && std::is_same_v<T, float>) {
-      lstm_forward_row_fast(H, xp, hp, bh, state, save);
-    } else {
-      forward_row_impl(H, xp, hp, bh, state, save);
-    }
-  }
-  [[gnu::always_inline]] static void forward_row_impl(int64_t H, const T* xp, const T* hp,
-                                                      const T* bh, T* state, T* save) {
+  [[gnu::always_inline]] static void forward_row(int64_t H, const T* xp, const T* hp, const T* bh,
+                                                 T* state, T* save) {
     T* h = state;
     T* c = state + H;
 #pragma omp simd
@@ -59,15 +42,8 @@ struct LstmCell {
   }
 
   // dstate = [dh, dc] after the step -> [0, dc_prev] (dh_prev comes only through W_hh).
-  static void backward_row(int64_t H, const T* save, const T* h_prev, T* dstate, T* dxg, T* dhg) {
-    if constexpr (kFast && std::is_same_v<T, float>) {
-      lstm_backward_row_fast(H, save, h_prev, dstate, dxg, dhg);
-    } else {
-      backward_row_impl(H, save, h_prev, dstate, dxg, dhg);
-    }
-  }
-  [[gnu::always_inline]] static void backward_row_impl(int64_t H, const T* save, const T* h_prev,
-                                                       T* dstate, T* dxg, T* dhg) {
+  [[gnu::always_inline]] static void backward_row(int64_t H, const T* save, const T*, T* dstate,
+                                                  T* dxg, T*) {
     T* dh = dstate;
     T* dc = dstate + H;
 #pragma omp simd
@@ -104,16 +80,6 @@ int64_t lstm_macs(const Node& n, const InputInfos& in, const std::vector<ValueIn
 }
 
 }  // namespace
-
-[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void lstm_forward_row_fast(
-    int64_t H, const float* xp, const float* hp, const float* bh, float* state, float* save) {
-  LstmCell<float, true>::forward_row_impl(H, xp, hp, bh, state, save);
-}
-
-[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void lstm_backward_row_fast(
-    int64_t H, const float* save, const float* h_prev, float* dstate, float* dxg, float* dhg) {
-  LstmCell<float, true>::backward_row_impl(H, save, h_prev, dstate, dxg, dhg);
-}
 
 const OpDef kLstmDef = {OpKind::kLstm, "LSTM",         5,    8,        2, infer_lstm,
                         make_lstm_ref, make_lstm_fast, true, lstm_macs};

@@ -196,44 +196,32 @@ QdqSummary insert_qdq(Graph& g, const std::map<std::string, ValueRange>& ranges,
   // Embedding tables: int8 rows in the file (weight-only; the inference session folds them back
   // to float once when it loads: a lookup does no arithmetic to run in int8).
   std::vector<char> int8_table(g.nodes.size(), 0);
+  // Records a node's precision, int8 unless it is kept in float or why_not() says why not.
+  auto decide = [&](const Node& n, auto why_not) {
+    const std::string reason =
+        opts.keep_float.count(n.name) ? "kept in float by request" : std::string(why_not());
+    if (reason.empty()) {
+      summary.int8_nodes.push_back(n.name);
+    } else {
+      summary.float_nodes.push_back(n.name);
+      summary.reasons[n.name] = reason;
+    }
+    return static_cast<char>(reason.empty());
+  };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     if (n.op == OpKind::kEmbedding) {
-      const std::string reason = opts.keep_float.count(n.name) ? "kept in float by request"
-                                 : is_float_initializer(g, n.inputs[1], 2)
-                                     ? ""
-                                     : "table is not a constant";
-      if (reason.empty()) {
-        int8_table[i] = 1;
-        summary.int8_nodes.push_back(n.name);
-      } else {
-        summary.float_nodes.push_back(n.name);
-        summary.reasons[n.name] = reason;
-      }
+      int8_table[i] = decide(n, [&] {
+        return is_float_initializer(g, n.inputs[1], 2) ? "" : "table is not a constant";
+      });
       continue;
     }
     if (n.op == OpKind::kLstm || n.op == OpKind::kGru) {
-      const std::string reason =
-          opts.keep_float.count(n.name) ? "kept in float by request" : why_not_gates(g, n, info);
-      if (reason.empty()) {
-        int8_gates[i] = 1;
-        summary.int8_nodes.push_back(n.name);
-      } else {
-        summary.float_nodes.push_back(n.name);
-        summary.reasons[n.name] = reason;
-      }
+      int8_gates[i] = decide(n, [&] { return why_not_gates(g, n, info); });
       continue;
     }
     if (is_quantizable_compute(n.op)) {
-      std::string reason =
-          opts.keep_float.count(n.name) ? "kept in float by request" : why_not(g, n, info);
-      if (reason.empty()) {
-        quantized[i] = 1;
-        summary.int8_nodes.push_back(n.name);
-      } else {
-        summary.float_nodes.push_back(n.name);
-        summary.reasons[n.name] = reason;
-      }
+      quantized[i] = decide(n, [&] { return why_not(g, n, info); });
     } else if (is_quantization_passthrough(n.op)) {
       bool all = true;
       for (size_t k : data_inputs(n)) all = all && quantized_outputs.count(n.inputs[k]);
