@@ -16,6 +16,7 @@
 #include "minnow/error.h"
 #include "onnx/export_context.h"
 #include "onnx/onnx_tensor.h"
+#include "passes/row_scaled_int8.h"
 
 namespace minnow::onnx {
 namespace {
@@ -49,41 +50,6 @@ const Tensor& param(ExportContext& cx, const Node& n, size_t i, const char* role
   return *t;
 }
 
-// The int8 codes and per-row scales of a recurrent weight that `minnow quantize` stored as
-// DequantizeLinear of an int8 initializer (int8 gates; zero points 0, one scale per row or one
-// for all), or nullopt.
-struct Int8Weight {
-  const Tensor* codes;
-  Tensor scales;  // one per row
-};
-std::optional<Int8Weight> int8_weight(ExportContext& cx, const std::string& value) {
-  const Node* dq = cx.graph().producer(value);
-  if (!dq || dq->op != OpKind::kDequantizeLinear || dq->inputs.size() < 2) return std::nullopt;
-  const Tensor* codes = cx.initializer(dq->inputs[0]);
-  const Tensor* scale = cx.initializer(dq->inputs[1]);
-  if (!codes || codes->dtype() != DType::kI8 || codes->rank() != 2 || !scale ||
-      scale->dtype() != DType::kF32) {
-    return std::nullopt;
-  }
-  if (dq->inputs.size() > 2 && !dq->inputs[2].empty()) {
-    const Tensor* zp = cx.initializer(dq->inputs[2]);
-    if (!zp || zp->dtype() != DType::kI8) return std::nullopt;
-    for (int64_t i = 0; i < zp->numel(); ++i) {
-      if (zp->data<int8_t>()[i] != 0) return std::nullopt;
-    }
-  }
-  const int64_t rows = codes->dim(0);
-  Int8Weight w{codes, Tensor(DType::kF32, {rows})};
-  if (scale->numel() == rows && (rows == 1 || dq->attrs.get_int("axis", 1) == 0)) {
-    std::memcpy(w.scales.raw(), scale->raw(), static_cast<size_t>(rows) * sizeof(float));
-  } else if (scale->numel() == 1) {
-    std::fill(w.scales.f32(), w.scales.f32() + rows, scale->f32()[0]);
-  } else {
-    return std::nullopt;
-  }
-  return w;
-}
-
 // W or R in ONNX's layout [dirs, G*H, K] and gate order: a float initializer reordered, or an
 // int8 one (above) as DequantizeLinear of the reordered codes (per row, axis 0) and a Reshape,
 // which ONNX Runtime then runs in float on the dequantized weights.
@@ -91,7 +57,8 @@ std::string exported_weight(ExportContext& cx, const Node& n, size_t i, const ch
                             int64_t dirs, int64_t gates, int64_t h, const std::vector<int>& order,
                             const std::string& base) {
   if (i < n.inputs.size()) {
-    if (const std::optional<Int8Weight> w = int8_weight(cx, n.inputs[i])) {
+    if (const std::optional<RowScaledInt8> w =
+            row_scaled_int8(cx.graph(), cx.graph().producer(n.inputs[i]))) {
       const int64_t k = w->codes->dim(1);
       const Tensor codes =
           reorder_gates(*w->codes, dirs, gates, h, order).reshaped({dirs * gates * h, k});

@@ -240,18 +240,19 @@ class RecurrentRef final : public Kernel {
         for (int64_t s = 0; s < len; ++s) {
           const int64_t t = d == 0 ? s : len - 1 - s;
           const T* xt = x + (n * TT + t) * F;
-          if constexpr (std::is_same_v<T, float>) {
-            if (int8_) {
+          if (int8_) {
+            if constexpr (std::is_same_v<T, float>) {  // int8 weights need an f32 input
               q_.x[d].run(xt, 1, in[6]->f32() + d * GH, bi, xp.data());
               q_.h[d].run(state.data(), 1, in[7]->f32() + d * GH, nullptr, hp.data());
             }
-          }
-          for (int64_t r = 0; r < GH && !int8_; ++r) {
-            T a = bi[r], b = T(0);
-            for (int64_t k = 0; k < F; ++k) a += wi[r * F + k] * xt[k];
-            for (int64_t k = 0; k < H; ++k) b += wh[r * H + k] * state[k];
-            xp[r] = a;
-            hp[r] = b;
+          } else {
+            for (int64_t r = 0; r < GH; ++r) {
+              T a = bi[r], b = T(0);
+              for (int64_t k = 0; k < F; ++k) a += wi[r * F + k] * xt[k];
+              for (int64_t k = 0; k < H; ++k) b += wh[r * H + k] * state[k];
+              xp[r] = a;
+              hp[r] = b;
+            }
           }
           const int64_t at = idx(d, n, t);
           std::copy(state.begin(), state.begin() + H, hprev_.begin() + at * H);

@@ -13,6 +13,7 @@
 #include "passes/graph_uses.h"
 #include "passes/insert_qdq.h"
 #include "passes/quant_range.h"
+#include "passes/row_scaled_int8.h"
 
 namespace minnow {
 namespace {
@@ -174,27 +175,14 @@ class Lowering {
     std::string codes[2], scales[2];
     for (int k = 0; k < 2; ++k) {
       const Node* dq = qdq_node(n.inputs[1 + k], OpKind::kDequantizeLinear);
-      if (!dq) return 0;
-      const Tensor* w = constant(dq->inputs[0]);
-      if (!w || w->dtype() != DType::kI8 || w->rank() != 2) return 0;
-      const Params p = params_of(*dq);
-      if (p.zero_point) {
-        for (int64_t c = 0; c < p.zero_point->numel(); ++c) {
-          if (int_at(*p.zero_point, c) != 0) return 0;
-        }
-      }
-      const int64_t rows = w->dim(0);
-      if (p.scale->numel() == rows && (rows == 1 || dq->attrs.get_int("axis", 1) == 0)) {
-        scales[k] = p.scale_name;
-      } else if (p.scale->numel() == 1) {
-        Tensor per_row(DType::kF32, {rows});
-        std::fill(per_row.f32(), per_row.f32() + rows, p.scale->f32()[0]);
-        scales[k] = names_.value(p.scale_name + "_rows");
-        add_initializer(scales[k], std::move(per_row));
-      } else {
-        return 0;
-      }
+      std::optional<RowScaledInt8> w = row_scaled_int8(g_, dq);
+      if (!w) return 0;
       codes[k] = dq->inputs[0];
+      scales[k] = dq->inputs[1];
+      if (!w->per_row) {
+        scales[k] = names_.value(dq->inputs[1] + "_rows");
+        add_initializer(scales[k], std::move(w->scales));
+      }
     }
     n.inputs.resize(8);  // the lengths (input 5) keep their place
     n.inputs[1] = codes[0];
