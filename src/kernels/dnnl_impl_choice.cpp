@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <string>
 
 #include "kernels/dnnl_glue.h"
@@ -33,6 +34,12 @@ constexpr std::chrono::milliseconds kBudget{20};
 // result means none was (the warm-up ran out of time).
 std::vector<double> microseconds_per_run(const std::vector<ConvPd>& candidates,
                                          const ExtraArgs& extra) {
+  // One timing at a time in the process: two would time each other, and they execute the same
+  // candidate primitives (from oneDNN's cache) at once, which crashed oneDNN 2.6 inside its JIT
+  // code (two lanes of an inference session building the same layer; those now build one at a
+  // time, see InferenceSession::run_in_pieces, but sessions on other threads may not).
+  static std::mutex timing;
+  const std::lock_guard<std::mutex> lock(timing);
   constexpr int kRounds = 5, kRuns = 20;
   const auto deadline = std::chrono::steady_clock::now() + kBudget;
   // One set of zeroed argument memories for all (the candidates share their activation

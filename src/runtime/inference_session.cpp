@@ -99,6 +99,7 @@ struct InferenceSession::Plan {
   };
   std::vector<Step> steps;
   ThreadsChoice threads;  // whether runs of this plan (set 0) go faster on one thread
+  bool ran = false;       // lanes: whether it has run once (its kernels have been built)
 };
 
 InferenceSession::InferenceSession(Graph graph, KernelChoice kernels, bool optimize)
@@ -415,24 +416,40 @@ const std::vector<Tensor>& InferenceSession::run_in_pieces(
     std::atomic<int64_t> next{lanes};
     std::atomic<int> planned{0};  // lanes done making plans (or failing to)
     auto job = [&](int lane) {
+      bool first_done = false, rest_done = false;
       {
         struct Done {
           std::atomic<int>& planned;
           ~Done() { planned.fetch_add(1); }
         } done{planned};
-        // One lane at a time makes plans: some kernels time candidate implementations as they
-        // are built, and two at once would time each other.
+        // One lane at a time makes plans, and runs a new plan's first piece: kernels build on
+        // their first call (oneDNN primitives are created then, and small layers time
+        // candidate implementations), and two lanes building at once would time each other.
+        // Worse, oneDNN 2.6 is not safe then: run in fresh processes on a busy host, the QAT
+        // test's evaluation (tests/compress/test_qat_batchnorm.cpp) crashed inside oneDNN's
+        // JIT code or computed wrong logits 1 to 6 times in 300, with both lanes timing the
+        // candidates of the same layer.
         std::lock_guard<std::mutex> lock(plans_mu_);
-        plan_for(piece, lane + 1);
-        if (lane == 0 && rest) plan_for(rest, 1);
+        Plan& first = plan_for(piece, lane + 1);
+        if (lane < whole && !first.ran) {
+          run_piece(feeds, batch, lane * piece, piece, lane + 1, outs);
+          first.ran = first_done = true;
+        }
+        if (lane == 0 && rest) {
+          Plan& last = plan_for(rest, 1);
+          if (!last.ran) {
+            run_piece(feeds, batch, whole * piece, rest, 1, outs);
+            last.ran = rest_done = true;
+          }
+        }
       }
-      // And no lane runs while another makes plans: timing oneDNN candidates executes the very
-      // primitives (from oneDNN's cache) a running lane executes, and once in a test-suite run
-      // lane 0's first piece came out wrong (FloatResidualAdd, resnet8 at batch 8: only
-      // sample 0's logits differed).
+      // And no lane runs while another makes plans or builds kernels: timing oneDNN candidates
+      // executes the very primitives (from oneDNN's cache) a running lane executes, and once
+      // in a test-suite run lane 0's first piece came out wrong (FloatResidualAdd, resnet8 at
+      // batch 8: only sample 0's logits differed).
       while (planned.load() < lanes) std::this_thread::yield();
-      if (lane < whole) run_piece(feeds, batch, lane * piece, piece, lane + 1, outs);
-      if (lane == 0 && rest) run_piece(feeds, batch, whole * piece, rest, 1, outs);
+      if (lane < whole && !first_done) run_piece(feeds, batch, lane * piece, piece, lane + 1, outs);
+      if (lane == 0 && rest && !rest_done) run_piece(feeds, batch, whole * piece, rest, 1, outs);
       for (int64_t k = next++; k < whole; k = next++) {
         run_piece(feeds, batch, k * piece, piece, lane + 1, outs);
       }
