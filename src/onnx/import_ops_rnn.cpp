@@ -9,6 +9,7 @@
 
 #include "core/op_registry.h"
 #include "onnx/import_ops.h"
+#include "passes/graph_uses.h"
 
 namespace minnow::onnx {
 namespace {
@@ -52,11 +53,7 @@ std::optional<Tensor> dequantized_weight(ImportContext& cx, const std::string& o
     n = g.producer(n->inputs[0]);
   }
   if (!n || n->op != OpKind::kDequantizeLinear || n->inputs.size() < 2) return std::nullopt;
-  auto constant = [&](size_t i) -> const Tensor* {
-    if (i >= n->inputs.size() || n->inputs[i].empty()) return nullptr;
-    auto it = g.initializers.find(n->inputs[i]);
-    return it == g.initializers.end() ? nullptr : &it->second.value;
-  };
+  auto constant = [&](size_t i) { return constant_input(g, *n, i); };
   const Tensor* codes = constant(0);
   const Tensor* scale = constant(1);
   const Tensor* zp = constant(2);

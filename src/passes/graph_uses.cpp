@@ -17,6 +17,12 @@ bool GraphUses::only_internal_reader(const std::string& v) const {
   return r != readers.end() && r->second == 1 && !graph_outputs.count(v);
 }
 
+const Tensor* constant_input(const Graph& g, const Node& n, size_t i) {
+  if (i >= n.inputs.size() || n.inputs[i].empty()) return nullptr;
+  auto it = g.initializers.find(n.inputs[i]);
+  return it == g.initializers.end() ? nullptr : &it->second.value;
+}
+
 void remove_nodes(Graph& g, const std::vector<char>& removed) {
   std::vector<Node> kept;
   for (size_t i = 0; i < g.nodes.size(); ++i) {

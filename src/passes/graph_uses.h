@@ -21,6 +21,9 @@ struct GraphUses {
   bool only_internal_reader(const std::string& v) const;
 };
 
+// The constant (initializer) node n reads as input i, or null: absent, empty or computed.
+const Tensor* constant_input(const Graph& g, const Node& n, size_t i);
+
 // Removes the nodes whose flag is set, keeping the order of the rest.
 void remove_nodes(Graph& g, const std::vector<char>& removed);
 // Drops the initializers that no node reads and that are not graph outputs.

@@ -3,15 +3,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "passes/graph_uses.h"
+
 namespace minnow {
 
 std::optional<RowScaledInt8> row_scaled_int8(const Graph& g, const Node* dq) {
   if (!dq || dq->op != OpKind::kDequantizeLinear || dq->inputs.size() < 2) return std::nullopt;
-  auto constant = [&](size_t i) -> const Tensor* {
-    if (i >= dq->inputs.size() || dq->inputs[i].empty()) return nullptr;
-    auto it = g.initializers.find(dq->inputs[i]);
-    return it == g.initializers.end() ? nullptr : &it->second.value;
-  };
+  auto constant = [&](size_t i) { return constant_input(g, *dq, i); };
   const Tensor* codes = constant(0);
   const Tensor* scale = constant(1);
   if (!codes || codes->dtype() != DType::kI8 || codes->rank() != 2 || !scale ||
