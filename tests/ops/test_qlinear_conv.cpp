@@ -427,8 +427,18 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v.push_back(pw("16->32 s2 28x28 with residual, relu (resnet shortcut)", {1, 16, 28, 28}, 32));
   v.push_back(pw("32->64 s2 15x13 batch 3", {3, 32, 15, 13}, 64));
   v.push_back(pw("32->64 s2 15x13 batch 24 (threads start mid-sample)", {24, 32, 15, 13}, 64));
+  // Tails of 16 and 32 channels past the 64-channel blocks, packed four accumulators at a
+  // time (V = 1 and 2): with channels after them, alone (one store per run), and part-empty.
+  v.push_back(pw("24->144 7x9 batch 2 (16-channel tail)", {2, 24, 7, 9}, 144));
+  v.push_back(pw("48->16 5x7 batch 3, i8 out (16 channels)", {3, 48, 5, 7}, 16));
+  v.push_back(pw("16->72 5x7 batch 2 (8-channel tail)", {2, 16, 5, 7}, 72));
+  v.push_back(pw("144->32 7x7 batch 2 (32 channels)", {2, 144, 7, 7}, 32));
+  v.push_back(pw("16->88 3x11 s2, i8 out (24-channel tail)", {1, 16, 6, 21}, 88));
   v[0].act = "relu6";
   v[0].x_zp = 0;
+  v[11].out = DType::kI8;
+  v[14].out = DType::kI8;
+  v[14].strides = {2, 2};
   v[2].sum = true;
   v[3].out = DType::kI8;
   v[3].act = "relu";
