@@ -143,9 +143,9 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
 // weight quads in registers and sweeps the row four outputs at a time (independent
 // accumulators hide the latency of vpdpbusd). Paired (3x3, stride 1): quad m covers input
 // columns 2m .. 2m + 3, which output 2m reads with weights (w0, w1, w2, 0) and output 2m + 1
-// with (0, w0, w1, w2), so the quads are built for every other column only. With 16 channels,
-// four consecutive 8-bit outputs are 64 consecutive bytes, requantized by PackedRequant when
-// `packed` (it is exact for these constants) and stored at once.
+// with (0, w0, w1, w2), so the quads are built for every other column only. Four outputs' 8-bit
+// channels are requantized together by store_four_pixels when `packed` (it is exact for these
+// constants).
 template <int K, bool Paired, DType Out>
 MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
                             int64_t c_begin, const uint8_t* const* row_ptrs, const int8_t* wq,
@@ -154,11 +154,8 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
   constexpr int W = Paired ? 2 : Q;            // weight quads per kernel row
   const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
   constexpr bool kEight = Out != DType::kF32;
-  const bool four_pixels = kEight && packed && c == 16;
   PackedRequant<Out> requant;
   if constexpr (kEight) requant = PackedRequant<Out>(e);
-  // The packs leave dword 4L + i holding output i's channels 4L .. 4L + 3.
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const uint8_t* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
   for (int64_t c0 = c_begin; c0 < c; c0 += 16) {
@@ -186,10 +183,9 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
         }
       }
       if constexpr (kEight) {
-        if (four_pixels) {
-          const __m512 mult[4] = {rq.mult, rq.mult, rq.mult, rq.mult};
-          _mm512_storeu_si512(static_cast<int8_t*>(y) + y_at + ox * 16,
-                              _mm512_permutexvar_epi32(order, requant.pack(acc, mult)));
+        if (packed) {
+          store_four_pixels(requant, acc, rq.mult, lanes,
+                            static_cast<int8_t*>(y) + y_at + ox * c + c0, c);
           continue;
         }
       }

@@ -20,12 +20,16 @@ namespace {
 
 // One output row from the padded rows of its K input rows: for each block of 16 output
 // channels, its K * Q weight quads stay in registers while the row is swept four outputs at a
-// time; each tap quad is a broadcast 32-bit load of the row.
+// time; each tap quad is a broadcast 32-bit load of the row. Four outputs' 8-bit channels are
+// requantized together by store_four_pixels when `packed` (it is exact for these constants).
 template <int K, DType Out>
 MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* const* row_ptrs,
-                            const int8_t* wq, const Epilogue& e, void* y, int64_t y_at) {
+                            const int8_t* wq, const Epilogue& e, bool packed, void* y,
+                            int64_t y_at) {
   constexpr int Q = (K + 3) / 4;
   const int64_t ow = g.ow(), o = g.o, sw = g.sw;
+  PackedRequant<Out> requant;
+  if constexpr (Out != DType::kF32) requant = PackedRequant<Out>(e);
   const uint8_t* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = row_ptrs[ky];
   for (int64_t o0 = 0; o0 < o; o0 += 16) {
@@ -46,6 +50,13 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* 
           for (int i = 0; i < 4; ++i) {
             acc[i] = _mm512_dpbusd_epi32(acc[i], broadcast_quad(r + i * sw), w[ky * Q + j]);
           }
+        }
+      }
+      if constexpr (Out != DType::kF32) {
+        if (packed) {
+          store_four_pixels(requant, acc, rq.mult, lanes,
+                            static_cast<int8_t*>(y) + y_at + ox * o + o0, o);
+          continue;
         }
       }
 #pragma GCC unroll 4
@@ -104,7 +115,9 @@ void QConvOneChannelNhwc::prepare(const QLinearParams& p, const int8_t* w) {
       wsum_[static_cast<size_t>(o)] = sum;
     }
   }
-  update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.o, changed);
+  if (update_constants(p, p.x_zp + (x_dtype_ == DType::kI8 ? 128 : 0), g_.o, changed)) {
+    packed_ok_ = packed_requant_exact(taps);
+  }
 }
 
 void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* y, int64_t first,
@@ -121,9 +134,9 @@ void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* 
     const int64_t y_at = r * g_.ow() * g_.o;
     with_output_dtype(y_dtype_, [&]<DType Out>() {
       if (k == 3) {
-        output_row<3, Out>(g_, opad_, rows, wq_.data(), e, y, y_at);
+        output_row<3, Out>(g_, opad_, rows, wq_.data(), e, packed_ok_, y, y_at);
       } else {
-        output_row<5, Out>(g_, opad_, rows, wq_.data(), e, y, y_at);
+        output_row<5, Out>(g_, opad_, rows, wq_.data(), e, packed_ok_, y, y_at);
       }
     });
   }

@@ -48,6 +48,7 @@ class QConvOneChannelNhwc : public QConvOwnKernel {
   int64_t quads_;             // weight quads per kernel row: ceil(kw / 4)
   int64_t row_bytes_;         // one padded input row, with slack for the last quad's unused taps
   AlignedBuffer<int8_t> wq_;  // [kh][quads_][opad_][4] weight quads
+  bool packed_ok_ = false;    // PackedRequant is exact for the current constants
   std::vector<AlignedBuffer<uint8_t>> rings_;  // per thread: kh padded input rows
 };
 

@@ -137,6 +137,12 @@ MINNOW_VNNI void tile(const uint8_t* x0, const uint8_t* const* xp, int64_t c, co
     const int64_t lanes = std::min<int64_t>(16 * V, o - o0);
 #pragma GCC unroll 16
     for (int p = 0; p < P; p += kRun) {
+      int8_t* dst = static_cast<int8_t*>(y) + y_at + p * o + o0;
+      if constexpr (V == 1) {
+        const __m512i run[4] = {acc[p][0], acc[p + 1][0], acc[p + 2][0], acc[p + 3][0]};
+        store_four_pixels(packed->requant, run, rq[0].mult, lanes, dst, o);
+        continue;
+      }
       __m512i run[4];
       __m512 mult[4];
 #pragma GCC unroll 4
@@ -145,19 +151,12 @@ MINNOW_VNNI void tile(const uint8_t* x0, const uint8_t* const* xp, int64_t c, co
         mult[j] = rq[j % V].mult;
       }
       const __m512i bytes = packed->bytes(run, mult);
-      int8_t* dst = static_cast<int8_t*>(y) + y_at + p * o + o0;
       if (V == 4 || o == 16 * V) {
         _mm512_storeu_si512(dst, bytes);
-      } else if constexpr (V == 2) {
+      } else {  // V = 2
         const auto mask = static_cast<__mmask32>(~0u >> (32 - lanes));
         _mm256_mask_storeu_epi8(dst, mask, _mm512_castsi512_si256(bytes));
         _mm256_mask_storeu_epi8(dst + o, mask, _mm512_extracti64x4_epi64(bytes, 1));
-      } else {
-        const auto mask = static_cast<__mmask16>((1u << lanes) - 1);
-        _mm_mask_storeu_epi8(dst, mask, _mm512_castsi512_si128(bytes));
-        _mm_mask_storeu_epi8(dst + o, mask, _mm512_extracti32x4_epi32(bytes, 1));
-        _mm_mask_storeu_epi8(dst + 2 * o, mask, _mm512_extracti32x4_epi32(bytes, 2));
-        _mm_mask_storeu_epi8(dst + 3 * o, mask, _mm512_extracti32x4_epi32(bytes, 3));
       }
     }
     return;
