@@ -45,7 +45,11 @@ class QConvPointwiseNhwc : public QConvOwnKernel {
   DType y_dtype_;
   int64_t opad_;              // output channels rounded up to 16
   AlignedBuffer<int8_t> wq_;  // [c / 4][opad_][4] weights in vpdpbusd's layout
-  bool packed_ok_ = false;    // the 64-channel packed stores are exact (see the .cpp)
+  // Output channels o % 64 in 17..24: the last up to 8 channels' weights twice, [c / 4][16][4]
+  // (the .cpp's tail_pair_tile).
+  bool tail_pair_ = false;
+  AlignedBuffer<int8_t> wtail_;
+  bool packed_ok_ = false;  // the 64-channel packed stores are exact (see the .cpp)
 };
 
 }  // namespace minnow::kernels

@@ -225,6 +225,19 @@ struct Requantizer {
     const __m128i bytes =
         lanes == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src))
                     : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << lanes) - 1), src);
+    return codes_f32(bytes);
+  }
+
+  // The residual's `lanes` (at most 8) codes at element `at` in lanes 0-7 and at `at2` in
+  // lanes 8-15, as f32.
+  MINNOW_VNNI __m512 sum_pair_at(int64_t lanes, int64_t at, int64_t at2) const {
+    const auto* src = static_cast<const int8_t*>(e.sum);
+    const auto mask = static_cast<__mmask16>((1u << lanes) - 1);
+    return codes_f32(_mm_unpacklo_epi64(_mm_maskz_loadu_epi8(mask, src + at),
+                                        _mm_maskz_loadu_epi8(mask, src + at2)));
+  }
+
+  MINNOW_VNNI __m512 codes_f32(__m128i bytes) const {
     return _mm512_cvtepi32_ps(e.sum_dtype == DType::kU8 ? _mm512_cvtepu8_epi32(bytes)
                                                         : _mm512_cvtepi8_epi32(bytes));
   }
@@ -242,9 +255,13 @@ struct Requantizer {
   // real = (q - y_zp) y_scale + (sum - sum_zp) sum_scale, real / out_scale clamped by the
   // activation and to the output's range (Epilogue::of), rounded.
   MINNOW_VNNI __m512i added(__m512i acc, int64_t lanes, int64_t at) const {
+    return added_to(acc, sum_at(lanes, at));
+  }
+  // The same with the residual's codes as f32 (sum_at, sum_pair_at).
+  MINNOW_VNNI __m512i added_to(__m512i acc, __m512 sum) const {
     const __m512 d =
         _mm512_roundscale_ps(scaled(acc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 s = _mm512_sub_ps(sum_at(lanes, at), _mm512_set1_ps(e.sum_zp));
+    const __m512 s = _mm512_sub_ps(sum, _mm512_set1_ps(e.sum_zp));
     const __m512 real = _mm512_add_ps(_mm512_mul_ps(d, _mm512_set1_ps(e.y_scale)),
                                       _mm512_mul_ps(s, _mm512_set1_ps(e.sum_scale)));
     const __m512 t = _mm512_div_ps(real, _mm512_set1_ps(e.out_scale));

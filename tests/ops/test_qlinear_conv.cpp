@@ -434,11 +434,18 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v.push_back(pw("16->72 5x7 batch 2 (8-channel tail)", {2, 16, 5, 7}, 72));
   v.push_back(pw("144->32 7x7 batch 2 (32 channels)", {2, 144, 7, 7}, 32));
   v.push_back(pw("16->88 3x11 s2, i8 out (24-channel tail)", {1, 16, 6, 21}, 88));
+  // Tails of 17 to 24 channels: the last ones of two pixels share an accumulator.
+  v.push_back(pw("32->20 5x5 batch 3, residual (4 of a pixel pair's channels together)",
+                 {3, 32, 5, 5}, 20));
+  v.push_back(pw("48->84 3x3, i8 out", {1, 48, 3, 3}, 84));
   v[0].act = "relu6";
   v[0].x_zp = 0;
   v[11].out = DType::kI8;
   v[14].out = DType::kI8;
   v[14].strides = {2, 2};
+  v[15].sum = true;
+  v[15].act = "relu";
+  v[16].out = DType::kI8;
   v[2].sum = true;
   v[3].out = DType::kI8;
   v[3].act = "relu";
