@@ -147,12 +147,12 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
 // channels are requantized together by store_four_pixels when `packed` (it is exact for these
 // constants).
 template <int K, bool Paired, DType Out>
-MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
+MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t ow, const QuadLayout& q, int64_t cpad,
                             int64_t c_begin, const uint8_t* const* row_ptrs, const int8_t* wq,
                             const Epilogue& e, bool packed, void* y, int64_t y_at) {
   constexpr int Q = Paired ? 1 : (K + 3) / 4;  // quads per kernel row in the quad rows
   constexpr int W = Paired ? 2 : Q;            // weight quads per kernel row
-  const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
+  const int64_t c = g.c, column = cpad * 4, quad_stride = q.columns * column;
   constexpr bool kEight = Out != DType::kF32;
   PackedRequant<Out> requant;
   if constexpr (kEight) requant = PackedRequant<Out>(e);
@@ -217,14 +217,14 @@ MINNOW_VNNI void output_row(const ConvGeometry& g, const QuadLayout& q, int64_t 
 // is exact for these constants), else Requantizer::store's: clamped in float, so every value
 // fits the 16-bit packs exactly.
 template <int K, bool Paired, DType Out>
-MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, const QuadLayout& q, int64_t cpad,
-                                    int64_t grouped, const uint8_t* const* row_ptrs,
+MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, int64_t ow, const QuadLayout& q,
+                                    int64_t cpad, int64_t grouped, const uint8_t* const* row_ptrs,
                                     const int8_t* wq, const Epilogue& e, bool packed, void* y,
                                     int64_t y_at) {
   static_assert(Out != DType::kF32);
   constexpr int Q = Paired ? 1 : (K + 3) / 4;
   constexpr int W = Paired ? 2 : Q;
-  const int64_t ow = g.ow(), c = g.c, column = cpad * 4, quad_stride = q.columns * column;
+  const int64_t c = g.c, column = cpad * 4, quad_stride = q.columns * column;
   const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
   const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(e.y_zp));
   const PackedRequant<Out> requant(e);
@@ -389,6 +389,7 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
   // 3.4 us; 144 channels 3.2 -> 3.0 us, stride 2 1.55 -> 1.35 us. (16 channels went from 1.8 to
   // 2.0 us, copied or not: the per-column pointer work weighs on one block.)
   const bool direct = !signed_x && g_.c == cpad_;
+  const int64_t ow = g_.ow();
   for (int64_t r = first; r < last; ++r) {
     const uint8_t* const* rows = ring.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
       if (iy < 0 || iy >= g_.h) {
@@ -408,15 +409,16 @@ void QConvDepthwiseNhwc::run_rows(const QLinearParams& p, const void* x, void* y
       build_quads(quads_, cpad_, grouped_,
                   RowSource{s.padded.data(), s.fill.data(), cpad_, 0, positions}, slot);
     });
-    const int64_t y_at = r * g_.ow() * g_.c;
+    const int64_t y_at = r * ow * g_.c;
     const int8_t* wq = wq_.data();
     with_output_dtype(y_dtype_, [&]<DType Out>() {
       with_layout(k, quads_.paired, [&]<int K, bool Paired>() {
         if constexpr (Out != DType::kF32) {
-          output_row_grouped<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, packed_ok_,
-                                             y, y_at);
+          output_row_grouped<K, Paired, Out>(g_, ow, quads_, cpad_, grouped_, rows, wq, e,
+                                             packed_ok_, y, y_at);
         }
-        output_row<K, Paired, Out>(g_, quads_, cpad_, grouped_, rows, wq, e, packed_ok_, y, y_at);
+        output_row<K, Paired, Out>(g_, ow, quads_, cpad_, grouped_, rows, wq, e, packed_ok_, y,
+                                   y_at);
       });
     });
   }

@@ -23,11 +23,11 @@ namespace {
 // time; each tap quad is a broadcast 32-bit load of the row. Four outputs' 8-bit channels are
 // requantized together by store_four_pixels when `packed` (it is exact for these constants).
 template <int K, DType Out>
-MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t opad, const uint8_t* const* row_ptrs,
-                            const int8_t* wq, const Epilogue& e, bool packed, void* y,
-                            int64_t y_at) {
+MINNOW_VNNI void output_row(const ConvGeometry& g, int64_t ow, int64_t opad,
+                            const uint8_t* const* row_ptrs, const int8_t* wq, const Epilogue& e,
+                            bool packed, void* y, int64_t y_at) {
   constexpr int Q = (K + 3) / 4;
-  const int64_t ow = g.ow(), o = g.o, sw = g.sw;
+  const int64_t o = g.o, sw = g.sw;
   PackedRequant<Out> requant;
   if constexpr (Out != DType::kF32) requant = PackedRequant<Out>(e);
   const uint8_t* rows[K];
@@ -127,16 +127,17 @@ void QConvOneChannelNhwc::run_rows(const QLinearParams& p, const void* x, void* 
   const bool signed_x = x_dtype_ == DType::kI8;
   const auto zp = static_cast<uint8_t>(p.x_zp + (signed_x ? 128 : 0));
   RowRing ring_rows(g_, ring, row_bytes_);
+  const int64_t ow = g_.ow();
   for (int64_t r = first; r < last; ++r) {
     const uint8_t* const* rows = ring_rows.rows_for(r, [&](uint8_t* slot, int64_t n, int64_t iy) {
       pad_input_row(g_, 1, row_bytes_, x, signed_x, zp, n, iy, slot);
     });
-    const int64_t y_at = r * g_.ow() * g_.o;
+    const int64_t y_at = r * ow * g_.o;
     with_output_dtype(y_dtype_, [&]<DType Out>() {
       if (k == 3) {
-        output_row<3, Out>(g_, opad_, rows, wq_.data(), e, packed_ok_, y, y_at);
+        output_row<3, Out>(g_, ow, opad_, rows, wq_.data(), e, packed_ok_, y, y_at);
       } else {
-        output_row<5, Out>(g_, opad_, rows, wq_.data(), e, packed_ok_, y, y_at);
+        output_row<5, Out>(g_, ow, opad_, rows, wq_.data(), e, packed_ok_, y, y_at);
       }
     });
   }

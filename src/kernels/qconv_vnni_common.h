@@ -121,21 +121,39 @@ inline void pad_input_row(const ConvGeometry& g, int64_t stride, int64_t positio
 class RowRing {
  public:
   RowRing(const ConvGeometry& g, uint8_t* slots, int64_t slot_bytes)
-      : g_(g), slots_(slots), slot_bytes_(slot_bytes), padded_h_(g.pt + g.h + g.pb) {}
+      : g_(g), slots_(slots), slot_bytes_(slot_bytes), padded_h_(g.pt + g.h + g.pb), oh_(g.oh()) {}
 
   // The slots of output row r (sample r / oh, row r % oh) in kernel-row order. fill(slot, n, iy)
   // prepares input row iy (< 0 or >= h: padding) of sample n for the rows not held yet.
   template <class Fill>
   const uint8_t* const* rows_for(int64_t r, Fill&& fill) {
-    const int64_t oh = g_.oh(), n = r / oh, oy = r - n * oh, k = g_.kh;
-    const int64_t first = n * padded_h_ + oy * g_.sh;  // kernel row 0's row in the padded batch
-    // Two divisions per output row, not one per kernel row (int64 divisions were a sixth of a
-    // 16-channel depthwise layer's time).
-    int64_t at = first % k;
+    const int64_t k = g_.kh;
+    // Callers go through rows in order: the next row's sample, row and first slot follow from
+    // the last's without int64 divisions (which were a sixth of a 16-channel depthwise layer's
+    // time, most of its per-row work).
+    if (r == r_ + 1) {
+      if (++oy_ == oh_) {
+        oy_ = 0;
+        ++n_;
+      }
+    } else {
+      n_ = r / oh_;
+      oy_ = r - n_ * oh_;
+    }
+    const int64_t first = n_ * padded_h_ + oy_ * g_.sh;  // kernel row 0's row in the padded batch
+    if (r == r_ + 1) {
+      at_ += first - first_;
+      while (at_ >= k) at_ -= k;
+    } else {
+      at_ = first % k;
+    }
+    r_ = r;
+    first_ = first;
+    int64_t at = at_;
     for (int64_t ky = 0; ky < k; ++ky, at = at + 1 == k ? 0 : at + 1) {
       uint8_t* slot = slots_ + at * slot_bytes_;
       if (held_[at] != first + ky) {
-        fill(slot, n, oy * g_.sh + ky - g_.pt);
+        fill(slot, n_, oy_ * g_.sh + ky - g_.pt);
         held_[at] = first + ky;
       }
       rows_[ky] = slot;
@@ -146,8 +164,9 @@ class RowRing {
  private:
   const ConvGeometry& g_;
   uint8_t* slots_;
-  int64_t slot_bytes_, padded_h_;
-  int64_t held_[5] = {-1, -1, -1, -1, -1};  // kh <= 5
+  int64_t slot_bytes_, padded_h_, oh_;
+  int64_t r_ = -2, n_ = 0, oy_ = 0, first_ = 0, at_ = 0;  // the last row's
+  int64_t held_[5] = {-1, -1, -1, -1, -1};                // kh <= 5
   const uint8_t* rows_[5] = {};
 };
 
