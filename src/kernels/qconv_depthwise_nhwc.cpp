@@ -58,15 +58,18 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
   const __m512i index = _mm512_load_si512(kIndex);
   const QuadLayout q = layout;
   const RowSource row = source;
-  // The quads of column m from the taps' pixels at[t] (t < taps).
-  auto column = [&](int64_t j, int64_t m, int taps, const uint8_t* const* at) MINNOW_VNNI {
+  // The quads of column m from the taps' pixels at[t] (t < Taps). Taps is a constant, not a
+  // run-time count tested per tap: stride-2 layers at batch 26, one thread, 64 channels 28x28
+  // 52.9 -> 48.6 us, mobilenet_v2's 96 channels 64.4 -> 62.1 us.
+  auto column = [&]<int Taps>(int64_t j, int64_t m, const uint8_t* const* at) MINNOW_VNNI {
     uint8_t* dst = out + (j * q.columns + m) * cpad * 4;
     // Channels [0, grouped): 64 at a time, interleaved within 128-bit lanes, which leaves them
     // in slot order (slot_of).
     for (int64_t c0 = 0; c0 < grouped; c0 += 64) {
       __m512i px[4];
+#pragma GCC unroll 4
       for (int t = 0; t < 4; ++t) {
-        px[t] = t < taps ? _mm512_loadu_si512(at[t] + c0) : _mm512_setzero_si512();
+        px[t] = t < Taps ? _mm512_loadu_si512(at[t] + c0) : _mm512_setzero_si512();
       }
       const __m512i a = _mm512_unpacklo_epi8(px[0], px[1]), b = _mm512_unpackhi_epi8(px[0], px[1]);
       const __m512i c = _mm512_unpacklo_epi8(px[2], px[3]), d = _mm512_unpackhi_epi8(px[2], px[3]);
@@ -80,9 +83,9 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
         return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[t] + c0));
       };
       __m512i lanes = _mm512_zextsi128_si512(tap(0));
-      if (taps > 1) lanes = _mm512_inserti32x4(lanes, tap(1), 1);
-      if (taps > 2) lanes = _mm512_inserti32x4(lanes, tap(2), 2);
-      if (taps > 3) lanes = _mm512_inserti32x4(lanes, tap(3), 3);
+      if constexpr (Taps > 1) lanes = _mm512_inserti32x4(lanes, tap(1), 1);
+      if constexpr (Taps > 2) lanes = _mm512_inserti32x4(lanes, tap(2), 2);
+      if constexpr (Taps > 3) lanes = _mm512_inserti32x4(lanes, tap(3), 3);
       _mm512_storeu_si512(dst + 4 * c0, _mm512_permutexvar_epi8(index, lanes));
     }
   };
@@ -98,11 +101,7 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
       inner_end =
           room < 0 ? inner_begin : std::clamp<int64_t>(room / q.pitch + 1, inner_begin, q.columns);
     }
-    auto edge = [&](int64_t m) MINNOW_VNNI {
-      const uint8_t* at[4];
-      for (int t = 0; t < taps; ++t) at[t] = row.at(m * q.pitch + 4 * j + t);
-      column(j, m, taps, at);
-    };
+
     const int64_t step = q.pitch * row.pitch;  // bytes from one column's first tap to the next
     const uint8_t* first = inner_begin < inner_end
                                ? row.pixels + (inner_begin * q.pitch + 4 * j - row.pl) * row.pitch
@@ -129,13 +128,33 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
       }
       continue;
     }
-    for (int64_t m = 0; m < inner_begin; ++m) edge(m);
-    for (int64_t m = inner_begin; m < inner_end; ++m, first += step) {
-      const uint8_t* at[4] = {first, first + row.pitch, first + 2 * row.pitch,
-                              first + 3 * row.pitch};
-      column(j, m, taps, at);
+    auto sweep = [&]<int Taps>() MINNOW_VNNI {
+      auto edge = [&](int64_t m) MINNOW_VNNI {
+        const uint8_t* at[4];
+        for (int t = 0; t < Taps; ++t) at[t] = row.at(m * q.pitch + 4 * j + t);
+        column.template operator()<Taps>(j, m, at);
+      };
+      for (int64_t m = 0; m < inner_begin; ++m) edge(m);
+      const uint8_t* px = first;
+      for (int64_t m = inner_begin; m < inner_end; ++m, px += step) {
+        const uint8_t* at[4] = {px, px + row.pitch, px + 2 * row.pitch, px + 3 * row.pitch};
+        column.template operator()<Taps>(j, m, at);
+      }
+      for (int64_t m = inner_end; m < q.columns; ++m) edge(m);
+    };
+    switch (taps) {
+      case 4:
+        sweep.template operator()<4>();
+        break;
+      case 3:
+        sweep.template operator()<3>();
+        break;
+      case 2:
+        sweep.template operator()<2>();
+        break;
+      default:
+        sweep.template operator()<1>();
     }
-    for (int64_t m = inner_end; m < q.columns; ++m) edge(m);
   }
 }
 
