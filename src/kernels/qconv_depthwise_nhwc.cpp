@@ -101,7 +101,6 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
       inner_end =
           room < 0 ? inner_begin : std::clamp<int64_t>(room / q.pitch + 1, inner_begin, q.columns);
     }
-
     const int64_t step = q.pitch * row.pitch;  // bytes from one column's first tap to the next
     const uint8_t* first = inner_begin < inner_end
                                ? row.pixels + (inner_begin * q.pitch + 4 * j - row.pl) * row.pitch
