@@ -269,21 +269,32 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, int64_t ow, const Qua
           Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
       _mm512_storeu_si512(dst, bytes);
     };
-    // 3x3 unpaired (stride 2): the group's 12 weight vectors fit in registers next to the eight
-    // accumulators, and stay there for the row (mobilenet_v2 int8 at batch 26, one thread: 96
-    // channels stride 2 70.9 -> 67.0 us, 144 channels 30.3 -> 28.9 us, three runs each). Paired
-    // layers have 24 and read theirs from memory.
-    constexpr bool kHeld = !Paired && K * W <= 3;
-    __m512i held[kHeld ? K * W : 1][4];
+    // The group's weight vectors of weight quad 0 (one per kernel row and quad vector: 12 for a
+    // 3x3 kernel) fit in registers next to the eight accumulators, and stay there for the row.
+    // Paired, the odd output's weight quad 1, (0, w0, w1, w2), is not needed: on a quad
+    // (x0, x1, x2, x3) it gives the sum quad 0 gives on (x1, x2, x3, 0), the quad's dwords
+    // shifted down a byte (one shift instead of 12 more weight vectors, which did not fit and
+    // were read from memory). mobilenet_v2 int8 at batch 26, one thread, three runs each: stride
+    // 2 (unpaired) 96 channels 70.9 -> 67.0 us, 144 channels 30.3 -> 28.9 us; paired (the
+    // shift) 144 channels 65.5 -> 60.1 us, 192 channels at 7x7 23.2 -> 22.1 us.
+    constexpr bool kHeld = K * Q <= 3;
+    __m512i held[kHeld ? K * Q : 1][4];
     if constexpr (kHeld) {
-      for (int t = 0; t < K * W; ++t) {
-        for (int b = 0; b < 4; ++b)
-          held[t][b] = _mm512_loadu_si512(wq + (t * cpad + g0 + 16 * b) * 4);
+      for (int ky = 0; ky < K; ++ky) {
+        for (int j = 0; j < Q; ++j) {
+          for (int b = 0; b < 4; ++b) {
+            held[ky * Q + j][b] = _mm512_loadu_si512(wq + ((ky * W + j) * cpad + g0 + 16 * b) * 4);
+          }
+        }
       }
     }
-    auto weight = [&](int t, int b) MINNOW_VNNI {
-      if constexpr (kHeld) return held[t][b];
-      return _mm512_loadu_si512(wq + (t * cpad + g0 + 16 * b) * 4);
+    // Weight vector b of kernel row ky's weight quad t (paired: the output's parity; else the
+    // row's quad j).
+    auto weight = [&](int ky, int t, int b) MINNOW_VNNI {
+      if constexpr (kHeld) {
+        if (Paired || t < Q) return held[ky * Q + (Paired ? 0 : t)][b];
+      }
+      return _mm512_loadu_si512(wq + ((ky * W + t) * cpad + g0 + 16 * b) * 4);
     };
     int64_t ox = 0;
     for (; ox + 2 <= ow; ox += 2) {  // ox is even
@@ -296,14 +307,24 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, int64_t ow, const Qua
 #pragma GCC unroll 2
         for (int j = 0; j < Q; ++j) {
           const uint8_t* r = row_ptrs[ky] + j * quad_stride + g0 * 4;
+          if constexpr (Paired && kHeld) {
+            const uint8_t* at = r + ox / 2 * column;
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; ++b) {
+              const __m512i quad = _mm512_loadu_si512(at + 64 * b);
+              acc[0][b] = _mm512_dpbusd_epi32(acc[0][b], quad, weight(ky, 0, b));
+              acc[1][b] =
+                  _mm512_dpbusd_epi32(acc[1][b], _mm512_srli_epi32(quad, 8), weight(ky, 0, b));
+            }
+            continue;
+          }
 #pragma GCC unroll 2
           for (int i = 0; i < 2; ++i) {
             const uint8_t* at = r + (Paired ? ox / 2 : ox + i) * column;
-            const int t = ky * W + (Paired ? i : j);
 #pragma GCC unroll 4
             for (int b = 0; b < 4; ++b) {
-              acc[i][b] =
-                  _mm512_dpbusd_epi32(acc[i][b], _mm512_loadu_si512(at + 64 * b), weight(t, b));
+              acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], _mm512_loadu_si512(at + 64 * b),
+                                              weight(ky, Paired ? i : j, b));
             }
           }
         }
@@ -318,8 +339,7 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, int64_t ow, const Qua
           const uint8_t* at =
               row_ptrs[ky] + j * quad_stride + (Paired ? ox / 2 : ox) * column + g0 * 4;
           for (int b = 0; b < 4; ++b) {
-            acc[b] =
-                _mm512_dpbusd_epi32(acc[b], _mm512_loadu_si512(at + 64 * b), weight(ky * W + j, b));
+            acc[b] = _mm512_dpbusd_epi32(acc[b], _mm512_loadu_si512(at + 64 * b), weight(ky, j, b));
           }
         }
       }
