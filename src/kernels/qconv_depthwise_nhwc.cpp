@@ -113,7 +113,7 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
       const auto bytes = static_cast<__mmask64>(~0ull >> (64 - 16 * taps));
       const auto base = reinterpret_cast<uintptr_t>(row.pixels);
       uint8_t* dst = out + j * q.columns * 64;
-      for (int64_t m = 0; m < q.columns; ++m, dst += 64) {
+      auto masked = [&](int64_t m) MINNOW_VNNI {
         const int64_t i0 = m * q.pitch + 4 * j - row.pl;  // tap 0's pixel
         __mmask64 mask = bytes;
         if (m < inner_begin || m >= inner_end) {
@@ -122,9 +122,20 @@ MINNOW_VNNI void build_quads(const QuadLayout& layout, int64_t cpad, int64_t gro
               hi > lo ? static_cast<__mmask64>((~0ull >> (64 - 16 * (hi - lo))) << (16 * lo)) : 0;
         }
         const auto* at = reinterpret_cast<const void*>(base + static_cast<uintptr_t>(i0 * 16));
-        _mm512_storeu_si512(dst,
+        _mm512_storeu_si512(dst + m * 64,
                             _mm512_permutexvar_epi8(index, _mm512_mask_loadu_epi8(fill, mask, at)));
+      };
+      if (taps < 4) {
+        for (int64_t m = 0; m < q.columns; ++m) masked(m);
+        continue;
       }
+      // Four taps: the columns inside the image read their 64 bytes with a plain load.
+      for (int64_t m = 0; m < inner_begin; ++m) masked(m);
+      const uint8_t* px = first;
+      for (int64_t m = inner_begin; m < inner_end; ++m, px += step) {
+        _mm512_storeu_si512(dst + m * 64, _mm512_permutexvar_epi8(index, _mm512_loadu_si512(px)));
+      }
+      for (int64_t m = inner_end; m < q.columns; ++m) masked(m);
       continue;
     }
     auto sweep = [&]<int Taps>() MINNOW_VNNI {
