@@ -107,8 +107,8 @@ std::pair<BenchResult, BenchResult> benchmark_pair(InferenceSession& a, Inferenc
   warm_up(b, feeds_b, o);
   std::vector<double> ms_a, ms_b;
   for (int k = 0; k < blocks; ++k) {
-    // Block k's share of the runs; the first run after switching sessions is untimed (it moves
-    // the other session's data out of the caches).
+    // Block k's share of the runs. The first run after switching sessions is untimed: it brings
+    // this session's weights and buffers back into the caches the other one used.
     const int runs = o.iters * (k + 1) / blocks - o.iters * k / blocks;
     for (auto [session, feeds, ms] :
          {std::tuple{&a, &feeds_a, &ms_a}, std::tuple{&b, &feeds_b, &ms_b}}) {
