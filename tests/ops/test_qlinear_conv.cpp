@@ -475,8 +475,9 @@ TEST(QLinearConv, ChannelsLastPointwiseIsExact) {
   v.back().act = "relu6";
   v.back().sum_out_scale = 40.0f;
   v.back().sum_out_zp = 0;
-  // i8 residual and output (the packed residual stores' signed packs), 64, 32 and 16 channels.
-  for (int64_t o : {64, 32, 16}) {
+  // i8 residual and output (the packed residual stores' signed packs), 64, 32, 24 and 16
+  // channels.
+  for (int64_t o : {64, 32, 24, 16}) {
     v.push_back(pw("32->" + std::to_string(o) + " 9x9 i8 residual and output, no activation",
                    {2, 32, 9, 9}, o));
     v.back().sum = true;
