@@ -299,12 +299,10 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, int64_t ow, const Qua
         }
       }
     }
-    // Weight vector b of kernel row ky's weight quad t (paired: the output's parity; else the
-    // row's quad j).
+    // Weight vector b of kernel row ky's weight quad t (paired: the output's parity, which is 0
+    // wherever the weights are held; else the row's quad j).
     auto weight = [&](int ky, int t, int b) MINNOW_VNNI {
-      if constexpr (kHeld) {
-        if (Paired || t < Q) return held[ky * Q + (Paired ? 0 : t)][b];
-      }
+      if constexpr (kHeld) return held[ky * Q + t][b];
       return _mm512_loadu_si512(wq + ((ky * W + t) * cpad + g0 + 16 * b) * 4);
     };
     int64_t ox = 0;
@@ -327,15 +325,15 @@ MINNOW_VNNI void output_row_grouped(const ConvGeometry& g, int64_t ow, const Qua
               acc[1][b] =
                   _mm512_dpbusd_epi32(acc[1][b], _mm512_srli_epi32(quad, 8), weight(ky, 0, b));
             }
-            continue;
-          }
+          } else {
 #pragma GCC unroll 2
-          for (int i = 0; i < 2; ++i) {
-            const uint8_t* at = r + (Paired ? ox / 2 : ox + i) * column;
+            for (int i = 0; i < 2; ++i) {
+              const uint8_t* at = r + (Paired ? ox / 2 : ox + i) * column;
 #pragma GCC unroll 4
-            for (int b = 0; b < 4; ++b) {
-              acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], _mm512_loadu_si512(at + 64 * b),
-                                              weight(ky, Paired ? i : j, b));
+              for (int b = 0; b < 4; ++b) {
+                acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], _mm512_loadu_si512(at + 64 * b),
+                                                weight(ky, Paired ? i : j, b));
+              }
             }
           }
         }

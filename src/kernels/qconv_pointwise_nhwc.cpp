@@ -63,9 +63,7 @@ struct PackedStore {
   __m512i order;
 
   PackedStore() = default;
-  MINNOW_VNNI explicit PackedStore(const Epilogue& e)
-      : requant(e),
-        order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)) {}
+  MINNOW_VNNI explicit PackedStore(const Epilogue& e) : requant(e), order(packed_vector_order()) {}
 
   MINNOW_VNNI __m512i bytes(const __m512i* acc, const __m512* mult) const {
     return _mm512_permutexvar_epi32(order, requant.pack(acc, mult));
@@ -83,18 +81,22 @@ struct PackedSumStore {
 
   PackedSumStore() = default;
   MINNOW_VNNI explicit PackedSumStore(const Epilogue& e)
-      : order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)),
-        zp(_mm512_set1_epi16(static_cast<int16_t>(e.out_zp))) {}
+      : order(packed_vector_order()), zp(_mm512_set1_epi16(static_cast<int16_t>(e.out_zp))) {}
+
+  // Four vectors of the Add's rounded results (Requantizer::added, without out_zp) packed to
+  // bytes as PackedRequant packs (dword 4L + d: vector d's lanes 4L .. 4L + 3).
+  MINNOW_VNNI __m512i pack(const __m512i* q) const {
+    const __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+    const __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+    return Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
+  }
 
   MINNOW_VNNI void store(const __m512i* acc, const Requantizer<Out, true>* const* rq, void* y,
                          int64_t at) const {
     __m512i q[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) q[j] = rq[j]->added(acc[j], 16, at + 16 * j);
-    const __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
-    const __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
-    const __m512i bytes = Out == DType::kU8 ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
-    _mm512_storeu_si512(static_cast<int8_t*>(y) + at, _mm512_permutexvar_epi32(order, bytes));
+    _mm512_storeu_si512(static_cast<int8_t*>(y) + at, _mm512_permutexvar_epi32(order, pack(q)));
   }
 };
 
@@ -264,6 +266,8 @@ MINNOW_VNNI void tail_pair_tile(const uint8_t* x0, const uint8_t* const* xp, int
   // first, then pixel 2i + 1's.
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 2, 6, 10, 14, 9, 13, 3, 7, 11, 15);
   const auto one = static_cast<__mmask64>(~0ull >> (48 - t));  // 16 + t bytes
+  PackedSumStore<Out> sums;
+  if constexpr (Sum) sums = PackedSumStore<Out>(head.e);
 #pragma GCC unroll 8
   for (int i = 0; i < P / 2; ++i) {
     const int64_t at = y_at + 2 * i * o + o0;  // pixel 2i's first channel
@@ -272,10 +276,7 @@ MINNOW_VNNI void tail_pair_tile(const uint8_t* x0, const uint8_t* const* xp, int
       const __m512i q[4] = {head.added(acc[2 * i], 16, at),
                             tail.added_to(mix[i], tail.sum_pair_at(t, at + 16, at + o + 16)),
                             head.added(acc[2 * i + 1], 16, at + o), _mm512_setzero_si512()};
-      const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(head.e.out_zp));
-      const __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
-      const __m512i hi = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
-      bytes = Out == DType::kU8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
+      bytes = sums.pack(q);
     } else {
       const __m512i q[4] = {acc[2 * i], mix[i], acc[2 * i + 1], mix[i]};
       const __m512 mult[4] = {head.mult, tail.mult, head.mult, tail.mult};

@@ -365,6 +365,12 @@ struct PackedRequant {
   }
 };
 
+// The permute that takes PackedRequant's (and the residual packs') output, dword 4L + d holding
+// vector d's lanes 4L .. 4L + 3, to vector d's 16 bytes at 16d .. 16d + 15.
+MINNOW_VNNI inline __m512i packed_vector_order() {
+  return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+}
+
 // Requantizes one 16-channel block of four output pixels, acc[i] pixel i's (multipliers
 // `mult`), with one PackedRequant (exact when QConvOwnKernel::packed_requant_exact holds), and
 // stores each pixel's first `lanes` channels at dst + i * pitch: one 64-byte store when the
@@ -373,10 +379,8 @@ struct PackedRequant {
 template <DType Out>  // u8 or i8
 MINNOW_VNNI inline void store_four_pixels(const PackedRequant<Out>& requant, const __m512i* acc,
                                           __m512 mult, int64_t lanes, int8_t* dst, int64_t pitch) {
-  // The packs leave dword 4L + i holding pixel i's channels 4L .. 4L + 3.
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m512 mults[4] = {mult, mult, mult, mult};
-  const __m512i bytes = _mm512_permutexvar_epi32(order, requant.pack(acc, mults));
+  const __m512i bytes = _mm512_permutexvar_epi32(packed_vector_order(), requant.pack(acc, mults));
   if (pitch == 16 && lanes == 16) return _mm512_storeu_si512(dst, bytes);
   const auto mask = static_cast<__mmask16>((1u << lanes) - 1);
   _mm_mask_storeu_epi8(dst, mask, _mm512_castsi512_si128(bytes));
