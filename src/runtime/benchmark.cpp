@@ -6,9 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
-#include <tuple>
-#include <utility>
-#include <vector>
 
 #include "core/rng.h"
 #include "minnow/error.h"
@@ -40,38 +37,31 @@ std::map<std::string, Tensor> synthetic_feeds(const std::vector<ValueInfo>& inpu
   return feeds;
 }
 
-namespace {
-
-void check(const BenchOptions& o) {
+BenchResult benchmark_session(InferenceSession& session, const BenchOptions& o) {
   if (o.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(o.batch));
   if (o.warmup < 0) throw Error("--warmup must be >= 0, got " + std::to_string(o.warmup));
   if (o.iters < 1) throw Error("--iters must be >= 1, got " + std::to_string(o.iters));
-}
-
-// A session first times runs on all threads against runs on one (runtime/threads_choice.h);
-// warm-up goes on until it has chosen (at most a second), so that the timed runs are the ones a
-// long-running caller gets: a compression report's 200 runs at 0.03 ms would otherwise all fall
-// before the choice.
-void warm_up(InferenceSession& session, const std::map<std::string, Tensor>& feeds,
-             const BenchOptions& o) {
+  const std::map<std::string, Tensor> feeds = synthetic_feeds(session.inputs(), o.batch, o.seed);
+  // A session first times runs on all threads against runs on one (runtime/threads_choice.h);
+  // warm-up goes on until it has chosen (at most a second), so that the timed runs are the ones
+  // a long-running caller gets: a compression report's 200 runs at 0.03 ms would otherwise all
+  // fall before the choice.
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < o.warmup || (o.warmup > 0 && !session.threads_chosen(o.batch)); ++i) {
     if (i >= o.warmup && std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) break;
     session.run(feeds);
   }
-}
-
-double timed_run(InferenceSession& session, const std::map<std::string, Tensor>& feeds) {
-  const auto t0 = std::chrono::steady_clock::now();
-  session.run(feeds);
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-BenchResult summarize(std::vector<double> ms, int64_t batch) {
+  std::vector<double> ms(o.iters);
+  for (int i = 0; i < o.iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    session.run(feeds);
+    ms[i] =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
   BenchResult r;
-  r.batch = batch;
-  r.iters = static_cast<int>(ms.size());
-  r.mean_ms = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size());
+  r.batch = o.batch;
+  r.iters = o.iters;
+  r.mean_ms = std::accumulate(ms.begin(), ms.end(), 0.0) / o.iters;
   std::sort(ms.begin(), ms.end());
   // Nearest rank: the smallest value with at least q of the runs at or below it.
   auto pct = [&](double q) {
@@ -82,41 +72,8 @@ BenchResult summarize(std::vector<double> ms, int64_t batch) {
   r.p90_ms = pct(0.90);
   r.p99_ms = pct(0.99);
   r.min_ms = ms.front();
-  r.samples_per_s = r.mean_ms > 0 ? 1000.0 * static_cast<double>(batch) / r.mean_ms : 0.0;
+  r.samples_per_s = r.mean_ms > 0 ? 1000.0 * static_cast<double>(o.batch) / r.mean_ms : 0.0;
   return r;
-}
-
-}  // namespace
-
-BenchResult benchmark_session(InferenceSession& session, const BenchOptions& o) {
-  check(o);
-  const std::map<std::string, Tensor> feeds = synthetic_feeds(session.inputs(), o.batch, o.seed);
-  warm_up(session, feeds, o);
-  std::vector<double> ms(o.iters);
-  for (int i = 0; i < o.iters; ++i) ms[i] = timed_run(session, feeds);
-  return summarize(std::move(ms), o.batch);
-}
-
-std::pair<BenchResult, BenchResult> benchmark_pair(InferenceSession& a, InferenceSession& b,
-                                                   const BenchOptions& o, int blocks) {
-  check(o);
-  if (blocks < 1) throw Error("benchmark_pair: blocks must be >= 1, got " + std::to_string(blocks));
-  const std::map<std::string, Tensor> feeds_a = synthetic_feeds(a.inputs(), o.batch, o.seed);
-  const std::map<std::string, Tensor> feeds_b = synthetic_feeds(b.inputs(), o.batch, o.seed);
-  warm_up(a, feeds_a, o);
-  warm_up(b, feeds_b, o);
-  std::vector<double> ms_a, ms_b;
-  for (int k = 0; k < blocks; ++k) {
-    // Block k's share of the runs. The first run after switching sessions is untimed: it brings
-    // this session's weights and buffers back into the caches the other one used.
-    const int runs = o.iters * (k + 1) / blocks - o.iters * k / blocks;
-    for (auto [session, feeds, ms] :
-         {std::tuple{&a, &feeds_a, &ms_a}, std::tuple{&b, &feeds_b, &ms_b}}) {
-      if (runs > 0) session->run(*feeds);
-      for (int i = 0; i < runs; ++i) ms->push_back(timed_run(*session, *feeds));
-    }
-  }
-  return {summarize(std::move(ms_a), o.batch), summarize(std::move(ms_b), o.batch)};
 }
 
 int64_t peak_rss_bytes() {

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "minnow/graph.h"
@@ -35,14 +34,6 @@ std::map<std::string, Tensor> synthetic_feeds(const std::vector<ValueInfo>& inpu
 // Runs session.run() warmup + iters times; latency percentiles over the timed runs
 // (nearest-rank). Throws minnow::Error for batch < 1, warmup < 0 or iters < 1.
 BenchResult benchmark_session(InferenceSession& session, const BenchOptions& options);
-
-// Two sessions timed side by side, for a fair comparison on a host whose speed changes within
-// seconds (a shared machine, or cores moving between power states): both warm up, then the runs
-// go in `blocks` blocks, a's then b's, so that each meets the host in the same states. A report
-// that timed one model's runs and later the other's put mobilenet_v2's int8 batch-1 speed-up at
-// 1.98x when side by side it is 2.4x.
-std::pair<BenchResult, BenchResult> benchmark_pair(InferenceSession& a, InferenceSession& b,
-                                                   const BenchOptions& options, int blocks = 10);
 
 // Peak resident memory of this process so far, in bytes (getrusage).
 int64_t peak_rss_bytes();

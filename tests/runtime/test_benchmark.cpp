@@ -1,6 +1,5 @@
 // benchmark_session: percentiles are ordered and consistent with the runs, synthetic inputs
-// follow the graph's inputs (batch, dtype), and bad options are errors; benchmark_pair keeps
-// two sessions' runs apart.
+// follow the graph's inputs (batch, dtype), and bad options are errors.
 #include <gtest/gtest.h>
 
 #include "minnow/builder.h"
@@ -35,27 +34,6 @@ TEST(Benchmark, PercentilesAreOrderedAndThroughputMatchesTheMean) {
   EXPECT_NEAR(r.samples_per_s, 5 * 1000.0 / r.mean_ms, 1e-6 * r.samples_per_s);
   // The session ran at the requested batch: its output has 5 rows.
   EXPECT_EQ(session.run(synthetic_feeds(session.inputs(), 5, 0))[0].shape(), (Shape{5, 3}));
-}
-
-// benchmark_pair times two sessions in alternating blocks: each result covers its own session's
-// runs (all of them, whatever the split), and a model with ~1000 times the work is the slower.
-TEST(Benchmark, PairedTimingKeepsEachSessionsRunsApart) {
-  GraphBuilder b("wide", 1);
-  std::string x = b.input("input", {kDynamic, 8});
-  b.output(b.linear(b.relu(b.linear(x, 2048, true, "fc1")), 2048, true, "fc2"));
-  InferenceSession small(small_mlp()), wide(b.build());
-  BenchOptions o;
-  o.iters = 23;
-  o.warmup = 2;
-  const auto [s, w] = benchmark_pair(small, wide, o, 4);
-  EXPECT_EQ(s.iters, 23);
-  EXPECT_EQ(w.iters, 23);
-  EXPECT_LE(s.min_ms, s.p50_ms);
-  EXPECT_LE(w.p50_ms, w.p99_ms);
-  EXPECT_LT(s.p50_ms, w.p50_ms);
-  const auto [w2, s2] = benchmark_pair(wide, small, o, 23);  // one run per block
-  EXPECT_LT(s2.p50_ms, w2.p50_ms);
-  EXPECT_THROW(benchmark_pair(small, wide, o, 0), Error);
 }
 
 TEST(Benchmark, ProfilingTimesEveryNodeOfTheOptimizedGraphOncePerRun) {

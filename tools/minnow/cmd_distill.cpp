@@ -51,10 +51,8 @@ void run_distill(DistillArgs& a) {
   }
   compress::MeasureOptions mo;
   mo.latency_iters = f.latency_iters;
-  mo.measure_latency = false;  // timed at the end, side by side with the student's
   job.before =
       compress::measure_model(teacher.graph, &job.data.test, job.norm, teacher.metadata, mo);
-  job.before_graph = teacher.graph;
 
   TrainConfig cfg = f.train;
   cfg.seed = f.seed;

@@ -5,8 +5,6 @@
 #include "io/mnw.h"
 #include "minnow/error.h"
 #include "progress.h"
-#include "runtime/benchmark.h"
-#include "runtime/inference_session.h"
 
 namespace minnow::cli {
 
@@ -74,10 +72,8 @@ CompressJob start_compress_job(const CompressFlags& f, bool measure_before) {
   if (!measure_before) return job;
   compress::MeasureOptions mo;
   mo.latency_iters = f.latency_iters;
-  mo.measure_latency = false;  // timed at the end, side by side with the result's
   job.before =
       compress::measure_model(job.model.graph, &job.data.test, job.norm, job.model.metadata, mo);
-  job.before_graph = job.model.graph;
   return job;
 }
 
@@ -102,21 +98,9 @@ void finish_compress_job(CompressJob& job, const CompressFlags& f, compress::Mod
   const int64_t trainable = after.trainable_params;
   compress::MeasureOptions mo;
   mo.latency_iters = f.latency_iters;
-  mo.measure_latency = !job.before_graph;
   after =
       compress::measure_model(job.model.graph, &job.data.test, job.norm, job.model.metadata, mo);
   after.trainable_params = trainable;
-  if (job.before_graph) {
-    // Both batch-1 latencies side by side, in alternating blocks of runs.
-    InferenceSession before_session(*job.before_graph), after_session(job.model.graph);
-    BenchOptions b;
-    b.batch = 1;
-    b.iters = f.latency_iters;
-    b.warmup = 20;
-    const auto [before, now] = benchmark_pair(before_session, after_session, b);
-    job.before.latency_ms_p50 = before.p50_ms;
-    after.latency_ms_p50 = now.p50_ms;
-  }
   job.model.metadata["test_acc"] = after.test_acc;
   io::MnwContents out;
   out.graph = job.model.graph;

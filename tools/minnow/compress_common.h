@@ -4,7 +4,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,9 +41,6 @@ struct CompressJob {
   data::TrainTest data;
   data::Normalization norm;
   compress::ModelReport before;
-  // The model "before" describes, kept so that its batch-1 latency is timed again side by side
-  // with the result's at the end (runtime/benchmark.h, benchmark_pair); empty: not kept.
-  std::optional<Graph> before_graph;
 };
 // The options that build zoo model `f.model` for data `d`: its sample shape and classes, the
 // seed, and f.zoo.
